@@ -1,0 +1,192 @@
+"""`warroom` command line: console, serve, postmortem, incidents, playbooks check, db upgrade.
+
+Imports are lazy per subcommand so each command only loads what it uses.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import logging
+import sys
+from pathlib import Path
+
+
+def _settings():  # noqa: ANN202 - Settings, imported lazily
+    from pydantic import ValidationError
+
+    from bot.settings import Settings
+
+    try:
+        return Settings()
+    except ValidationError as problem:
+        details = "; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in problem.errors())
+        raise SystemExit(f"warroom: bad settings ({details}). See .env.example.") from None
+
+
+def _parse_ref(ref: str) -> int:
+    from bot.commands import _INCIDENT_REF
+
+    match = _INCIDENT_REF.match(ref.strip())
+    if not match:
+        raise SystemExit(f"warroom: {ref!r} is not an incident id; use INC-n, e.g. INC-1")
+    return int(match.group(1))
+
+
+async def _console(args: argparse.Namespace) -> int:
+    from adapters.console import ConsoleChat, ConsoleSession, play, stdin_lines
+    from bot.bootstrap import build
+    from bot.ports import FastClock, ManualClock, SystemClock
+
+    settings = _settings()
+    out = sys.stdout
+    chat = ConsoleChat(out)
+    if args.script:
+        clock = ManualClock(SystemClock().now().replace(microsecond=0))
+        advance = clock.advance
+    else:
+        clock = FastClock(args.speed)
+        advance = clock.advance
+    app = await build(settings, chat={"console": chat}, clock=clock)
+    session = ConsoleSession(service=app.service, chat=chat, out=out, user=args.user,
+                             channel=settings.incidents_channel, advance=advance)
+    try:
+        if args.script:
+            await play(session, Path(args.script).read_text(encoding="utf-8").splitlines())
+            return 0
+        app.ticker.start()
+        speed = f", time runs {args.speed:g}× faster" if args.speed != 1 else ""
+        session.say(f"warroom console — database {settings.database_url}{speed}. /help for console commands, "
+                    f"/incident help for bot commands.")
+        out.write(session.prompt)
+        out.flush()
+        async for line in stdin_lines():
+            await session.handle(line)
+            if session.finished:
+                break
+            out.write(session.prompt)
+            out.flush()
+        return 0
+    finally:
+        await app.close()
+
+
+async def _postmortem(args: argparse.Namespace) -> int:
+    from bot.bootstrap import build
+    from bot.domain import DomainError
+
+    app = await build(_settings(), chat={})
+    try:
+        document = await app.service.export_postmortem(_parse_ref(args.incident), args.format)
+    except DomainError as problem:
+        print(f"warroom: {problem}", file=sys.stderr)
+        return 1
+    finally:
+        await app.close()
+    if args.output:
+        Path(args.output).write_text(document, encoding="utf-8")
+    else:
+        sys.stdout.write(document)
+    return 0
+
+
+async def _incidents(args: argparse.Namespace) -> int:
+    from bot.bootstrap import build
+    from bot.render import incident_line
+    from bot.ports import SystemClock
+
+    app = await build(_settings(), chat={})
+    try:
+        incidents = await app.service.incidents(open_only=args.open)
+        now = SystemClock().now()
+        for incident in incidents:
+            print(incident_line(incident, now, app.settings.tz))
+        if not incidents:
+            print("No open incidents." if args.open else "No incidents.")
+    finally:
+        await app.close()
+    return 0
+
+
+def _playbooks_check(args: argparse.Namespace) -> int:
+    from playbooks.loader import PlaybookError, load_playbooks
+
+    try:
+        playbooks = load_playbooks(Path(args.directory) if args.directory else None)
+    except PlaybookError as problem:
+        print(f"warroom: {problem}", file=sys.stderr)
+        return 1
+    print(f"ok: {len(playbooks.ladders)} ladders ({', '.join(sorted(playbooks.ladders))}), "
+          f"{len(playbooks.scenarios)} scenarios, {len(playbooks.briefs)} brief templates, "
+          f"{len(playbooks.postmortem_templates)} post-mortem templates")
+    return 0
+
+
+async def _db_upgrade(args: argparse.Namespace) -> int:
+    from storage.engine import create_engine
+    from storage.migrate import upgrade
+
+    settings = _settings()
+    engine = create_engine(settings.database_url)
+    try:
+        await upgrade(engine)
+    finally:
+        await engine.dispose()
+    print(f"database at head: {settings.database_url.split('@')[-1]}")
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="warroom", description="Chat-ops incident bot built from your runbooks.")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    console = sub.add_parser("console", help="run the bot in this terminal (console chat + SQLite)")
+    console.add_argument("--user", default="operator", help="who you are speaking as (default: operator)")
+    console.add_argument("--speed", type=float, default=1.0, help="run time N× faster so reminders show sooner")
+    console.add_argument("--script", metavar="FILE", help="play a file of console lines instead of reading stdin")
+
+    postmortem = sub.add_parser("postmortem", help="print or write an incident's post-mortem")
+    postmortem.add_argument("incident", help="INC-n")
+    postmortem.add_argument("--format", choices=("md", "json"), default="md")
+    postmortem.add_argument("-o", "--output", help="write to FILE instead of stdout")
+
+    incidents = sub.add_parser("incidents", help="list incidents")
+    incidents.add_argument("--open", action="store_true", help="only open incidents")
+
+    playbooks = sub.add_parser("playbooks", help="playbook data tools")
+    playbooks_sub = playbooks.add_subparsers(dest="playbooks_command", required=True)
+    check = playbooks_sub.add_parser("check", help="validate a playbook folder (default: the bundled one)")
+    check.add_argument("directory", nargs="?")
+
+    db = sub.add_parser("db", help="database tools")
+    db_sub = db.add_subparsers(dest="db_command", required=True)
+    db_sub.add_parser("upgrade", help="run migrations to the latest schema")
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    logging.basicConfig(level=logging.WARNING, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    from playbooks.loader import PlaybookError
+
+    try:
+        if args.command == "console":
+            return asyncio.run(_console(args))
+        if args.command == "postmortem":
+            return asyncio.run(_postmortem(args))
+        if args.command == "incidents":
+            return asyncio.run(_incidents(args))
+        if args.command == "playbooks":
+            return _playbooks_check(args)
+        if args.command == "db":
+            return asyncio.run(_db_upgrade(args))
+    except PlaybookError as problem:
+        print(f"warroom: {problem}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        return 130
+    return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,503 @@
+"""Parse `/incident …` text into typed commands.
+
+`parse()` never raises: it returns a command or a `UsageError` whose message says what was wrong and shows
+the right usage. The parser knows grammar only; whether a severity exists or an incident is open is the
+service's business.
+"""
+
+from __future__ import annotations
+
+import re
+import unicodedata
+from dataclasses import dataclass
+from datetime import date, time, timedelta
+from typing import Literal
+
+MAX_TEXT = 4000
+
+USAGE: dict[str, str] = {
+    "declare": 'declare [severity] "<title>" [impact="<who/what is affected>"]',
+    "ack": "ack",
+    "status": 'status "<what we know, what we are doing, next update>"',
+    "sev": "sev <level>",
+    "role": "role <ic|ops|comms|scribe> @user",
+    "note": 'note [rootcause|contributing|wentwell] [--at HH:MM] "<text>"',
+    "check": "check <item number>",
+    "snooze": "snooze <30m|1h>  (any 5m–4h)",
+    "playbook": "playbook [name]",
+    "freeze": "freeze on|off",
+    "action": 'action "<text>" [owner=@user] [due=YYYY-MM-DD]   |   action done <n>',
+    "mitigate": "mitigate",
+    "resolve": 'resolve ["<summary>"]',
+    "close": "close",
+    "reopen": "reopen",
+    "postmortem": "postmortem [md|json]",
+    "list": "list",
+    "show": "show [INC-n]",
+    "help": "help [command]",
+}
+SUBCOMMANDS = tuple(USAGE)
+
+HELP_SUMMARY = {
+    "declare": "open an incident with its card, checklists and a suggested playbook",
+    "ack": "acknowledge; time-to-acknowledge is measured against the response target",
+    "status": "post a status update; restarts the update-reminder clock",
+    "sev": "change severity; targets and reminders are re-planned",
+    "role": "assign incident commander, ops lead, comms lead or scribe",
+    "note": "add a timeline note; tagged notes fill the post-mortem's sections",
+    "check": "tick an item of the posted checklist",
+    "snooze": "postpone the next update nudge once",
+    "playbook": "post a scenario playbook's steps (no name: list them)",
+    "freeze": "turn the deploy freeze on or off",
+    "action": "add a follow-up action item, or mark one done",
+    "mitigate": "impact stopped, fix not yet verified",
+    "resolve": "fix verified; starts the post-mortem clock",
+    "close": "close a resolved incident",
+    "reopen": "reopen a resolved or closed incident",
+    "postmortem": "compile the timeline into a post-mortem and post it",
+    "list": "list open incidents",
+    "show": "one incident's summary",
+    "help": "this help, or one command's usage",
+}
+
+ROLE_NAMES = {"ic": "ic", "commander": "ic", "ops": "ops", "comms": "comms", "scribe": "scribe"}
+NOTE_TAGS = ("rootcause", "contributing", "wentwell")
+_INCIDENT_REF = re.compile(r"^(?:INC-?)?#?(\d{1,9})$", re.IGNORECASE)
+_STRICT_INCIDENT_REF = re.compile(r"^INC-(\d{1,9})$", re.IGNORECASE)
+_SEVERITY_TOKEN = re.compile(r"^[A-Za-z]{0,4}\d{1,2}$")
+_DURATION = re.compile(r"^(\d{1,3})\s*(m|min|h)$", re.IGNORECASE)
+_CLOCK = re.compile(r"^(\d{1,2}):(\d{2})$")
+_QUOTES = {'"': '"', "'": "'", "“": "”", "‘": "’", "«": "»"}
+
+
+@dataclass(frozen=True)
+class UsageError:
+    message: str
+    usage: str | None = None
+
+    def __str__(self) -> str:
+        return self.message + (f"\nUsage: /incident {self.usage}" if self.usage else "")
+
+
+@dataclass(frozen=True, kw_only=True)
+class Command:
+    incident: int | None = None  # an explicit INC-n; otherwise the room decides
+
+    @property
+    def name(self) -> str:
+        return type(self).__name__.lower()
+
+
+@dataclass(frozen=True, kw_only=True)
+class Declare(Command):
+    title: str
+    severity: str | None = None
+    impact: str | None = None
+
+
+@dataclass(frozen=True, kw_only=True)
+class Acknowledge(Command):
+    pass
+
+
+@dataclass(frozen=True, kw_only=True)
+class PostStatus(Command):
+    text: str
+
+
+@dataclass(frozen=True, kw_only=True)
+class ChangeSeverity(Command):
+    level: str
+
+
+@dataclass(frozen=True, kw_only=True)
+class AssignRole(Command):
+    role: Literal["ic", "ops", "comms", "scribe"]
+    user: str
+
+
+@dataclass(frozen=True, kw_only=True)
+class AddNote(Command):
+    text: str
+    tag: Literal["rootcause", "contributing", "wentwell"] | None = None
+    at: time | None = None
+
+
+@dataclass(frozen=True, kw_only=True)
+class TickChecklist(Command):
+    item: int
+
+
+@dataclass(frozen=True, kw_only=True)
+class Snooze(Command):
+    duration: timedelta
+
+
+@dataclass(frozen=True, kw_only=True)
+class ShowPlaybook(Command):
+    playbook: str | None = None
+
+
+@dataclass(frozen=True, kw_only=True)
+class SetFreeze(Command):
+    on: bool
+
+
+@dataclass(frozen=True, kw_only=True)
+class AddAction(Command):
+    text: str
+    owner: str | None = None
+    due: date | None = None
+
+
+@dataclass(frozen=True, kw_only=True)
+class CompleteAction(Command):
+    item: int
+
+
+@dataclass(frozen=True, kw_only=True)
+class Mitigate(Command):
+    pass
+
+
+@dataclass(frozen=True, kw_only=True)
+class Resolve(Command):
+    summary: str | None = None
+
+
+@dataclass(frozen=True, kw_only=True)
+class Close(Command):
+    pass
+
+
+@dataclass(frozen=True, kw_only=True)
+class Reopen(Command):
+    pass
+
+
+@dataclass(frozen=True, kw_only=True)
+class CompilePostmortem(Command):
+    format: Literal["md", "json"] = "md"
+
+
+@dataclass(frozen=True, kw_only=True)
+class ListIncidents(Command):
+    pass
+
+
+@dataclass(frozen=True, kw_only=True)
+class ShowIncident(Command):
+    pass
+
+
+@dataclass(frozen=True, kw_only=True)
+class Help(Command):
+    topic: str | None = None
+
+
+ParseResult = Command | UsageError
+
+
+@dataclass(frozen=True)
+class _Token:
+    text: str
+    quoted: bool
+    key: str | None = None  # for key=value tokens
+
+
+class _Bad(Exception):
+    def __init__(self, message: str, usage: str | None = None) -> None:
+        super().__init__(message)
+        self.error = UsageError(message, usage)
+
+
+def clean_text(text: str) -> str:
+    """Drop control characters (keeping newlines and tabs as spaces) and normalise Unicode to NFC."""
+    text = unicodedata.normalize("NFC", text)
+    return "".join(
+        " " if ch in "\t\r\n" else ch
+        for ch in text
+        if ch in "\t\r\n" or unicodedata.category(ch) not in ("Cc", "Cf", "Cs", "Co", "Cn")
+    )
+
+
+def tokenize(text: str) -> list[_Token]:
+    """Split on whitespace; quotes group words; key="quoted value" is one token. Raises _Bad."""
+    tokens: list[_Token] = []
+    i, n = 0, len(text)
+    while i < n:
+        if text[i].isspace():
+            i += 1
+            continue
+        key = None
+        match = re.match(r"([A-Za-z_][A-Za-z_-]{0,30})=", text[i:])
+        if match:
+            key = match.group(1).lower()
+            i += match.end()
+            if i >= n or text[i].isspace():
+                tokens.append(_Token("", quoted=False, key=key))
+                continue
+        if text[i] in _QUOTES:
+            closing = _QUOTES[text[i]]
+            end = text.find(closing, i + 1)
+            if end == -1:
+                raise _Bad(f"Unbalanced quote: the text starting at {text[i:i + 20]!r} has no closing {closing}.")
+            tokens.append(_Token(text[i + 1:end], quoted=True, key=key))
+            i = end + 1
+        else:
+            end = i
+            while end < n and not text[end].isspace():
+                end += 1
+            tokens.append(_Token(text[i:end], quoted=False, key=key))
+            i = end
+    return tokens
+
+
+def _words(tokens: list[_Token]) -> str:
+    return " ".join(token.text for token in tokens).strip()
+
+
+def _take_incident_ref(tokens: list[_Token]) -> int | None:
+    """An INC-n among the leading positional tokens (first one only) names the incident."""
+    if tokens and not tokens[0].quoted and tokens[0].key is None:
+        match = _STRICT_INCIDENT_REF.match(tokens[0].text)
+        if match:
+            tokens.pop(0)
+            return int(match.group(1))
+    return None
+
+
+def _options(tokens: list[_Token], allowed: tuple[str, ...], usage: str) -> dict[str, str]:
+    options: dict[str, str] = {}
+    for token in [t for t in tokens if t.key is not None]:
+        if token.key not in allowed:
+            valid = ", ".join(f"{name}=" for name in allowed) or "none"
+            raise _Bad(f"Unknown option '{token.key}='. Valid options here: {valid}.", usage)
+        if not token.text.strip():
+            raise _Bad(f"Option '{token.key}=' needs a value.", usage)
+        options[token.key] = token.text.strip()
+        tokens.remove(token)
+    return options
+
+
+def _required_text(tokens: list[_Token], what: str, usage: str) -> str:
+    text = _words(tokens)
+    if not text:
+        raise _Bad(f"Missing {what}.", usage)
+    return text
+
+
+def _positive_int(token_text: str, what: str, usage: str) -> int:
+    if not token_text.isdigit() or int(token_text) < 1 or len(token_text) > 6:
+        raise _Bad(f"'{token_text}' is not a {what}; give a number like 1, 2, 3.", usage)
+    return int(token_text)
+
+
+def _user(token: str) -> str:
+    return token[1:] if token.startswith("@") and len(token) > 1 else token
+
+
+def _parse_declare(tokens: list[_Token], ref: int | None) -> Declare:
+    usage = USAGE["declare"]
+    options = _options(tokens, ("impact", "sev", "severity"), usage)
+    severity = options.get("sev") or options.get("severity")
+    if severity is None and tokens and not tokens[0].quoted and _SEVERITY_TOKEN.match(tokens[0].text):
+        severity = tokens.pop(0).text
+    title = _words(tokens)
+    if not title:
+        raise _Bad('Missing title: say what is broken, e.g. /incident declare P1 "Payments down".', usage)
+    return Declare(incident=ref, title=title, severity=severity.upper() if severity else None,
+                   impact=options.get("impact"))
+
+
+def _parse_note(tokens: list[_Token], ref: int | None) -> AddNote:
+    usage = USAGE["note"]
+    tag = None
+    at = None
+    while tokens and not tokens[0].quoted:
+        head = tokens[0].text.lower()
+        if head in NOTE_TAGS and tag is None:
+            tag = head
+            tokens.pop(0)
+        elif head == "--at":
+            tokens.pop(0)
+            if not tokens:
+                raise _Bad("--at needs a time, e.g. --at 09:52.", usage)
+            value = tokens.pop(0).text
+            match = _CLOCK.match(value)
+            if not match or int(match.group(1)) > 23 or int(match.group(2)) > 59:
+                raise _Bad(f"Bad time '{value}' for --at; use HH:MM on a 24-hour clock, e.g. 09:52.", usage)
+            at = time(int(match.group(1)), int(match.group(2)))
+        else:
+            break
+    text = _required_text(tokens, "note text", usage)
+    return AddNote(incident=ref, text=text, tag=tag, at=at)  # type: ignore[arg-type]
+
+
+def _parse_action(tokens: list[_Token], ref: int | None) -> AddAction | CompleteAction:
+    usage = USAGE["action"]
+    if tokens and not tokens[0].quoted and tokens[0].key is None and tokens[0].text.lower() == "done":
+        tokens.pop(0)
+        if len(tokens) != 1:
+            raise _Bad("Say which action item is done, e.g. /incident action done 2.", usage)
+        return CompleteAction(incident=ref, item=_positive_int(tokens[0].text, "action item number", usage))
+    options = _options(tokens, ("owner", "due"), usage)
+    due = None
+    if "due" in options:
+        try:
+            due = date.fromisoformat(options["due"])
+        except ValueError:
+            raise _Bad(f"Bad date '{options['due']}' for due=; use YYYY-MM-DD, e.g. due=2026-12-01.", usage) from None
+    text = _required_text(tokens, "action item text", usage)
+    return AddAction(incident=ref, text=text, owner=_user(options["owner"]) if "owner" in options else None, due=due)
+
+
+def _parse_snooze(tokens: list[_Token], ref: int | None) -> Snooze:
+    usage = USAGE["snooze"]
+    value = _words(tokens).replace(" ", "")
+    match = _DURATION.match(value)
+    if not match:
+        raise _Bad(f"Bad snooze '{value or '(nothing)'}'; give a duration like 30m or 1h.", usage)
+    minutes = int(match.group(1)) * (60 if match.group(2).lower() == "h" else 1)
+    if not 5 <= minutes <= 240:
+        raise _Bad(f"Snooze must be between 5m and 4h, got {value}.", usage)
+    return Snooze(incident=ref, duration=timedelta(minutes=minutes))
+
+
+def _no_arguments(cls: type[Command], name: str):
+    def parse(tokens: list[_Token], ref: int | None) -> Command:
+        if tokens:
+            raise _Bad(f"'{name}' takes no arguments, got '{_words(tokens)[:60]}'.", USAGE[name])
+        return cls(incident=ref)
+    return parse
+
+
+def _parse_status(tokens: list[_Token], ref: int | None) -> PostStatus:
+    return PostStatus(incident=ref, text=_required_text(tokens, "status text", USAGE["status"]))
+
+
+def _parse_sev(tokens: list[_Token], ref: int | None) -> ChangeSeverity:
+    if len(tokens) != 1 or not tokens[0].text.strip():
+        raise _Bad("Say the new severity, e.g. /incident sev P1.", USAGE["sev"])
+    return ChangeSeverity(incident=ref, level=tokens[0].text.strip().upper())
+
+
+def _parse_role(tokens: list[_Token], ref: int | None) -> AssignRole:
+    usage = USAGE["role"]
+    if len(tokens) != 2:
+        raise _Bad("Say the role and the person, e.g. /incident role ic @alice.", usage)
+    role = ROLE_NAMES.get(tokens[0].text.lower())
+    if role is None:
+        raise _Bad(f"Unknown role '{tokens[0].text}'. Roles: ic, ops, comms, scribe.", usage)
+    user = _user(tokens[1].text.strip())
+    if not user:
+        raise _Bad("Say who takes the role, e.g. @alice.", usage)
+    return AssignRole(incident=ref, role=role, user=user)  # type: ignore[arg-type]
+
+
+def _parse_check(tokens: list[_Token], ref: int | None) -> TickChecklist:
+    if len(tokens) != 1:
+        raise _Bad("Say which checklist item, e.g. /incident check 3.", USAGE["check"])
+    return TickChecklist(incident=ref, item=_positive_int(tokens[0].text, "checklist item number", USAGE["check"]))
+
+
+def _parse_playbook(tokens: list[_Token], ref: int | None) -> ShowPlaybook:
+    name = _words(tokens).lower() or None
+    return ShowPlaybook(incident=ref, playbook=name)
+
+
+def _parse_freeze(tokens: list[_Token], ref: int | None) -> SetFreeze:
+    value = _words(tokens).lower()
+    if value not in ("on", "off"):
+        raise _Bad(f"Freeze takes on or off, got '{value or '(nothing)'}'.", USAGE["freeze"])
+    return SetFreeze(incident=ref, on=value == "on")
+
+
+def _parse_resolve(tokens: list[_Token], ref: int | None) -> Resolve:
+    return Resolve(incident=ref, summary=_words(tokens) or None)
+
+
+def _parse_postmortem(tokens: list[_Token], ref: int | None) -> CompilePostmortem:
+    value = _words(tokens).lower() or "md"
+    if value not in ("md", "json"):
+        raise _Bad(f"Unknown post-mortem format '{value}'; use md or json.", USAGE["postmortem"])
+    return CompilePostmortem(incident=ref, format=value)  # type: ignore[arg-type]
+
+
+def _parse_show(tokens: list[_Token], ref: int | None) -> ShowIncident:
+    if tokens:
+        match = _INCIDENT_REF.match(tokens[0].text) if len(tokens) == 1 else None
+        if not match:
+            raise _Bad(f"'{_words(tokens)[:40]}' is not an incident id; use INC-n.", USAGE["show"])
+        ref = int(match.group(1))
+    return ShowIncident(incident=ref)
+
+
+def _parse_help(tokens: list[_Token], ref: int | None) -> Help:
+    topic = _words(tokens).lower().lstrip("/") or None
+    if topic is not None and topic not in USAGE:
+        raise _Bad(f"No help for '{topic[:40]}'. Commands: {', '.join(SUBCOMMANDS)}.", USAGE["help"])
+    return Help(topic=topic)
+
+
+_PARSERS = {
+    "declare": _parse_declare,
+    "ack": _no_arguments(Acknowledge, "ack"),
+    "status": _parse_status,
+    "sev": _parse_sev,
+    "role": _parse_role,
+    "note": _parse_note,
+    "check": _parse_check,
+    "snooze": _parse_snooze,
+    "playbook": _parse_playbook,
+    "freeze": _parse_freeze,
+    "action": _parse_action,
+    "mitigate": _no_arguments(Mitigate, "mitigate"),
+    "resolve": _parse_resolve,
+    "close": _no_arguments(Close, "close"),
+    "reopen": _no_arguments(Reopen, "reopen"),
+    "postmortem": _parse_postmortem,
+    "list": _no_arguments(ListIncidents, "list"),
+    "show": _parse_show,
+    "help": _parse_help,
+}
+_ALIASES = {"acknowledge": "ack", "severity": "sev", "update": "status", "actions": "action", "pm": "postmortem",
+            "ls": "list", "unfreeze": "freeze"}
+
+
+def parse(text: str) -> ParseResult:
+    """`/incident status INC-7 "db back"` → PostStatus(incident=7, text="db back"); bad input → UsageError."""
+    if not isinstance(text, str):
+        return UsageError("Expected command text.")
+    if len(text) > MAX_TEXT:
+        return UsageError(f"That is {len(text):,} characters; commands are limited to {MAX_TEXT:,}. "
+                          "Shorten it, or post the detail as a thread message.")
+    text = clean_text(text).strip()
+    text = re.sub(r"^/?incident\b", "", text, flags=re.IGNORECASE).strip()
+    if not text:
+        return Help()
+    try:
+        tokens = tokenize(text)
+        ref = _take_incident_ref(tokens)
+        if not tokens or tokens[0].quoted or tokens[0].key is not None:
+            raise _Bad(f"Start with a command: {', '.join(SUBCOMMANDS)}.", USAGE["help"])
+        word = tokens.pop(0).text.lower()
+        name = _ALIASES.get(word, word)
+        if name not in _PARSERS:
+            raise _Bad(f"Unknown command '{word[:40]}'. Commands: {', '.join(SUBCOMMANDS)}.", USAGE["help"])
+        if word == "unfreeze" and not tokens:
+            tokens = [_Token("off", quoted=False)]
+        if ref is None:
+            ref = _take_incident_ref(tokens)
+        return _PARSERS[name](tokens, ref)
+    except _Bad as bad:
+        return bad.error
+
+
+def help_text(topic: str | None = None) -> str:
+    if topic:
+        return f"/incident {USAGE[topic]}\n{HELP_SUMMARY[topic]}"
+    width = max(len(name) for name in USAGE)
+    lines = ["/incident commands (inside an incident's thread, or name it: /incident status INC-7 \"…\"):"]
+    lines += [f"  {name.ljust(width)}  {HELP_SUMMARY[name]}" for name in USAGE]
+    return "\n".join(lines)

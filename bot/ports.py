@@ -1,0 +1,302 @@
+"""The ports the core talks through: chat platforms, storage, time.
+
+Every call the core makes to a chat platform is a method of `ChatAdapter` with keyword-only arguments and
+neutral message values; adapters render them (Block Kit, embeds, WhatsApp text, terminal lines) and declare
+what they can do in `Capabilities` instead of the core probing at send time.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta, timezone
+from typing import TYPE_CHECKING, Literal, Protocol
+
+if TYPE_CHECKING:
+    from bot.domain import Incident, TimelineEvent
+
+
+# -- neutral messages ----------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Field:
+    label: str
+    value: str
+
+
+@dataclass(frozen=True)
+class Button:
+    """A button whose press comes back as `ButtonPressed(action=..., value=...)`."""
+
+    action: Literal["ack", "update", "resolve", "snooze"]
+    label: str
+    value: str  # the incident key, e.g. "INC-7"
+    style: Literal["primary", "danger", "default"] = "default"
+
+
+@dataclass(frozen=True)
+class ChecklistLine:
+    number: int
+    text: str
+    done: bool = False
+
+
+@dataclass(frozen=True)
+class Attachment:
+    filename: str
+    content: bytes
+    mime_type: str = "text/markdown"
+    title: str | None = None
+
+
+@dataclass(frozen=True)
+class Message:
+    """A platform-neutral message. `text` is plain prose: user-supplied parts are NOT pre-escaped, the
+    adapter escapes them for its platform. `title`/`fields`/`checklist` make it a card."""
+
+    text: str = ""
+    title: str | None = None
+    fields: tuple[Field, ...] = ()
+    checklist: tuple[ChecklistLine, ...] = ()
+    buttons: tuple[Button, ...] = ()
+    footer: str | None = None
+    incident_key: str | None = None  # for platforms without threads, which prefix "[INC-7]"
+    kind: Literal["card", "checklist", "update", "nudge", "escalation", "reminder", "playbook", "postmortem",
+                  "reply", "error", "info"] = "info"
+    attachment: Attachment | None = None
+
+
+# -- where things are ------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Room:
+    """A place messages go: a channel, optionally a thread in it."""
+
+    platform: str
+    channel: str
+    thread: str | None = None
+
+
+@dataclass(frozen=True)
+class Posted:
+    room: Room
+    message_id: str
+
+
+@dataclass(frozen=True)
+class Capabilities:
+    threads: bool
+    edits: bool
+    buttons: bool
+    files: bool
+    ephemeral: bool
+    max_text: int = 4000
+    max_buttons: int = 5
+
+
+class ChatAdapter(Protocol):
+    """A chat platform as the core sees it.
+
+    Example: ``posted = await chat.post(room=Room("console", "#incidents"), message=Message(text="hi"))``
+    """
+
+    platform: str
+    capabilities: Capabilities
+
+    async def open_incident_room(self, *, channel: str, incident_key: str, title: str, card: Message) -> Posted:
+        """Post the card in `channel` and open the incident's room (a thread on it, or a new channel).
+        Returns the card message; `posted.room` is the incident's room."""
+        ...
+
+    async def post(self, *, room: Room, message: Message) -> Posted:
+        ...
+
+    async def update(self, *, posted: Posted, message: Message) -> None:
+        """Edit a posted message in place. Only called when `capabilities.edits`."""
+        ...
+
+    async def reply_privately(self, *, room: Room, user: str, message: Message) -> None:
+        """Answer only the user who ran a command (ephemeral where the platform has it)."""
+        ...
+
+    async def display_name(self, *, user: str) -> str:
+        """The human-friendly name for a platform user id (cached by the adapter)."""
+        ...
+
+
+# -- inbound, neutral ----------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Actor:
+    id: str
+    name: str
+
+
+@dataclass(frozen=True)
+class CommandReceived:
+    room: Room
+    actor: Actor
+    text: str
+    delivery_id: str | None = None  # platform event id, for idempotency
+
+
+@dataclass(frozen=True)
+class MessagePosted:
+    room: Room
+    actor: Actor
+    text: str
+    message_id: str
+    delivery_id: str | None = None
+
+
+@dataclass(frozen=True)
+class MessageEdited:
+    room: Room
+    message_id: str
+    text: str
+    delivery_id: str | None = None
+
+
+@dataclass(frozen=True)
+class MessageDeleted:
+    room: Room
+    message_id: str
+    delivery_id: str | None = None
+
+
+@dataclass(frozen=True)
+class MessagePinned:
+    room: Room
+    message_id: str
+    delivery_id: str | None = None
+
+
+@dataclass(frozen=True)
+class ButtonPressed:
+    room: Room
+    actor: Actor
+    action: str
+    value: str
+    delivery_id: str | None = None
+
+
+InboundEvent = CommandReceived | MessagePosted | MessageEdited | MessageDeleted | MessagePinned | ButtonPressed
+
+
+@dataclass(frozen=True)
+class Reply:
+    """What the core answers to whoever triggered an inbound event."""
+
+    message: Message
+    ok: bool = True
+    private: bool = True
+
+
+# -- time ---------------------------------------------------------------------------------------------------
+
+
+class Clock(Protocol):
+    def now(self) -> datetime:
+        """Aware UTC now."""
+        ...
+
+
+class SystemClock:
+    def now(self) -> datetime:
+        return datetime.now(timezone.utc)
+
+
+@dataclass
+class ManualClock:
+    """A clock tests and scripts move by hand: `clock.advance(minutes=20)`."""
+
+    current: datetime = field(default_factory=lambda: datetime(2026, 11, 24, 6, 0, tzinfo=timezone.utc))
+
+    def now(self) -> datetime:
+        return self.current
+
+    def advance(self, delta: timedelta | None = None, **parts: float) -> datetime:
+        self.current += delta if delta is not None else timedelta(**parts)
+        return self.current
+
+
+class FastClock:
+    """Real time scaled by `speed` from the moment it is made (console --speed 60 for demos), plus any
+    manual offset from `/wait`."""
+
+    def __init__(self, speed: float, base: Clock | None = None) -> None:
+        self._base = base or SystemClock()
+        self._start = self._base.now()
+        self._speed = speed
+        self._offset = timedelta()
+
+    def now(self) -> datetime:
+        return self._start + (self._base.now() - self._start) * self._speed + self._offset
+
+    def advance(self, delta: timedelta | None = None, **parts: float) -> datetime:
+        self._offset += delta if delta is not None else timedelta(**parts)
+        return self.now()
+
+
+# -- storage ---------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class ReminderPlan:
+    """A reminder that should exist: kind + due time; `subject` tells apart several of a kind (action items)."""
+
+    kind: Literal["update_nudge", "ack_escalation", "resolution_escalation", "postmortem_due", "action_overdue"]
+    due_at: datetime
+    subject: int = 0
+
+
+@dataclass(frozen=True)
+class DueReminder:
+    id: int
+    incident_number: int
+    kind: str
+    due_at: datetime
+    subject: int
+
+
+class IncidentRepository(Protocol):
+    async def next_number(self) -> int: ...
+    async def add(self, incident: "Incident") -> None: ...
+    async def get(self, number: int) -> "Incident | None": ...
+    async def get_by_room(self, room: Room) -> "Incident | None": ...
+    async def save(self, incident: "Incident") -> None: ...
+    async def list(self, *, open_only: bool) -> "list[Incident]": ...
+    async def timeline(self, number: int) -> "list[TimelineEvent]": ...
+    async def find_message(self, number: int, message_ref: str) -> "TimelineEvent | None": ...
+    async def edit_message(self, event_id: int, *, text: str | None = None, deleted: bool | None = None,
+                           pinned: bool | None = None) -> None: ...
+
+
+class ReminderRepository(Protocol):
+    async def replace_pending(self, incident_number: int, plans: Sequence[ReminderPlan], now: datetime) -> None: ...
+    async def claim_due(self, now: datetime, limit: int) -> list[DueReminder]: ...
+
+
+class DeliveryLog(Protocol):
+    async def first_time(self, delivery_id: str, now: datetime) -> bool:
+        """Record an inbound delivery id; False when it was seen before (platform retry or duplicate)."""
+        ...
+
+
+class UnitOfWork(Protocol):
+    """One transaction. `async with uow: ...; await uow.commit()` — leaving without commit rolls back."""
+
+    incidents: IncidentRepository
+    reminders: ReminderRepository
+    deliveries: DeliveryLog
+
+    async def __aenter__(self) -> "UnitOfWork": ...
+    async def __aexit__(self, *exc: object) -> None: ...
+    async def commit(self) -> None: ...
+
+
+class UnitOfWorkFactory(Protocol):
+    def __call__(self) -> UnitOfWork: ...

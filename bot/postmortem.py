@@ -1,0 +1,185 @@
+"""Compile an incident's stored timeline into a blameless post-mortem (Markdown via a template, or JSON).
+
+Pure and deterministic: the same incident and timeline give byte-identical output, so post-mortems can be
+regenerated and committed to a docs repository without noise.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import string
+import unicodedata
+from dataclasses import dataclass
+from datetime import datetime, tzinfo
+from itertools import groupby
+
+from bot.domain import BOT_REMINDER_KINDS, EventKind, Incident, TimelineEvent, format_duration
+from playbooks.schema import SeverityLevel
+
+TO_BE_WRITTEN = "_to be written_"
+_SECTION_KINDS = {EventKind.ROOT_CAUSE, EventKind.CONTRIBUTING, EventKind.WENT_WELL}
+# How a timeline line reads for event kinds whose stored text is the user's own words.
+_LINE_PREFIX = {EventKind.STATUS_UPDATE: "status update: ", EventKind.NOTE: "note: "}
+
+
+def slugify(text: str, limit: int = 60) -> str:
+    ascii_text = unicodedata.normalize("NFKD", text).encode("ascii", "ignore").decode()
+    slug = re.sub(r"[^a-z0-9]+", "-", ascii_text.lower()).strip("-")
+    return slug[:limit].rstrip("-") or "incident"
+
+
+def postmortem_filename(incident: Incident, tz: tzinfo, fmt: str = "md") -> str:
+    day = incident.declared_at.astimezone(tz).date().isoformat()
+    return f"{day}-inc-{incident.number}-{slugify(incident.title)}.{fmt}"
+
+
+def _one_line(text: str) -> str:
+    return " ".join(text.split())
+
+
+def _cell(text: str) -> str:
+    return _one_line(text).replace("|", "\\|")
+
+
+@dataclass(frozen=True)
+class TimelineLine:
+    at: datetime
+    until: datetime | None
+    author: str
+    text: str
+    kind: str
+    pinned: bool
+    deleted: bool
+
+
+class PostmortemCompiler:
+    def __init__(self, *, tz: tzinfo, template: string.Template) -> None:
+        self._tz = tz
+        self._template = template
+
+    # -- shared facts -------------------------------------------------------------------------------
+
+    def _stamp(self, moment: datetime, multi_day: bool) -> str:
+        local = moment.astimezone(self._tz)
+        return f"{local:%Y-%m-%d %H:%M} {local.tzname()}" if multi_day else f"{local:%H:%M} {local.tzname()}"
+
+    def _lines(self, timeline: list[TimelineEvent]) -> list[TimelineLine]:
+        """Timeline in occurrence order; consecutive bot reminders collapse into one line."""
+        events = [e for e in timeline if e.kind not in _SECTION_KINDS]
+        lines: list[TimelineLine] = []
+        for is_reminder, run in groupby(events, key=lambda e: e.kind in BOT_REMINDER_KINDS):
+            run = list(run)
+            if is_reminder and len(run) > 1:
+                nudges = sum(1 for e in run if e.kind is EventKind.NUDGE)
+                others = len(run) - nudges
+                parts = [f"{nudges} update nudges" if nudges else "", f"{others} reminders" if others else ""]
+                lines.append(TimelineLine(at=run[0].occurred_at, until=run[-1].occurred_at, author=run[0].author,
+                                          text=" and ".join(p for p in parts if p) + " (no update in between)",
+                                          kind="reminders", pinned=False, deleted=False))
+                continue
+            lines += [TimelineLine(at=e.occurred_at, until=None, author=e.author,
+                                   text=_LINE_PREFIX.get(e.kind, "") + _one_line(e.text),
+                                   kind=e.kind.value, pinned=e.pinned, deleted=e.deleted) for e in run]
+        return lines
+
+    def facts(self, incident: Incident, level: SeverityLevel, timeline: list[TimelineEvent]) -> dict:
+        tz = self._tz
+        end = incident.resolved_at
+        multi_day = any(
+            e.occurred_at.astimezone(tz).date() != incident.declared_at.astimezone(tz).date() for e in timeline
+        ) or (end is not None and end.astimezone(tz).date() != incident.declared_at.astimezone(tz).date())
+        if end is not None:
+            minutes = int((end - incident.declared_at).total_seconds() // 60)
+            duration = (f"{self._stamp(incident.declared_at, multi_day)} → {self._stamp(end, multi_day)} "
+                        f"({minutes} minutes)")
+        else:
+            duration = f"{self._stamp(incident.declared_at, multi_day)} → ongoing"
+        tta = "not acknowledged"
+        if incident.acknowledged_at is not None:
+            elapsed = incident.acknowledged_at - incident.declared_at
+            tta = format_duration(elapsed)
+            if level.response_target is not None:
+                verdict = "met" if elapsed <= level.response_target else "missed"
+                tta += f" (target {format_duration(level.response_target)}, {verdict})"
+        by_kind = {kind: [e.text.strip() for e in timeline if e.kind is kind and not e.deleted] for kind in _SECTION_KINDS}
+        return {
+            "key": incident.key,
+            "title": incident.title,
+            "date": incident.declared_at.astimezone(tz).date().isoformat(),
+            "severity": incident.severity,
+            "severity_label": level.label,
+            "status": incident.status.value,
+            "duration": duration,
+            "started": self._stamp(incident.declared_at, multi_day),
+            "ended": self._stamp(end, multi_day) if end else "ongoing",
+            "time_to_acknowledge": tta,
+            "impact": incident.impact or TO_BE_WRITTEN,
+            "reporter": incident.reporter,
+            "roles": {role.title: user for role, user in incident.roles.items()},
+            "summary": incident.summary or "",
+            "root_cause": by_kind[EventKind.ROOT_CAUSE],
+            "contributing": by_kind[EventKind.CONTRIBUTING],
+            "went_well": by_kind[EventKind.WENT_WELL],
+            "timeline": self._lines(timeline),
+            "multi_day": multi_day,
+            "actions": incident.actions,
+            "timezone": str(getattr(tz, "key", tz)),
+        }
+
+    # -- formats ------------------------------------------------------------------------------------
+
+    def markdown(self, incident: Incident, level: SeverityLevel, timeline: list[TimelineEvent]) -> str:
+        f = self.facts(incident, level, timeline)
+        timeline_md = []
+        for line in f["timeline"]:
+            stamp = self._stamp(line.at, f["multi_day"])
+            if line.until is not None:  # "10:15–10:45 EAT"
+                start, _, zone = stamp.rpartition(" ")
+                stamp = f"{start}–{line.until.astimezone(self._tz):%H:%M} {zone}"
+            text = f"~~{line.text}~~ (deleted)" if line.deleted else line.text
+            marker = "📌 " if line.pinned else ""
+            timeline_md.append(f"- {stamp} — {marker}{line.author}: {text}")
+        actions = "_none yet_"
+        if f["actions"]:
+            rows = ["| # | Item | Owner | Due | Status |", "|---|---|---|---|---|"]
+            rows += [f"| {a.number} | {_cell(a.text)} | {_cell(a.owner or '—')} | {a.due or '—'} | "
+                     f"{'done' if a.is_done else 'open'} |" for a in f["actions"]]
+            actions = "\n".join(rows)
+        bullets = lambda items: "\n".join(f"- {_one_line(i)}" for i in items) if items else TO_BE_WRITTEN  # noqa: E731
+        values = {
+            **{k: f[k] for k in ("key", "title", "date", "severity", "severity_label", "status", "duration", "started",
+                                 "ended", "time_to_acknowledge", "impact", "reporter", "timezone")},
+            "roles": "; ".join(f"{role}: {user}" for role, user in f["roles"].items()) or "_none assigned_",
+            "timeline": "\n".join(timeline_md) or "_no events_",
+            "root_cause": "\n\n".join(f["root_cause"]) or TO_BE_WRITTEN,
+            "contributing": bullets(f["contributing"]),
+            "went_well": bullets(f["went_well"]),
+            "resolution": f["summary"] or TO_BE_WRITTEN,
+            "summary": f["summary"] or TO_BE_WRITTEN,
+            "actions": actions,
+        }
+        return self._template.safe_substitute(values).rstrip() + "\n"
+
+    def json(self, incident: Incident, level: SeverityLevel, timeline: list[TimelineEvent]) -> str:
+        f = self.facts(incident, level, timeline)
+        document = {
+            **{k: f[k] for k in ("key", "title", "date", "severity", "severity_label", "status", "duration",
+                                 "time_to_acknowledge", "impact", "reporter", "roles", "summary", "root_cause",
+                                 "contributing", "went_well", "timezone")},
+            "declared_at": incident.declared_at.isoformat(),
+            "acknowledged_at": incident.acknowledged_at.isoformat() if incident.acknowledged_at else None,
+            "resolved_at": incident.resolved_at.isoformat() if incident.resolved_at else None,
+            "timeline": [
+                {"at": line.at.isoformat(), "until": line.until.isoformat() if line.until else None,
+                 "author": line.author, "kind": line.kind, "text": line.text, "pinned": line.pinned,
+                 "deleted": line.deleted}
+                for line in f["timeline"]
+            ],
+            "action_items": [
+                {"number": a.number, "text": a.text, "owner": a.owner, "due": a.due.isoformat() if a.due else None,
+                 "done": a.is_done}
+                for a in f["actions"]
+            ],
+        }
+        return json.dumps(document, indent=2, ensure_ascii=False, sort_keys=True) + "\n"

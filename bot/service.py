@@ -1,0 +1,547 @@
+"""Use cases: run `/incident` commands, capture thread messages, fire due reminders, compile post-mortems.
+
+Each use case is one unit of work: load the Incident, let the aggregate change it, save it together with
+its new timeline events and re-planned reminders, commit — and only then talk to chat. Platform failures
+after the commit are logged with the incident id and never undo recorded state.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Awaitable, Callable, Mapping
+from dataclasses import dataclass
+from datetime import datetime, timedelta, tzinfo
+from pathlib import Path
+from typing import Any
+
+from bot import commands as cmd
+from bot import render
+from bot.domain import NOTE_TAGS, DomainError, EventKind, Incident, Role, Status, format_duration
+from bot.postmortem import PostmortemCompiler, postmortem_filename
+from bot.ports import (Actor, Attachment, ChatAdapter, Clock, Message, Posted, Reply, Room, UnitOfWork,
+                       UnitOfWorkFactory)
+from bot.reminders import escalation_target, plan
+from bot.triage import suggest_playbook
+from playbooks.loader import Playbooks
+from playbooks.schema import Ladder, SeverityLevel
+
+log = logging.getLogger("warroom.service")
+
+FIRST_MINUTES = "first minutes"
+TRIAGE = "triage"
+REMINDER_BATCH = 500
+
+
+@dataclass(frozen=True)
+class Context:
+    """Who ran a command, where, and the platform's delivery id (a retry with the same id is ignored)."""
+
+    actor: Actor
+    room: Room
+    delivery_id: str | None = None
+
+
+def _error(text: str) -> Reply:
+    return Reply(Message(text=text, kind="error"), ok=False)
+
+
+def _info(text: str, **extra: Any) -> Reply:
+    return Reply(Message(text=text, kind="reply", **extra))
+
+
+@dataclass
+class _Change:
+    """What a command did: what to announce in the incident's room and whether the card changed."""
+
+    announce: Message | None = None
+    card_changed: bool = True
+    reply: Reply | None = None
+
+
+class IncidentService:
+    def __init__(self, *, uow: UnitOfWorkFactory, chat: Mapping[str, ChatAdapter], playbooks: Playbooks,
+                 ladder: Ladder, clock: Clock, tz: tzinfo, postmortem_dir: Path,
+                 postmortem_template: str = "blameless") -> None:
+        self._uow = uow
+        self._chat = chat
+        self._playbooks = playbooks
+        self.ladder = ladder
+        self._clock = clock
+        self._tz = tz
+        self._postmortem_dir = postmortem_dir
+        self._compiler = PostmortemCompiler(tz=tz, template=playbooks.postmortem_template(postmortem_template))
+        self._handlers: dict[type, Callable[[Context, Any], Awaitable[Reply | None]]] = {
+            cmd.Declare: self._declare,
+            cmd.ListIncidents: self._list,
+            cmd.ShowIncident: self._show,
+            cmd.Help: self._help,
+            cmd.ShowPlaybook: self._playbook,
+            cmd.CompilePostmortem: self._postmortem,
+        }
+        self._changes: dict[type, Callable[[Context, Incident, Any, datetime], _Change]] = {
+            cmd.Acknowledge: self._ack, cmd.PostStatus: self._status, cmd.ChangeSeverity: self._severity,
+            cmd.AssignRole: self._role, cmd.AddNote: self._note, cmd.TickChecklist: self._check,
+            cmd.Snooze: self._snooze, cmd.SetFreeze: self._freeze, cmd.AddAction: self._action,
+            cmd.CompleteAction: self._action_done, cmd.Mitigate: self._mitigate, cmd.Resolve: self._resolve,
+            cmd.Close: self._close, cmd.Reopen: self._reopen,
+        }
+
+    # -- entry points -------------------------------------------------------------------------------
+
+    async def run_command(self, ctx: Context, text: str) -> Reply | None:
+        """Run `/incident …` text. Returns the reply for the person who ran it (None for a duplicate)."""
+        parsed = cmd.parse(text)
+        if isinstance(parsed, cmd.UsageError):
+            return _error(str(parsed))
+        return await self.execute(ctx, parsed)
+
+    async def execute(self, ctx: Context, command: cmd.Command) -> Reply | None:
+        handler = self._handlers.get(type(command))
+        try:
+            if handler is not None:
+                return await handler(ctx, command)
+            return await self._mutate(ctx, command, self._changes[type(command)])
+        except DomainError as problem:
+            return _error(str(problem))
+
+    async def press_button(self, ctx: Context, *, action: str, value: str) -> Reply | None:
+        """Card and nudge buttons: Acknowledge, Resolve, Snooze (Post update opens a form in the adapter)."""
+        parsed = cmd.parse(f"show {value}")
+        number = parsed.incident if isinstance(parsed, cmd.ShowIncident) else None
+        commands = {"ack": cmd.Acknowledge(incident=number), "resolve": cmd.Resolve(incident=number),
+                    "snooze": cmd.Snooze(incident=number, duration=timedelta(minutes=30))}
+        if number is None or action not in commands:
+            return _error(f"Unknown button {action!r} for {value!r}.")
+        return await self.execute(ctx, commands[action])
+
+    async def capture_message(self, *, room: Room, actor: Actor, text: str, message_id: str,
+                              delivery_id: str | None = None) -> bool:
+        """A human message in a room; recorded in the timeline when the room is an incident's. True if kept."""
+        async with self._uow() as uow:
+            if not await self._first_delivery(uow, delivery_id):
+                return False
+            incident = await uow.incidents.get_by_room(room)
+            if incident is None:
+                return False
+            incident.capture_message(by=actor.name, text=text, now=self._clock.now(), message_ref=message_id)
+            await uow.incidents.save(incident)
+            await uow.commit()
+        return True
+
+    async def revise_message(self, *, room: Room, message_id: str, text: str | None = None, deleted: bool = False,
+                             pinned: bool = False, delivery_id: str | None = None) -> bool:
+        """An edit, delete or pin of a captured message updates (or strikes, or marks) its timeline entry."""
+        async with self._uow() as uow:
+            if not await self._first_delivery(uow, delivery_id):
+                return False
+            incident = await uow.incidents.get_by_room(room)
+            event = await uow.incidents.find_message(incident.number, message_id) if incident else None
+            if event is None or event.id is None:
+                return False
+            await uow.incidents.edit_message(event.id, text=text, deleted=deleted or None, pinned=pinned or None)
+            await uow.commit()
+        return True
+
+    async def fire_due_reminders(self) -> int:
+        """Fire every reminder due now; returns how many fired. Safe to call from several processes."""
+        fired = 0
+        while True:
+            batch = await self._fire_batch()
+            fired += batch
+            if batch < REMINDER_BATCH:
+                return fired
+
+    async def incidents(self, *, open_only: bool) -> list[Incident]:
+        async with self._uow() as uow:
+            return await uow.incidents.list(open_only=open_only)
+
+    async def room_of(self, number: int) -> Room | None:
+        """Where INC-n lives in chat, or None if it has no room (unknown incident, or room not opened)."""
+        async with self._uow() as uow:
+            incident = await uow.incidents.get(number)
+        return self._room_of(incident) if incident else None
+
+    async def export_postmortem(self, number: int, fmt: str = "md") -> str:
+        """The post-mortem text without recording anything (for `warroom postmortem` in scripts)."""
+        async with self._uow() as uow:
+            incident = await uow.incidents.get(number)
+            if incident is None:
+                raise DomainError(await self._unknown_incident(uow, number))
+            timeline = await uow.incidents.timeline(number)
+        return self._compile(incident, timeline, fmt)
+
+    def level(self, name: str) -> SeverityLevel:
+        level = self.ladder.level(name)
+        if level is None:
+            raise DomainError(f"Unknown severity '{name}'. This workspace uses {', '.join(self.ladder.level_names)}.")
+        return level
+
+    # -- declare ------------------------------------------------------------------------------------
+
+    async def _declare(self, ctx: Context, command: cmd.Declare) -> Reply | None:
+        level = self.level(command.severity or self.ladder.default)
+        scenario = suggest_playbook(self._playbooks.scenarios.values(), f"{command.title} {command.impact or ''}")
+        checklist = [(FIRST_MINUTES, text) for text in level.first_minutes] + [(TRIAGE, t) for t in level.triage]
+        async with self._uow() as uow:
+            if not await self._first_delivery(uow, ctx.delivery_id):
+                return None
+            now = self._clock.now()
+            incident = Incident.declare(number=await uow.incidents.next_number(), title=command.title,
+                                        severity=level.name, impact=command.impact, reporter=ctx.actor.name,
+                                        now=now, checklist=checklist,
+                                        suggested_playbook=scenario.name if scenario else None)
+            await uow.incidents.add(incident)
+            await self._replan(uow, incident)
+            await uow.commit()
+        chat = self._chat.get(ctx.room.platform)
+        if chat is None:
+            return _info(f"Declared {incident.key}; no chat adapter for {ctx.room.platform!r} to open its room.")
+        try:
+            card = await chat.open_incident_room(channel=ctx.room.channel, incident_key=incident.key,
+                                                 title=incident.title, card=render.incident_card(incident, level, self._tz))
+        except Exception:  # the incident is recorded; the room can be re-opened, so say so instead of failing
+            log.exception("declare %s: could not open the incident room", incident.key)
+            return _error(f"Declared {incident.key}, but the chat platform refused to open its room; "
+                          f"use /incident show {incident.key}.")
+        async with self._uow() as uow:
+            stored = await uow.incidents.get(incident.number)
+            assert stored is not None
+            stored.attach_room(platform=card.room.platform, channel=card.room.channel, thread=card.room.thread,
+                               card_message=card.message_id)
+            await uow.incidents.save(stored)
+            await uow.commit()
+        for section in (FIRST_MINUTES, TRIAGE):
+            message = render.checklist_message(stored, section)
+            if message is not None:
+                await self._post(stored, message)
+        if scenario is not None:
+            await self._post(stored, render.playbook_message(scenario, suggested=True))
+        return _info(f"Declared {incident.key} ({level.name}): {incident.title}. Work it in its thread.")
+
+    # -- state changes ------------------------------------------------------------------------------
+
+    async def _mutate(self, ctx: Context, command: cmd.Command,
+                      change: Callable[[Context, Incident, Any, datetime], _Change]) -> Reply | None:
+        async with self._uow() as uow:
+            if not await self._first_delivery(uow, ctx.delivery_id):
+                return None
+            incident = await self._incident_for(uow, ctx, command)
+            now = self._clock.now()
+            outcome = change(ctx, incident, command, now)
+            await uow.incidents.save(incident)
+            await self._replan(uow, incident)
+            await uow.commit()
+        if outcome.announce is not None:
+            await self._post(incident, outcome.announce)
+        if outcome.card_changed:
+            await self._refresh_card(incident)
+        if outcome.reply is not None:
+            return outcome.reply
+        if self._room_of(incident) == ctx.room or outcome.announce is None:
+            return None
+        return _info(f"Done — posted in {incident.key}'s thread: {outcome.announce.text or outcome.announce.title}")
+
+    def _ack(self, ctx: Context, incident: Incident, command: cmd.Acknowledge, now: datetime) -> _Change:
+        elapsed = incident.acknowledge(by=ctx.actor.name, now=now)
+        level = self.level(incident.severity)
+        verdict = ""
+        if level.response_target is not None:
+            met = "met" if elapsed <= level.response_target else "missed"
+            verdict = f" — response target {render.target_text(level.response_target)}: {met}"
+        return _Change(Message(text=f"{ctx.actor.name} acknowledged {incident.key} after "
+                                    f"{format_duration(elapsed)}{verdict}.", kind="update"))
+
+    def _status(self, ctx: Context, incident: Incident, command: cmd.PostStatus, now: datetime) -> _Change:
+        incident.post_status(by=ctx.actor.name, text=command.text, now=now)
+        level = self.level(incident.severity)
+        next_due = f" Next update due by {render.clock(now + level.update_cadence, self._tz)}." \
+            if level.update_cadence and incident.status.is_open else ""
+        return _Change(Message(text=f"Status update from {ctx.actor.name}: {command.text.rstrip('.')}.{next_due}",
+                               incident_key=incident.key, kind="update"), card_changed=False)
+
+    def _severity(self, ctx: Context, incident: Incident, command: cmd.ChangeSeverity, now: datetime) -> _Change:
+        level = self.level(command.level)
+        previous = incident.change_severity(by=ctx.actor.name, to=level.name, now=now)
+        cadence = f"updates every {format_duration(level.update_cadence)}" if level.update_cadence else "no update nudges"
+        return _Change(Message(
+            text=(f"Severity {previous} → {level.name} ({level.label}) by {ctx.actor.name}. Targets now: respond "
+                  f"{render.target_text(level.response_target)}, resolve "
+                  f"{render.target_text(level.resolution_target)}; {cadence}."),
+            incident_key=incident.key, kind="update"))
+
+    def _role(self, ctx: Context, incident: Incident, command: cmd.AssignRole, now: datetime) -> _Change:
+        role = Role(command.role)
+        previous = incident.assign_role(by=ctx.actor.name, role=role, user=command.user, now=now)
+        was = f" (was {previous})" if previous and previous != command.user else ""
+        return _Change(Message(text=f"{command.user} is now {role.title}{was}.", incident_key=incident.key,
+                               kind="update"))
+
+    def _note(self, ctx: Context, incident: Incident, command: cmd.AddNote, now: datetime) -> _Change:
+        kind = NOTE_TAGS[command.tag] if command.tag else EventKind.NOTE
+        occurred = None
+        if command.at is not None:
+            local_now = now.astimezone(self._tz)
+            occurred = datetime.combine(local_now.date(), command.at, tzinfo=self._tz)
+            if occurred > local_now:  # "--at 23:50" typed just after midnight means yesterday
+                occurred -= timedelta(days=1)
+        incident.add_note(by=ctx.actor.name, text=command.text, now=now, kind=kind, occurred_at=occurred)
+        label = {"rootcause": "root cause", "contributing": "contributing factor", "wentwell": "what went well"}
+        tag = f" ({label[command.tag]})" if command.tag else ""
+        when = f" at {render.clock(occurred, self._tz)}" if occurred else ""
+        return _Change(Message(text=f"Noted{tag}{when} by {ctx.actor.name}: {command.text}", incident_key=incident.key,
+                               kind="update"), card_changed=False)
+
+    def _check(self, ctx: Context, incident: Incident, command: cmd.TickChecklist, now: datetime) -> _Change:
+        item = incident.tick_checklist(by=ctx.actor.name, number=command.item, now=now)
+        done = sum(1 for i in incident.checklist if i.checked_at)
+        return _Change(Message(text=f"✓ {item.number}. {item.text} — {ctx.actor.name}, "
+                                    f"{render.clock(now, self._tz)} ({done}/{len(incident.checklist)} done)",
+                               incident_key=incident.key, kind="update"), card_changed=False)
+
+    def _snooze(self, ctx: Context, incident: Incident, command: cmd.Snooze, now: datetime) -> _Change:
+        level = self.level(incident.severity)
+        if level.update_cadence is None:
+            raise DomainError(f"{incident.key} ({level.name}) has no update nudges to snooze.")
+        incident.snooze(by=ctx.actor.name, until=now + command.duration, now=now)
+        next_nudge = plan(incident, level, self.ladder, self._tz)[0].due_at
+        return _Change(Message(text=f"{ctx.actor.name} snoozed update nudges: next one at "
+                                    f"{render.clock(next_nudge, self._tz)}.", incident_key=incident.key,
+                               kind="update"), card_changed=False)
+
+    def _freeze(self, ctx: Context, incident: Incident, command: cmd.SetFreeze, now: datetime) -> _Change:
+        incident.set_freeze(by=ctx.actor.name, on=command.on, now=now)
+        text = (f"Deploy freeze ON for {incident.key} by {ctx.actor.name}: no deploys to the affected environment "
+                f"until it is lifted (/incident freeze off)." if command.on
+                else f"Deploy freeze lifted for {incident.key} by {ctx.actor.name}.")
+        return _Change(Message(text=text, incident_key=incident.key, kind="update"))
+
+    def _action(self, ctx: Context, incident: Incident, command: cmd.AddAction, now: datetime) -> _Change:
+        item = incident.add_action(by=ctx.actor.name, text=command.text, owner=command.owner, due=command.due, now=now)
+        details = "".join((f", owner {item.owner}" if item.owner else "", f", due {item.due}" if item.due else ""))
+        return _Change(Message(text=f"Action item {item.number} added{details}: {item.text}",
+                               incident_key=incident.key, kind="update"), card_changed=False)
+
+    def _action_done(self, ctx: Context, incident: Incident, command: cmd.CompleteAction, now: datetime) -> _Change:
+        item = incident.complete_action(by=ctx.actor.name, number=command.item, now=now)
+        return _Change(Message(text=f"Action item {item.number} done ({ctx.actor.name}): {item.text}",
+                               incident_key=incident.key, kind="update"), card_changed=False)
+
+    def _mitigate(self, ctx: Context, incident: Incident, command: cmd.Mitigate, now: datetime) -> _Change:
+        incident.mitigate(by=ctx.actor.name, now=now)
+        return _Change(Message(text=f"{incident.key} mitigated by {ctx.actor.name}: impact stopped. "
+                                    f"Resolve once the fix is verified.", incident_key=incident.key, kind="update"))
+
+    def _resolve(self, ctx: Context, incident: Incident, command: cmd.Resolve, now: datetime) -> _Change:
+        incident.resolve(by=ctx.actor.name, summary=command.summary, now=now)
+        level = self.level(incident.severity)
+        took = now - incident.declared_at
+        verdict = ""
+        if level.resolution_target is not None:
+            verdict = f" (resolution target {format_duration(level.resolution_target)}: " \
+                      f"{'met' if took <= level.resolution_target else 'missed'})"
+        due = f" Post-mortem due within {format_duration(level.postmortem_due)}: /incident postmortem." \
+            if level.postmortem_due else " Compile a post-mortem with /incident postmortem if it helps."
+        summary = f" Summary: {command.summary}." if command.summary else ""
+        return _Change(Message(text=f"{incident.key} resolved by {ctx.actor.name} after {format_duration(took)}"
+                                    f"{verdict}.{summary}{due}", incident_key=incident.key, kind="update"))
+
+    def _close(self, ctx: Context, incident: Incident, command: cmd.Close, now: datetime) -> _Change:
+        incident.close(by=ctx.actor.name, now=now)
+        return _Change(Message(text=f"{incident.key} closed by {ctx.actor.name}.", incident_key=incident.key,
+                               kind="update"))
+
+    def _reopen(self, ctx: Context, incident: Incident, command: cmd.Reopen, now: datetime) -> _Change:
+        incident.reopen(by=ctx.actor.name, now=now)
+        return _Change(Message(text=f"{incident.key} reopened by {ctx.actor.name}; reminders resume.",
+                               incident_key=incident.key, kind="update"))
+
+    # -- reads and documents ------------------------------------------------------------------------
+
+    async def _list(self, ctx: Context, command: cmd.ListIncidents) -> Reply:
+        incidents = await self.incidents(open_only=True)
+        return Reply(render.incident_list(incidents, self._clock.now(), self._tz))
+
+    async def _show(self, ctx: Context, command: cmd.ShowIncident) -> Reply:
+        async with self._uow() as uow:
+            incident = await self._incident_for(uow, ctx, command)
+        return Reply(render.incident_summary(incident, self.level(incident.severity), self._clock.now(), self._tz))
+
+    async def _help(self, ctx: Context, command: cmd.Help) -> Reply:
+        return _info(cmd.help_text(command.topic))
+
+    async def _playbook(self, ctx: Context, command: cmd.ShowPlaybook) -> Reply | None:
+        async with self._uow() as uow:
+            incident = await self._incident_for(uow, ctx, command, required=False)
+            suggested = incident.suggested_playbook if incident else None
+            if command.playbook is None:
+                return Reply(render.playbook_list(list(self._playbooks.scenarios.values()), suggested))
+            scenario = self._playbooks.scenarios.get(command.playbook)
+            if scenario is None:
+                return _error(f"No playbook named '{command.playbook}'. Playbooks: "
+                              f"{', '.join(sorted(self._playbooks.scenarios))}.")
+            if incident is None:
+                return Reply(render.playbook_message(scenario))
+            incident.note_playbook(by=ctx.actor.name, name=scenario.name, now=self._clock.now())
+            await uow.incidents.save(incident)
+            await uow.commit()
+        await self._post(incident, render.playbook_message(scenario))
+        return None if self._room_of(incident) == ctx.room else _info(f"Posted {scenario.name} in {incident.key}'s thread.")
+
+    async def _postmortem(self, ctx: Context, command: cmd.CompilePostmortem) -> Reply | None:
+        async with self._uow() as uow:
+            if not await self._first_delivery(uow, ctx.delivery_id):
+                return None
+            incident = await self._incident_for(uow, ctx, command)
+            timeline = await uow.incidents.timeline(incident.number)
+            document = self._compile(incident, timeline, command.format)
+            path = self._postmortem_dir / postmortem_filename(incident, self._tz, command.format)
+            path.parent.mkdir(parents=True, exist_ok=True)
+            path.write_text(document, encoding="utf-8")
+            incident.record_postmortem(by=ctx.actor.name, now=self._clock.now(), path=str(path))
+            await uow.incidents.save(incident)
+            await self._replan(uow, incident)
+            await uow.commit()
+        mime = "text/markdown" if command.format == "md" else "application/json"
+        await self._post(incident, Message(
+            title=f"Post-mortem for {incident.key}: {incident.title}",
+            text=f"Written to {path}. Sections still empty say _to be written_; add notes and run it again.",
+            attachment=Attachment(filename=path.name, content=document.encode("utf-8"), mime_type=mime,
+                                  title=f"{incident.key} post-mortem"),
+            incident_key=incident.key, kind="postmortem"))
+        return _info(f"Post-mortem for {incident.key} written to {path}.")
+
+    def _compile(self, incident: Incident, timeline: list, fmt: str) -> str:
+        level = self.ladder.level(incident.severity) or self.level(self.ladder.default)
+        timeline = [event for event in timeline if event.kind is not EventKind.POSTMORTEM]
+        if fmt == "json":
+            return self._compiler.json(incident, level, timeline)
+        return self._compiler.markdown(incident, level, timeline)
+
+    # -- reminders ----------------------------------------------------------------------------------
+
+    async def _fire_batch(self) -> int:
+        outgoing: list[tuple[Incident, Message]] = []
+        async with self._uow() as uow:
+            now = self._clock.now()
+            due = await uow.reminders.claim_due(now, REMINDER_BATCH)
+            touched: dict[int, Incident] = {}
+            for reminder in due:
+                incident = touched.get(reminder.incident_number) or await uow.incidents.get(reminder.incident_number)
+                if incident is None:
+                    continue
+                touched[incident.number] = incident
+                message = self._apply_reminder(incident, reminder.kind, reminder.subject, now)
+                if message is not None:
+                    outgoing.append((incident, message))
+            for incident in touched.values():
+                await uow.incidents.save(incident)
+                await self._replan(uow, incident)
+            await uow.commit()
+        for incident, message in outgoing:
+            await self._post(incident, message)
+        return len(due)
+
+    def _apply_reminder(self, incident: Incident, kind: str, subject: int, now: datetime) -> Message | None:
+        level = self.ladder.level(incident.severity)
+        if level is None:
+            return None
+        # Fire only what the incident's current state still calls for (a status update may have landed
+        # between planning and firing); the plan is the single definition of "due".
+        still_due = {(p.kind, p.subject) for p in plan(incident, level, self.ladder, self._tz) if p.due_at <= now}
+        if (kind, subject) not in still_due:
+            return None
+        if kind == "update_nudge":
+            since = now - max(t for t in (incident.last_update_at, incident.declared_at) if t)
+            message = render.nudge(incident, level, since)
+            incident.record_nudge(now=now, text=message.text)
+        elif kind == "ack_escalation":
+            message = render.ack_escalation(incident, level, escalation_target(self.ladder, subject))
+            incident.record_escalation(now=now, text=message.text, resolution=False)
+        elif kind == "resolution_escalation":
+            step = max(1, incident.escalations_sent)
+            message = render.resolution_escalation(incident, level, escalation_target(self.ladder, step))
+            incident.record_escalation(now=now, text=message.text, resolution=True)
+        elif kind == "postmortem_due":
+            message = render.postmortem_due(incident, level.postmortem_due or timedelta())
+            incident.record_postmortem_reminder(now=now, text=message.text)
+        elif kind == "action_overdue":
+            message = render.action_overdue(incident, subject)
+            incident.record_action_overdue(number=subject, now=now, text=message.text)
+        else:
+            log.warning("unknown reminder kind %r for %s", kind, incident.key)
+            return None
+        return message
+
+    async def _replan(self, uow: UnitOfWork, incident: Incident) -> None:
+        level = self.ladder.level(incident.severity)
+        plans = plan(incident, level, self.ladder, self._tz) if level else []
+        await uow.reminders.replace_pending(incident.number, plans, self._clock.now())
+
+    # -- helpers ------------------------------------------------------------------------------------
+
+    async def _first_delivery(self, uow: UnitOfWork, delivery_id: str | None) -> bool:
+        return delivery_id is None or await uow.deliveries.first_time(delivery_id, self._clock.now())
+
+    async def _incident_for(self, uow: UnitOfWork, ctx: Context, command: cmd.Command,
+                            required: bool = True) -> Incident:
+        if command.incident is not None:
+            incident = await uow.incidents.get(command.incident)
+            if incident is None:
+                raise DomainError(await self._unknown_incident(uow, command.incident))
+            return incident
+        incident = await uow.incidents.get_by_room(ctx.room)
+        if incident is None and required:
+            name = getattr(command, "name", "command")
+            usage = cmd.USAGE.get(_COMMAND_WORDS.get(type(command), ""), "")
+            raise DomainError(f"This needs an incident: run it inside an incident's thread, or name one, e.g. "
+                              f"/incident {usage.split(' ', 1)[0] or name} INC-7 {usage.split(' ', 1)[1] if ' ' in usage else ''}".rstrip())
+        return incident  # type: ignore[return-value]
+
+    async def _unknown_incident(self, uow: UnitOfWork, number: int) -> str:
+        open_keys = [i.key for i in await uow.incidents.list(open_only=True)]
+        return f"Unknown incident INC-{number}. Open incidents: {', '.join(open_keys) or 'none'}."
+
+    def _room_of(self, incident: Incident) -> Room | None:
+        if incident.platform is None or incident.channel is None:
+            return None
+        return Room(incident.platform, incident.channel, incident.thread)
+
+    async def _post(self, incident: Incident, message: Message) -> Posted | None:
+        room = self._room_of(incident)
+        chat = self._chat.get(incident.platform or "")
+        if room is None or chat is None:
+            log.warning("%s has no room to post %s into", incident.key, message.kind)
+            return None
+        try:
+            return await chat.post(room=room, message=message)
+        except Exception:
+            log.exception("%s: could not post %s message", incident.key, message.kind)
+            return None
+
+    async def _refresh_card(self, incident: Incident) -> None:
+        room, chat = self._room_of(incident), self._chat.get(incident.platform or "")
+        if room is None or chat is None or incident.card_message is None:
+            return
+        level = self.ladder.level(incident.severity)
+        if level is None:
+            return
+        card = render.incident_card(incident, level, self._tz)
+        try:
+            if chat.capabilities.edits:
+                await chat.update(posted=Posted(room=Room(room.platform, room.channel), message_id=incident.card_message),
+                                  message=card)
+            else:
+                await chat.post(room=room, message=card)
+        except Exception:
+            log.exception("%s: could not refresh the incident card", incident.key)
+
+
+_COMMAND_WORDS = {
+    cmd.Acknowledge: "ack", cmd.PostStatus: "status", cmd.ChangeSeverity: "sev", cmd.AssignRole: "role",
+    cmd.AddNote: "note", cmd.TickChecklist: "check", cmd.Snooze: "snooze", cmd.SetFreeze: "freeze",
+    cmd.AddAction: "action", cmd.CompleteAction: "action", cmd.Mitigate: "mitigate", cmd.Resolve: "resolve",
+    cmd.Close: "close", cmd.Reopen: "reopen", cmd.CompilePostmortem: "postmortem", cmd.ShowIncident: "show",
+    cmd.ShowPlaybook: "playbook",
+}
+
+__all__ = ["Context", "IncidentService", "Status"]

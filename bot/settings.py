@@ -1,0 +1,54 @@
+"""Settings read once from the environment / `.env` into a frozen object. Every variable is in .env.example."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Literal
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from pydantic import Field, SecretStr, field_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_file=".env", env_file_encoding="utf-8", extra="ignore", frozen=True,
+                                      populate_by_name=True)
+
+    database_url: str = Field("sqlite:///warroom.db", alias="WARROOM_DATABASE_URL")
+    ladder: str = Field("P0-P3", alias="WARROOM_LADDER")
+    playbooks: Path | None = Field(None, alias="WARROOM_PLAYBOOKS")
+    timezone: str = Field("UTC", alias="WARROOM_TIMEZONE")
+    postmortem_template: str = Field("blameless", alias="WARROOM_POSTMORTEM_TEMPLATE")
+    postmortem_dir: Path = Field(Path("postmortems"), alias="WARROOM_POSTMORTEM_DIR")
+    incidents_channel: str = Field("#incidents", alias="WARROOM_INCIDENTS_CHANNEL")
+    tick_seconds: float = Field(1.0, gt=0, le=60, alias="WARROOM_TICK_SECONDS")
+    incident_mode: Literal["thread", "channel"] = Field("thread", alias="WARROOM_INCIDENT_MODE")
+    log_level: str = Field("INFO", alias="WARROOM_LOG_LEVEL")
+
+    http_host: str = Field("127.0.0.1", alias="WARROOM_HTTP_HOST")
+    http_port: int = Field(3000, alias="WARROOM_HTTP_PORT")
+
+    slack_bot_token: SecretStr | None = Field(None, alias="SLACK_BOT_TOKEN")
+    slack_signing_secret: SecretStr | None = Field(None, alias="SLACK_SIGNING_SECRET")
+    slack_app_token: SecretStr | None = Field(None, alias="SLACK_APP_TOKEN")
+    slack_incidents_channel: str | None = Field(None, alias="SLACK_INCIDENTS_CHANNEL")
+    slack_api_url: str = Field("https://slack.com/api/", alias="SLACK_API_URL")
+
+    @field_validator("timezone")
+    @classmethod
+    def _known_timezone(cls, value: str) -> str:
+        try:
+            ZoneInfo(value)
+        except (ZoneInfoNotFoundError, ValueError):
+            raise ValueError(f"unknown timezone {value!r}; use an IANA name such as Africa/Nairobi or UTC") from None
+        return value
+
+    @property
+    def tz(self) -> ZoneInfo:
+        return ZoneInfo(self.timezone)
+
+    @property
+    def slack_configured(self) -> bool:
+        return self.slack_bot_token is not None and (
+            self.slack_signing_secret is not None or self.slack_app_token is not None
+        )

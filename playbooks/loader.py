@@ -1,0 +1,125 @@
+"""Load and validate playbook data from a folder; errors name the file, the field and what is allowed.
+
+Layout of a playbook folder (every part optional in a user's folder, which overlays the bundled one by name):
+
+    severities/<ladder>.yaml     one severity ladder per file
+    scenarios/<name>.yaml        one scenario playbook per file
+    briefs/<name>.yaml           one customer brief template per file
+    postmortem/<name>.md         post-mortem templates ($placeholders, see POSTMORTEM_PLACEHOLDERS)
+"""
+
+from __future__ import annotations
+
+import string
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TypeVar
+
+import yaml
+from pydantic import BaseModel, ValidationError
+
+from playbooks.schema import BriefTemplate, Ladder, Scenario
+
+BUNDLED = Path(__file__).resolve().parent
+
+POSTMORTEM_PLACEHOLDERS = frozenset(
+    {
+        "key", "title", "date", "severity", "severity_label", "status", "duration", "started", "ended",
+        "time_to_acknowledge", "impact", "reporter", "roles", "timeline", "root_cause", "contributing",
+        "went_well", "resolution", "actions", "summary", "timezone",
+    }
+)
+
+_Model = TypeVar("_Model", bound=BaseModel)
+
+
+class PlaybookError(ValueError):
+    """A playbook file is invalid; the message names the file, the field and what is allowed."""
+
+
+@dataclass(frozen=True)
+class Playbooks:
+    ladders: dict[str, Ladder]
+    scenarios: dict[str, Scenario]
+    briefs: dict[str, BriefTemplate] = field(default_factory=dict)
+    postmortem_templates: dict[str, str] = field(default_factory=dict)
+
+    def ladder(self, name: str) -> Ladder:
+        try:
+            return self.ladders[name]
+        except KeyError:
+            raise PlaybookError(
+                f"Unknown severity ladder {name!r}; available: {', '.join(sorted(self.ladders))}"
+            ) from None
+
+    def postmortem_template(self, name: str) -> string.Template:
+        try:
+            return string.Template(self.postmortem_templates[name])
+        except KeyError:
+            raise PlaybookError(
+                f"Unknown post-mortem template {name!r}; available: {', '.join(sorted(self.postmortem_templates))}"
+            ) from None
+
+
+def _describe(error: ValidationError) -> str:
+    parts = []
+    for problem in error.errors():
+        where = ".".join(str(piece) for piece in problem["loc"]) or "(top level)"
+        parts.append(f"field '{where}': {problem['msg']}")
+    return "; ".join(parts)
+
+
+def _load_yaml_model(path: Path, model: type[_Model]) -> _Model:
+    try:
+        data = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except yaml.YAMLError as exc:
+        raise PlaybookError(f"{path}: not valid YAML: {exc}") from None
+    if not isinstance(data, dict):
+        raise PlaybookError(f"{path}: expected a mapping of fields at the top level, got {type(data).__name__}")
+    try:
+        return model.model_validate(data)
+    except ValidationError as exc:
+        raise PlaybookError(f"{path}: {_describe(exc)}") from None
+
+
+def _load_template(path: Path) -> str:
+    text = path.read_text(encoding="utf-8")
+    names: set[str] = set()
+    for match in string.Template.pattern.finditer(text):
+        if match.group("invalid") is not None:
+            raise PlaybookError(f"{path}: a '$' not followed by a placeholder name (write $$ for a literal dollar)")
+        name = match.group("named") or match.group("braced")
+        if name:
+            names.add(name)
+    unknown = sorted(names - POSTMORTEM_PLACEHOLDERS)
+    if unknown:
+        raise PlaybookError(
+            f"{path}: unknown placeholder(s) {', '.join('$' + n for n in unknown)}; "
+            f"allowed: {', '.join('$' + n for n in sorted(POSTMORTEM_PLACEHOLDERS))}"
+        )
+    return text
+
+
+def _load_folder(root: Path, into: Playbooks) -> None:
+    for path in sorted((root / "severities").glob("*.yaml")):
+        ladder = _load_yaml_model(path, Ladder)
+        into.ladders[ladder.name] = ladder
+    for path in sorted((root / "scenarios").glob("*.yaml")):
+        scenario = _load_yaml_model(path, Scenario)
+        into.scenarios[scenario.name] = scenario
+    for path in sorted((root / "briefs").glob("*.yaml")):
+        brief = _load_yaml_model(path, BriefTemplate)
+        into.briefs[brief.name] = brief
+    for path in sorted((root / "postmortem").glob("*.md")):
+        into.postmortem_templates[path.stem] = _load_template(path)
+
+
+def load_playbooks(extra: Path | None = None) -> Playbooks:
+    """The bundled playbooks, overlaid by the files in `extra` (same name replaces), all validated."""
+    playbooks = Playbooks(ladders={}, scenarios={}, briefs={}, postmortem_templates={})
+    _load_folder(BUNDLED, playbooks)
+    if extra is not None:
+        if not extra.is_dir():
+            raise PlaybookError(f"{extra}: playbook folder does not exist or is not a folder")
+        _load_folder(extra, playbooks)
+    return playbooks

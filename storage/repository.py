@@ -1,0 +1,272 @@
+"""The unit of work and repositories over SQLModel's async session.
+
+One `SqlUnitOfWork` is one transaction: the service changes an Incident, saves it (row, action items, new
+timeline events) and re-plans its reminders, and all of it commits or none of it does.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import datetime
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.ext.asyncio import AsyncEngine, async_sessionmaker
+from sqlmodel import select
+from sqlmodel.ext.asyncio.session import AsyncSession
+
+from bot.domain import ActionItem, ChecklistItem, EventKind, Incident, Role, Status, TimelineEvent
+from bot.ports import DueReminder, ReminderPlan, Room
+from storage.tables import ActionRow, CounterRow, DeliveryRow, IncidentRow, ReminderRow, TimelineRow
+
+_INCIDENT_COUNTER = "incident"
+_SCALARS = (
+    "title", "severity", "impact", "reporter", "declared_at", "acknowledged_at", "acknowledged_by", "mitigated_at",
+    "resolved_at", "closed_at", "summary", "frozen", "suggested_playbook", "last_update_at", "last_nudge_at",
+    "snoozed_until", "escalations_sent", "resolution_escalated", "postmortem_at", "postmortem_reminded_at",
+    "platform", "channel", "thread", "card_message",
+)
+
+
+def _dt(value: datetime | str | None) -> datetime | None:
+    return datetime.fromisoformat(value) if isinstance(value, str) else value
+
+
+def _to_incident(row: IncidentRow, actions: Sequence[ActionRow]) -> Incident:
+    incident = Incident(
+        number=row.number,
+        status=Status(row.status),
+        roles={Role(role): user for role, user in row.roles.items()},
+        checklist=[
+            ChecklistItem(number=item["number"], section=item["section"], text=item["text"],
+                          checked_by=item.get("checked_by"), checked_at=_dt(item.get("checked_at")))
+            for item in row.checklist
+        ],
+        actions=[
+            ActionItem(number=a.number, text=a.text, owner=a.owner, due=a.due, created_by=a.created_by,
+                       created_at=a.created_at, done_at=a.done_at, done_by=a.done_by,
+                       overdue_reminded=a.overdue_reminded)
+            for a in sorted(actions, key=lambda a: a.number)
+        ],
+        **{name: getattr(row, name) for name in _SCALARS},
+    )
+    return incident
+
+
+def _row_values(incident: Incident) -> dict[str, Any]:
+    values = {name: getattr(incident, name) for name in _SCALARS}
+    values["status"] = incident.status.value
+    values["roles"] = {role.value: user for role, user in incident.roles.items()}
+    values["checklist"] = [
+        {"number": item.number, "section": item.section, "text": item.text, "checked_by": item.checked_by,
+         "checked_at": item.checked_at.isoformat() if item.checked_at else None}
+        for item in incident.checklist
+    ]
+    return values
+
+
+def _to_event(row: TimelineRow) -> TimelineEvent:
+    return TimelineEvent(
+        id=row.id, kind=EventKind(row.kind), author=row.author, text=row.text, occurred_at=row.occurred_at,
+        recorded_at=row.recorded_at, source=row.source, message_ref=row.message_ref, pinned=row.pinned,
+        deleted=row.deleted,
+    )
+
+
+class SqlIncidentRepository:
+    def __init__(self, session: AsyncSession) -> None:
+        self._session = session
+
+    async def next_number(self) -> int:
+        # A row-locked increment in the declaring transaction: numbers stay unique and gapless, because a
+        # rolled-back declare rolls its increment back too.
+        result = await self._session.exec(
+            sa.update(CounterRow).where(CounterRow.name == _INCIDENT_COUNTER)
+            .values(value=CounterRow.value + 1).returning(CounterRow.value)
+        )
+        value = result.scalar_one_or_none()
+        if value is None:
+            raise RuntimeError("incident counter row missing: run `warroom db upgrade`")
+        return value
+
+    async def add(self, incident: Incident) -> None:
+        self._session.add(IncidentRow(number=incident.number, **_row_values(incident)))
+        await self._session.flush()
+        await self._write_children(incident)
+
+    async def save(self, incident: Incident) -> None:
+        await self._session.exec(
+            sa.update(IncidentRow).where(IncidentRow.number == incident.number).values(**_row_values(incident))
+        )
+        await self._write_children(incident)
+
+    async def _write_children(self, incident: Incident) -> None:
+        existing = {
+            row.number: row
+            for row in (await self._session.exec(
+                select(ActionRow).where(ActionRow.incident_number == incident.number))).all()
+        }
+        for item in incident.actions:
+            row = existing.get(item.number) or ActionRow(incident_number=incident.number, number=item.number,
+                                                         text=item.text, created_by=item.created_by,
+                                                         created_at=item.created_at)
+            row.text, row.owner, row.due = item.text, item.owner, item.due
+            row.done_at, row.done_by, row.overdue_reminded = item.done_at, item.done_by, item.overdue_reminded
+            self._session.add(row)
+        for event in incident.take_new_timeline():
+            self._session.add(
+                TimelineRow(incident_number=incident.number, kind=event.kind.value, author=event.author,
+                            text=event.text, occurred_at=event.occurred_at, recorded_at=event.recorded_at,
+                            source=event.source, message_ref=event.message_ref, pinned=event.pinned,
+                            deleted=event.deleted)
+            )
+        await self._session.flush()
+
+    async def _load(self, row: IncidentRow | None) -> Incident | None:
+        if row is None:
+            return None
+        actions = (await self._session.exec(select(ActionRow).where(ActionRow.incident_number == row.number))).all()
+        return _to_incident(row, actions)
+
+    async def get(self, number: int) -> Incident | None:
+        return await self._load(await self._session.get(IncidentRow, number))
+
+    async def get_by_room(self, room: Room) -> Incident | None:
+        query = select(IncidentRow).where(IncidentRow.platform == room.platform, IncidentRow.channel == room.channel)
+        if room.thread is None:
+            # Channel mode: the incident owns the whole channel.
+            query = query.where(IncidentRow.thread.is_(None))  # type: ignore[union-attr]
+        else:
+            query = query.where(IncidentRow.thread == room.thread)
+        row = (await self._session.exec(query.order_by(IncidentRow.number.desc()).limit(1))).first()  # type: ignore[union-attr]
+        return await self._load(row)
+
+    async def list(self, *, open_only: bool) -> list[Incident]:
+        query = select(IncidentRow).order_by(IncidentRow.number)
+        if open_only:
+            query = query.where(IncidentRow.status.in_([s.value for s in Status if s.is_open]))  # type: ignore[attr-defined]
+        rows = (await self._session.exec(query)).all()
+        numbers = [row.number for row in rows]
+        actions: dict[int, list[ActionRow]] = {n: [] for n in numbers}
+        if numbers:
+            for action in (await self._session.exec(
+                    select(ActionRow).where(ActionRow.incident_number.in_(numbers)))).all():  # type: ignore[attr-defined]
+                actions[action.incident_number].append(action)
+        return [_to_incident(row, actions[row.number]) for row in rows]
+
+    async def timeline(self, number: int) -> list[TimelineEvent]:
+        rows = (await self._session.exec(
+            select(TimelineRow).where(TimelineRow.incident_number == number)
+            .order_by(TimelineRow.occurred_at, TimelineRow.id)  # type: ignore[arg-type]
+        )).all()
+        return [_to_event(row) for row in rows]
+
+    async def find_message(self, number: int, message_ref: str) -> TimelineEvent | None:
+        row = (await self._session.exec(
+            select(TimelineRow).where(TimelineRow.incident_number == number, TimelineRow.message_ref == message_ref)
+            .order_by(TimelineRow.id).limit(1)  # type: ignore[arg-type]
+        )).first()
+        return _to_event(row) if row else None
+
+    async def edit_message(self, event_id: int, *, text: str | None = None, deleted: bool | None = None,
+                           pinned: bool | None = None) -> None:
+        values = {k: v for k, v in (("text", text), ("deleted", deleted), ("pinned", pinned)) if v is not None}
+        if values:
+            await self._session.exec(sa.update(TimelineRow).where(TimelineRow.id == event_id).values(**values))
+
+
+class SqlReminderRepository:
+    def __init__(self, session: AsyncSession) -> None:
+        self._session = session
+
+    async def replace_pending(self, incident_number: int, plans: Sequence[ReminderPlan], now: datetime) -> None:
+        """Make the incident's pending reminders exactly `plans`; unchanged ones keep their rows."""
+        pending = (await self._session.exec(
+            select(ReminderRow).where(ReminderRow.incident_number == incident_number, ReminderRow.status == "pending")
+        )).all()
+        wanted = {(plan.kind, plan.subject, plan.due_at) for plan in plans}
+        kept = set()
+        for row in pending:
+            key = (row.kind, row.subject, row.due_at)
+            if key in wanted and key not in kept:
+                kept.add(key)
+            else:
+                await self._session.delete(row)
+        for kind, subject, due_at in sorted(wanted - kept, key=lambda k: (k[2], k[0], k[1])):
+            self._session.add(ReminderRow(incident_number=incident_number, kind=kind, subject=subject,
+                                          due_at=due_at, created_at=now))
+        await self._session.flush()
+
+    async def claim_due(self, now: datetime, limit: int) -> list[DueReminder]:
+        """Claim due reminders for this transaction. The conditional UPDATE (status still 'pending') is what
+        makes a reminder fire once; on PostgreSQL SKIP LOCKED also lets replicas claim disjoint batches."""
+        candidates = (
+            select(ReminderRow.id)
+            .where(ReminderRow.status == "pending", ReminderRow.due_at <= now)
+            .order_by(ReminderRow.due_at, ReminderRow.id)  # type: ignore[arg-type]
+            .limit(limit)
+        )
+        if self._session.bind.dialect.name == "postgresql":
+            candidates = candidates.with_for_update(skip_locked=True)
+        ids = list((await self._session.exec(candidates)).all())
+        if not ids:
+            return []
+        result = await self._session.exec(
+            sa.update(ReminderRow)
+            .where(ReminderRow.id.in_(ids), ReminderRow.status == "pending")  # type: ignore[union-attr]
+            .values(status="fired", fired_at=now)
+            .returning(ReminderRow.id, ReminderRow.incident_number, ReminderRow.kind, ReminderRow.due_at,
+                       ReminderRow.subject)
+        )
+        claimed = [DueReminder(id=r[0], incident_number=r[1], kind=r[2], due_at=r[3], subject=r[4]) for r in result]
+        return sorted(claimed, key=lambda r: (r.due_at, r.id))
+
+    async def pending(self, incident_number: int | None = None) -> list[ReminderPlan]:
+        query = select(ReminderRow).where(ReminderRow.status == "pending")
+        if incident_number is not None:
+            query = query.where(ReminderRow.incident_number == incident_number)
+        rows = (await self._session.exec(query.order_by(ReminderRow.due_at))).all()  # type: ignore[arg-type]
+        return [ReminderPlan(kind=row.kind, due_at=row.due_at, subject=row.subject) for row in rows]  # type: ignore[arg-type]
+
+
+class SqlDeliveryLog:
+    def __init__(self, session: AsyncSession) -> None:
+        self._session = session
+
+    async def first_time(self, delivery_id: str, now: datetime) -> bool:
+        try:
+            async with self._session.begin_nested():
+                self._session.add(DeliveryRow(delivery_id=delivery_id[:200], received_at=now))
+                await self._session.flush()
+        except IntegrityError:
+            return False
+        return True
+
+
+class SqlUnitOfWork:
+    def __init__(self, sessions: async_sessionmaker[AsyncSession]) -> None:
+        self._sessions = sessions
+
+    async def __aenter__(self) -> "SqlUnitOfWork":
+        self.session = self._sessions()
+        self.incidents = SqlIncidentRepository(self.session)
+        self.reminders = SqlReminderRepository(self.session)
+        self.deliveries = SqlDeliveryLog(self.session)
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.session.rollback()
+        await self.session.close()
+
+    async def commit(self) -> None:
+        await self.session.commit()
+
+
+class SqlUnitOfWorkFactory:
+    def __init__(self, engine: AsyncEngine) -> None:
+        self.engine = engine
+        self._sessions = async_sessionmaker(engine, class_=AsyncSession, expire_on_commit=False)
+
+    def __call__(self) -> SqlUnitOfWork:
+        return SqlUnitOfWork(self._sessions)

@@ -1,0 +1,134 @@
+"""Tables. Times are stored as aware UTC; SQLite hands back naive values, so `UTCDateTime` re-attaches UTC."""
+
+from __future__ import annotations
+
+from datetime import date, datetime, timezone
+from typing import Any
+
+import sqlalchemy as sa
+from sqlmodel import Field, SQLModel
+
+
+class UTCDateTime(sa.types.TypeDecorator):
+    impl = sa.DateTime(timezone=True)
+    cache_ok = True
+
+    def process_bind_param(self, value: datetime | None, dialect: Any) -> datetime | None:
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            raise ValueError("naive datetime refused: warroom stores aware UTC times")
+        value = value.astimezone(timezone.utc)
+        return value.replace(tzinfo=None) if dialect.name == "sqlite" else value
+
+    def process_result_value(self, value: datetime | None, dialect: Any) -> datetime | None:
+        if value is None:
+            return None
+        return value.replace(tzinfo=timezone.utc) if value.tzinfo is None else value.astimezone(timezone.utc)
+
+
+def _when(*, nullable: bool = True, index: bool = False) -> Any:
+    return Field(default=None, sa_type=UTCDateTime, nullable=nullable, index=index)
+
+
+class IncidentRow(SQLModel, table=True):
+    __tablename__ = "incident"
+    __table_args__ = (sa.Index("ix_incident_room", "platform", "channel", "thread"),)
+
+    number: int = Field(primary_key=True, sa_column_kwargs={"autoincrement": False})
+    title: str
+    severity: str = Field(max_length=16)
+    impact: str | None = None
+    reporter: str
+    status: str = Field(max_length=16, index=True)
+    declared_at: datetime = Field(sa_type=UTCDateTime, nullable=False)
+    acknowledged_at: datetime | None = _when()
+    acknowledged_by: str | None = None
+    mitigated_at: datetime | None = _when()
+    resolved_at: datetime | None = _when()
+    closed_at: datetime | None = _when()
+    summary: str | None = None
+    roles: dict = Field(default_factory=dict, sa_type=sa.JSON, nullable=False)
+    frozen: bool = False
+    checklist: list = Field(default_factory=list, sa_type=sa.JSON, nullable=False)
+    suggested_playbook: str | None = None
+    last_update_at: datetime | None = _when()
+    last_nudge_at: datetime | None = _when()
+    snoozed_until: datetime | None = _when()
+    escalations_sent: int = 0
+    resolution_escalated: bool = False
+    postmortem_at: datetime | None = _when()
+    postmortem_reminded_at: datetime | None = _when()
+    platform: str | None = Field(default=None, max_length=32)
+    channel: str | None = Field(default=None, max_length=128)
+    thread: str | None = Field(default=None, max_length=128)
+    card_message: str | None = Field(default=None, max_length=128)
+
+
+class ActionRow(SQLModel, table=True):
+    __tablename__ = "action_item"
+    __table_args__ = (sa.UniqueConstraint("incident_number", "number"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    incident_number: int = Field(foreign_key="incident.number", index=True)
+    number: int
+    text: str
+    owner: str | None = None
+    due: date | None = None
+    created_by: str
+    created_at: datetime = Field(sa_type=UTCDateTime, nullable=False)
+    done_at: datetime | None = _when()
+    done_by: str | None = None
+    overdue_reminded: bool = False
+
+
+class TimelineRow(SQLModel, table=True):
+    __tablename__ = "timeline_event"
+    __table_args__ = (
+        sa.Index("ix_timeline_incident_time", "incident_number", "occurred_at", "id"),
+        sa.Index("ix_timeline_message", "incident_number", "message_ref"),
+    )
+
+    id: int | None = Field(default=None, primary_key=True)
+    incident_number: int = Field(foreign_key="incident.number")
+    kind: str = Field(max_length=32)
+    author: str
+    text: str
+    occurred_at: datetime = Field(sa_type=UTCDateTime, nullable=False)
+    recorded_at: datetime = Field(sa_type=UTCDateTime, nullable=False)
+    source: str = Field(max_length=16)
+    message_ref: str | None = Field(default=None, max_length=128)
+    pinned: bool = False
+    deleted: bool = False
+
+
+class ReminderRow(SQLModel, table=True):
+    __tablename__ = "reminder"
+    __table_args__ = (sa.Index("ix_reminder_due", "status", "due_at"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    incident_number: int = Field(foreign_key="incident.number", index=True)
+    kind: str = Field(max_length=32)
+    subject: int = 0
+    due_at: datetime = Field(sa_type=UTCDateTime, nullable=False)
+    status: str = Field(default="pending", max_length=16)  # pending | fired | cancelled
+    created_at: datetime = Field(sa_type=UTCDateTime, nullable=False)
+    fired_at: datetime | None = _when()
+
+
+class CounterRow(SQLModel, table=True):
+    """Gapless sequences (incident numbers): a row-locked increment inside the declaring transaction."""
+
+    __tablename__ = "counter"
+
+    name: str = Field(primary_key=True, max_length=32)
+    value: int = 0
+
+
+class DeliveryRow(SQLModel, table=True):
+    """Inbound delivery ids already processed; the primary key makes a retry a no-op on every replica."""
+
+    __tablename__ = "inbound_delivery"
+
+    delivery_id: str = Field(primary_key=True, max_length=200)
+    received_at: datetime = Field(sa_type=UTCDateTime, nullable=False)
