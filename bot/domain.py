@@ -236,7 +236,7 @@ class Incident:
         previous = self.roles.get(role)
         self.roles[role] = user
         change = f" (was {previous})" if previous and previous != user else ""
-        self._record(EventKind.ROLE_ASSIGNED, by, now, f"{role.title}: {user}{change}")
+        self._record(EventKind.ROLE_ASSIGNED, by, now, f"assigned {role.title} to {user}{change}")
         return previous
 
     def add_note(self, *, by: str, text: str, now: datetime, kind: EventKind = EventKind.NOTE,

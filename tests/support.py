@@ -1,0 +1,79 @@
+"""Test support: a real warroom (service + SQLite file + migrations) on the in-memory chat and a manual clock."""
+
+from __future__ import annotations
+
+import itertools
+from collections.abc import AsyncIterator
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from pathlib import Path
+
+from adapters.memory import MemoryChat
+from bot.bootstrap import Warroom, build
+from bot.ports import Actor, ManualClock, Reply, Room
+from bot.service import Context
+from bot.settings import Settings
+
+START = datetime(2026, 11, 24, 6, 50, tzinfo=timezone.utc)  # 09:50 EAT
+CHANNEL = Room("console", "#incidents")
+
+
+def make_settings(tmp_path: Path, **overrides: object) -> Settings:
+    values: dict[str, object] = {
+        "database_url": f"sqlite:///{tmp_path / 'warroom.db'}",
+        "ladder": "P1-P3",
+        "timezone": "Africa/Nairobi",
+        "postmortem_dir": tmp_path / "postmortems",
+    }
+    values.update(overrides)
+    return Settings(_env_file=None, **values)  # type: ignore[call-arg]
+
+
+@dataclass
+class Harness:
+    """One team in #incidents: commands and chat lines go through the real service into a real SQLite file."""
+
+    app: Warroom
+    chat: MemoryChat
+    clock: ManualClock
+    settings: Settings
+    _ids: itertools.count = field(default_factory=lambda: itertools.count(1))
+
+    @property
+    def service(self):  # noqa: ANN201
+        return self.app.service
+
+    async def run(self, text: str, *, user: str = "alice", room: Room = CHANNEL,
+                  delivery_id: str | None = None) -> Reply | None:
+        ctx = Context(actor=Actor(id=user, name=user), room=room, delivery_id=delivery_id)
+        return await self.service.run_command(ctx, text if text.startswith("/") else f"/incident {text}")
+
+    async def ok(self, text: str, **kwargs: object) -> Reply | None:
+        reply = await self.run(text, **kwargs)  # type: ignore[arg-type]
+        assert reply is None or reply.ok, f"{text!r} failed: {reply.message.text}"
+        return reply
+
+    async def say(self, text: str, *, room: Room, user: str = "bob") -> bool:
+        return await self.service.capture_message(room=room, actor=Actor(id=user, name=user), text=text,
+                                                  message_id=f"msg-{next(self._ids)}")
+
+    async def room(self, number: int) -> Room:
+        room = await self.service.room_of(number)
+        assert room is not None
+        return room
+
+    async def tick(self, **advance: float) -> int:
+        if advance:
+            self.clock.advance(**advance)
+        return await self.service.fire_due_reminders()
+
+    def kinds(self, kind: str) -> list[str]:
+        return [s.current.text for s in self.chat.of_kind(kind)]
+
+
+async def start_harness(settings: Settings, clock: ManualClock, chat: MemoryChat | None = None) -> Harness:
+    chat = chat or MemoryChat("console")
+    app = await build(settings, chat={"console": chat}, clock=clock)
+    return Harness(app=app, chat=chat, clock=clock, settings=settings)
+
+
