@@ -62,11 +62,11 @@ HELP_SUMMARY = {
 
 ROLE_NAMES = {"ic": "ic", "commander": "ic", "ops": "ops", "comms": "comms", "scribe": "scribe"}
 NOTE_TAGS = ("rootcause", "contributing", "wentwell")
-_INCIDENT_REF = re.compile(r"^(?:INC-?)?#?(\d{1,9})$", re.IGNORECASE)
-_STRICT_INCIDENT_REF = re.compile(r"^INC-(\d{1,9})$", re.IGNORECASE)
-_SEVERITY_TOKEN = re.compile(r"^[A-Za-z]{0,4}\d{1,2}$")
-_DURATION = re.compile(r"^(\d{1,3})\s*(m|min|h)$", re.IGNORECASE)
-_CLOCK = re.compile(r"^(\d{1,2}):(\d{2})$")
+_INCIDENT_REF = re.compile(r"^(?:INC-?)?#?([0-9]{1,9})$", re.IGNORECASE)
+_STRICT_INCIDENT_REF = re.compile(r"^INC-([0-9]{1,9})$", re.IGNORECASE)
+_SEVERITY_TOKEN = re.compile(r"^[A-Za-z]{0,4}[0-9]{1,2}$")
+_DURATION = re.compile(r"^([0-9]{1,3})\s*(m|min|h)$", re.IGNORECASE)
+_CLOCK = re.compile(r"^([0-9]{1,2}):([0-9]{2})$")
 _QUOTES = {'"': '"', "'": "'", "“": "”", "‘": "’", "«": "»"}
 
 
@@ -203,6 +203,11 @@ class _Token:
     text: str
     quoted: bool
     key: str | None = None  # for key=value tokens
+    raw: str | None = None  # the token as typed, for commands that take no options ("retry=3 worked")
+
+    @property
+    def as_typed(self) -> str:
+        return self.raw if self.raw is not None else self.text
 
 
 class _Bad(Exception):
@@ -211,13 +216,17 @@ class _Bad(Exception):
         self.error = UsageError(message, usage)
 
 
+_JOINERS = "\u200c\u200d"  # ZWNJ/ZWJ: needed by emoji sequences and Persian script, unlike other format chars
+
+
 def clean_text(text: str) -> str:
-    """Drop control characters (keeping newlines and tabs as spaces) and normalise Unicode to NFC."""
+    """Drop control and format characters (bidi overrides, zero-width spaces; keeping joiners), turn newlines
+    and tabs into spaces, and normalise Unicode to NFC."""
     text = unicodedata.normalize("NFC", text)
     return "".join(
         " " if ch in "\t\r\n" else ch
         for ch in text
-        if ch in "\t\r\n" or unicodedata.category(ch) not in ("Cc", "Cf", "Cs", "Co", "Cn")
+        if ch in "\t\r\n" or ch in _JOINERS or unicodedata.category(ch) not in ("Cc", "Cf", "Cs", "Co", "Cn")
     )
 
 
@@ -230,31 +239,33 @@ def tokenize(text: str) -> list[_Token]:
             i += 1
             continue
         key = None
+        start = i
         match = re.match(r"([A-Za-z_][A-Za-z_-]{0,30})=", text[i:])
         if match:
             key = match.group(1).lower()
             i += match.end()
             if i >= n or text[i].isspace():
-                tokens.append(_Token("", quoted=False, key=key))
+                tokens.append(_Token("", quoted=False, key=key, raw=text[start:i]))
                 continue
         if text[i] in _QUOTES:
             closing = _QUOTES[text[i]]
             end = text.find(closing, i + 1)
             if end == -1:
                 raise _Bad(f"Unbalanced quote: the text starting at {text[i:i + 20]!r} has no closing {closing}.")
-            tokens.append(_Token(text[i + 1:end], quoted=True, key=key))
+            tokens.append(_Token(text[i + 1:end], quoted=True, key=key, raw=text[start:end + 1] if key else None))
             i = end + 1
         else:
             end = i
             while end < n and not text[end].isspace():
                 end += 1
-            tokens.append(_Token(text[i:end], quoted=False, key=key))
+            tokens.append(_Token(text[i:end], quoted=False, key=key, raw=text[start:end] if key else None))
             i = end
     return tokens
 
 
 def _words(tokens: list[_Token]) -> str:
-    return " ".join(token.text for token in tokens).strip()
+    """Free text: options were already taken out by commands that have them, so key=value reads as typed."""
+    return " ".join(token.as_typed for token in tokens).strip()
 
 
 def _take_incident_ref(tokens: list[_Token]) -> int | None:
@@ -288,7 +299,7 @@ def _required_text(tokens: list[_Token], what: str, usage: str) -> str:
 
 
 def _positive_int(token_text: str, what: str, usage: str) -> int:
-    if not token_text.isdigit() or int(token_text) < 1 or len(token_text) > 6:
+    if not re.fullmatch(r"[0-9]{1,6}", token_text) or int(token_text) < 1:
         raise _Bad(f"'{token_text}' is not a {what}; give a number like 1, 2, 3.", usage)
     return int(token_text)
 
@@ -390,7 +401,7 @@ def _parse_role(tokens: list[_Token], ref: int | None) -> AssignRole:
     if role is None:
         raise _Bad(f"Unknown role '{tokens[0].text}'. Roles: ic, ops, comms, scribe.", usage)
     user = _user(tokens[1].text.strip())
-    if not user:
+    if not user or user == "@":
         raise _Bad("Say who takes the role, e.g. @alice.", usage)
     return AssignRole(incident=ref, role=role, user=user)  # type: ignore[arg-type]
 
@@ -465,6 +476,15 @@ _ALIASES = {"acknowledge": "ack", "severity": "sev", "update": "status", "action
             "ls": "list", "unfreeze": "freeze"}
 
 
+def _usage_for(text: str) -> str | None:
+    """The usage of the subcommand a (possibly malformed) line starts with, for error messages."""
+    for word in text.split()[:2]:
+        name = _ALIASES.get(word.lower(), word.lower())
+        if name in USAGE:
+            return USAGE[name]
+    return None
+
+
 def parse(text: str) -> ParseResult:
     """`/incident status INC-7 "db back"` → PostStatus(incident=7, text="db back"); bad input → UsageError."""
     if not isinstance(text, str):
@@ -477,7 +497,10 @@ def parse(text: str) -> ParseResult:
     if not text:
         return Help()
     try:
-        tokens = tokenize(text)
+        try:
+            tokens = tokenize(text)
+        except _Bad as bad:
+            raise _Bad(bad.error.message, _usage_for(text)) from None
         ref = _take_incident_ref(tokens)
         if not tokens or tokens[0].quoted or tokens[0].key is not None:
             raise _Bad(f"Start with a command: {', '.join(SUBCOMMANDS)}.", USAGE["help"])
@@ -485,10 +508,12 @@ def parse(text: str) -> ParseResult:
         name = _ALIASES.get(word, word)
         if name not in _PARSERS:
             raise _Bad(f"Unknown command '{word[:40]}'. Commands: {', '.join(SUBCOMMANDS)}.", USAGE["help"])
-        if word == "unfreeze" and not tokens:
-            tokens = [_Token("off", quoted=False)]
         if ref is None:
             ref = _take_incident_ref(tokens)
+        if word == "unfreeze":
+            if tokens:
+                raise _Bad(f"'unfreeze' takes no arguments, got '{_words(tokens)[:60]}'.", "freeze off")
+            tokens = [_Token("off", quoted=False)]
         return _PARSERS[name](tokens, ref)
     except _Bad as bad:
         return bad.error
