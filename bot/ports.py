@@ -286,12 +286,54 @@ class DeliveryLog(Protocol):
         ...
 
 
+class DeliveryError(Exception):
+    """An adapter could not deliver. `retry_after` (seconds) when the platform said when to come back (429);
+    `permanent` when retrying cannot help (unknown channel, bad token, invalid recipient)."""
+
+    def __init__(self, message: str, *, retry_after: float | None = None, permanent: bool = False) -> None:
+        super().__init__(message)
+        self.retry_after = retry_after
+        self.permanent = permanent
+
+
+@dataclass(frozen=True)
+class Outbound:
+    """A message to deliver, written to the outbox in the transaction of the change that caused it.
+
+    `operation`: open_room (post the card and open the incident's room), post (into `room`, or the incident's
+    room when `room` is None), update_card (edit the incident's card, or post it anew where edits are not
+    possible). `dedupe_key` is unique: enqueueing the same key twice keeps one row."""
+
+    platform: str
+    operation: Literal["open_room", "post", "update_card"]
+    message: Message
+    dedupe_key: str
+    incident_number: int | None = None
+    room: Room | None = None
+
+
+@dataclass(frozen=True)
+class OutboxItem:
+    id: int
+    outbound: Outbound
+    attempts: int
+
+
+class OutboxRepository(Protocol):
+    async def enqueue(self, outbound: Outbound, now: datetime) -> None: ...
+    async def claim(self, now: datetime, limit: int, lease: timedelta) -> list[OutboxItem]: ...
+    async def delivered(self, item_id: int, now: datetime, platform_message_id: str | None) -> None: ...
+    async def retry_later(self, item_id: int, at: datetime, error: str, *, count_attempt: bool = True) -> None: ...
+    async def give_up(self, item_id: int, now: datetime, error: str) -> None: ...
+
+
 class UnitOfWork(Protocol):
     """One transaction. `async with uow: ...; await uow.commit()` — leaving without commit rolls back."""
 
     incidents: IncidentRepository
     reminders: ReminderRepository
     deliveries: DeliveryLog
+    outbox: OutboxRepository
 
     async def __aenter__(self) -> "UnitOfWork": ...
     async def __aexit__(self, *exc: object) -> None: ...

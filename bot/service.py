@@ -8,6 +8,7 @@ after the commit are logged with the incident id and never undo recorded state.
 from __future__ import annotations
 
 import logging
+import uuid
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta, tzinfo
@@ -18,7 +19,8 @@ from bot import commands as cmd
 from bot import render
 from bot.domain import NOTE_TAGS, DomainError, EventKind, Incident, Role, Status, format_duration
 from bot.postmortem import PostmortemCompiler, postmortem_filename
-from bot.ports import (Actor, Attachment, ChatAdapter, Clock, Message, Posted, Reply, Room, UnitOfWork,
+from bot.outbox import OutboxSender
+from bot.ports import (Actor, Attachment, ChatAdapter, Clock, Message, Outbound, Reply, Room, UnitOfWork,
                        UnitOfWorkFactory)
 from bot.reminders import escalation_target, plan
 from bot.triage import suggest_playbook
@@ -61,7 +63,8 @@ class _Change:
 class IncidentService:
     def __init__(self, *, uow: UnitOfWorkFactory, chat: Mapping[str, ChatAdapter], playbooks: Playbooks,
                  ladder: Ladder, clock: Clock, tz: tzinfo, postmortem_dir: Path,
-                 postmortem_template: str = "blameless") -> None:
+                 postmortem_template: str = "blameless", outbox: OutboxSender | None = None,
+                 deliver_inline: bool = True) -> None:
         self._uow = uow
         self._chat = chat
         self._playbooks = playbooks
@@ -70,6 +73,10 @@ class IncidentService:
         self._tz = tz
         self._postmortem_dir = postmortem_dir
         self._compiler = PostmortemCompiler(tz=tz, template=playbooks.postmortem_template(postmortem_template))
+        self.outbox = outbox or OutboxSender(uow=uow, chat=chat, clock=clock)
+        # Inline: a command returns after its messages went out (console, tests). Background: the HTTP server
+        # acks at once and the outbox delivers behind it, so a slow chat API never delays an ack.
+        self._deliver_inline = deliver_inline
         self._handlers: dict[type, Callable[[Context, Any], Awaitable[Reply | None]]] = {
             cmd.Declare: self._declare,
             cmd.ListIncidents: self._list,
@@ -192,30 +199,19 @@ class IncidentService:
                                         suggested_playbook=scenario.name if scenario else None)
             await uow.incidents.add(incident)
             await self._replan(uow, incident)
+            platform = ctx.room.platform
+            await self._queue(uow, incident, render.incident_card(incident, level, self._tz), operation="open_room",
+                        room=Room(platform, ctx.room.channel), platform=platform)
+            for section in (FIRST_MINUTES, TRIAGE):
+                message = render.checklist_message(incident, section)
+                if message is not None:
+                    await self._queue(uow, incident, message, platform=platform)
+            if scenario is not None:
+                await self._queue(uow, incident, render.playbook_message(scenario, suggested=True), platform=platform)
             await uow.commit()
-        chat = self._chat.get(ctx.room.platform)
-        if chat is None:
+        await self._deliver()
+        if ctx.room.platform not in self._chat:
             return _info(f"Declared {incident.key}; no chat adapter for {ctx.room.platform!r} to open its room.")
-        try:
-            card = await chat.open_incident_room(channel=ctx.room.channel, incident_key=incident.key,
-                                                 title=incident.title, card=render.incident_card(incident, level, self._tz))
-        except Exception:  # the incident is recorded; the room can be re-opened, so say so instead of failing
-            log.exception("declare %s: could not open the incident room", incident.key)
-            return _error(f"Declared {incident.key}, but the chat platform refused to open its room; "
-                          f"use /incident show {incident.key}.")
-        async with self._uow() as uow:
-            stored = await uow.incidents.get(incident.number)
-            assert stored is not None
-            stored.attach_room(platform=card.room.platform, channel=card.room.channel, thread=card.room.thread,
-                               card_message=card.message_id)
-            await uow.incidents.save(stored)
-            await uow.commit()
-        for section in (FIRST_MINUTES, TRIAGE):
-            message = render.checklist_message(stored, section)
-            if message is not None:
-                await self._post(stored, message)
-        if scenario is not None:
-            await self._post(stored, render.playbook_message(scenario, suggested=True))
         return _info(f"Declared {incident.key} ({level.name}): {incident.title}. Work it in its thread.")
 
     # -- state changes ------------------------------------------------------------------------------
@@ -230,11 +226,12 @@ class IncidentService:
             outcome = change(ctx, incident, command, now)
             await uow.incidents.save(incident)
             await self._replan(uow, incident)
+            if outcome.announce is not None:
+                await self._queue(uow, incident, outcome.announce)
+            if outcome.card_changed:
+                await self._queue_card(uow, incident)
             await uow.commit()
-        if outcome.announce is not None:
-            await self._post(incident, outcome.announce)
-        if outcome.card_changed:
-            await self._refresh_card(incident)
+        await self._deliver()
         if outcome.reply is not None:
             return outcome.reply
         if self._room_of(incident) == ctx.room or outcome.announce is None:
@@ -383,8 +380,9 @@ class IncidentService:
                 return Reply(render.playbook_message(scenario))
             incident.note_playbook(by=ctx.actor.name, name=scenario.name, now=self._clock.now())
             await uow.incidents.save(incident)
+            await self._queue(uow, incident, render.playbook_message(scenario))
             await uow.commit()
-        await self._post(incident, render.playbook_message(scenario))
+        await self._deliver()
         return None if self._room_of(incident) == ctx.room else _info(f"Posted {scenario.name} in {incident.key}'s thread.")
 
     async def _postmortem(self, ctx: Context, command: cmd.CompilePostmortem) -> Reply | None:
@@ -400,14 +398,15 @@ class IncidentService:
             incident.record_postmortem(by=ctx.actor.name, now=self._clock.now(), path=str(path))
             await uow.incidents.save(incident)
             await self._replan(uow, incident)
+            mime = "text/markdown" if command.format == "md" else "application/json"
+            await self._queue(uow, incident, Message(
+                title=f"Post-mortem for {incident.key}: {incident.title}",
+                text=f"Written to {path}. Sections still empty say _to be written_; add notes and run it again.",
+                attachment=Attachment(filename=path.name, content=document.encode("utf-8"), mime_type=mime,
+                                      title=f"{incident.key} post-mortem"),
+                incident_key=incident.key, kind="postmortem"))
             await uow.commit()
-        mime = "text/markdown" if command.format == "md" else "application/json"
-        await self._post(incident, Message(
-            title=f"Post-mortem for {incident.key}: {incident.title}",
-            text=f"Written to {path}. Sections still empty say _to be written_; add notes and run it again.",
-            attachment=Attachment(filename=path.name, content=document.encode("utf-8"), mime_type=mime,
-                                  title=f"{incident.key} post-mortem"),
-            incident_key=incident.key, kind="postmortem"))
+        await self._deliver()
         return _info(f"Post-mortem for {incident.key} written to {path}.")
 
     def _compile(self, incident: Incident, timeline: list, fmt: str) -> str:
@@ -420,7 +419,6 @@ class IncidentService:
     # -- reminders ----------------------------------------------------------------------------------
 
     async def _fire_batch(self) -> int:
-        outgoing: list[tuple[Incident, Message]] = []
         async with self._uow() as uow:
             now = self._clock.now()
             due = await uow.reminders.claim_due(now, REMINDER_BATCH)
@@ -432,13 +430,13 @@ class IncidentService:
                 touched[incident.number] = incident
                 message = self._apply_reminder(incident, reminder.kind, reminder.subject, now)
                 if message is not None:
-                    outgoing.append((incident, message))
+                    await self._queue(uow, incident, message, dedupe_key=f"reminder:{reminder.id}")
             for incident in touched.values():
                 await uow.incidents.save(incident)
                 await self._replan(uow, incident)
             await uow.commit()
-        for incident, message in outgoing:
-            await self._post(incident, message)
+        if due:
+            await self._deliver()
         return len(due)
 
     def _apply_reminder(self, incident: Incident, kind: str, subject: int, now: datetime) -> Message | None:
@@ -506,34 +504,24 @@ class IncidentService:
             return None
         return Room(incident.platform, incident.channel, incident.thread)
 
-    async def _post(self, incident: Incident, message: Message) -> Posted | None:
-        room = self._room_of(incident)
-        chat = self._chat.get(incident.platform or "")
-        if room is None or chat is None:
-            log.warning("%s has no room to post %s into", incident.key, message.kind)
-            return None
-        try:
-            return await chat.post(room=room, message=message)
-        except Exception:
-            log.exception("%s: could not post %s message", incident.key, message.kind)
-            return None
+    async def _queue(self, uow: UnitOfWork, incident: Incident, message: Message, *, operation: str = "post",
+                     room: Room | None = None, platform: str | None = None, dedupe_key: str | None = None) -> None:
+        """Write a message to the outbox in this unit of work's transaction; `_deliver` sends it after commit."""
+        outbound = Outbound(platform=platform or incident.platform or "", operation=operation,  # type: ignore[arg-type]
+                            message=message, dedupe_key=dedupe_key or uuid.uuid4().hex,
+                            incident_number=incident.number, room=room)
+        await uow.outbox.enqueue(outbound, self._clock.now())
 
-    async def _refresh_card(self, incident: Incident) -> None:
-        room, chat = self._room_of(incident), self._chat.get(incident.platform or "")
-        if room is None or chat is None or incident.card_message is None:
-            return
+    async def _queue_card(self, uow: UnitOfWork, incident: Incident) -> None:
         level = self.ladder.level(incident.severity)
-        if level is None:
-            return
-        card = render.incident_card(incident, level, self._tz)
-        try:
-            if chat.capabilities.edits:
-                await chat.update(posted=Posted(room=Room(room.platform, room.channel), message_id=incident.card_message),
-                                  message=card)
-            else:
-                await chat.post(room=room, message=card)
-        except Exception:
-            log.exception("%s: could not refresh the incident card", incident.key)
+        if level is not None and incident.platform is not None:
+            await self._queue(uow, incident, render.incident_card(incident, level, self._tz), operation="update_card")
+
+    async def _deliver(self) -> None:
+        if self._deliver_inline:
+            await self.outbox.drain()
+        else:
+            self.outbox.kick()
 
 
 _COMMAND_WORDS = {

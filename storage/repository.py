@@ -7,18 +7,21 @@ timeline events) and re-plans its reminders, and all of it commits or none of it
 from __future__ import annotations
 
 from collections.abc import Sequence
-from datetime import datetime
+from dataclasses import dataclass
+from datetime import datetime, timedelta
 from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncEngine, async_sessionmaker
+from sqlalchemy.orm import aliased
 from sqlmodel import select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from bot.domain import ActionItem, ChecklistItem, EventKind, Incident, Role, Status, TimelineEvent
-from bot.ports import DueReminder, ReminderPlan, Room
-from storage.tables import ActionRow, CounterRow, DeliveryRow, IncidentRow, ReminderRow, TimelineRow
+from bot.outbox import message_from_json, message_to_json
+from bot.ports import DueReminder, Outbound, OutboxItem, ReminderPlan, Room
+from storage.tables import ActionRow, CounterRow, DeliveryRow, IncidentRow, OutboxRow, ReminderRow, TimelineRow
 
 _INCIDENT_COUNTER = "incident"
 _SCALARS = (
@@ -244,6 +247,120 @@ class SqlDeliveryLog:
         return True
 
 
+@dataclass(frozen=True)
+class OutboxEntry:
+    """An outbox row as `warroom outbox list` shows it."""
+
+    id: int
+    status: str
+    platform: str
+    operation: str
+    incident_number: int | None
+    attempts: int
+    next_attempt_at: datetime
+    last_error: str | None
+    created_at: datetime
+    summary: str
+
+
+class SqlOutboxRepository:
+    _WAITING = ("pending", "sending")
+
+    def __init__(self, session: AsyncSession) -> None:
+        self._session = session
+
+    async def enqueue(self, outbound: Outbound, now: datetime) -> None:
+        row = OutboxRow(
+            dedupe_key=outbound.dedupe_key, platform=outbound.platform, operation=outbound.operation,
+            incident_number=outbound.incident_number,
+            room_channel=outbound.room.channel if outbound.room else None,
+            room_thread=outbound.room.thread if outbound.room else None,
+            message=message_to_json(outbound.message), next_attempt_at=now, created_at=now,
+        )
+        try:
+            async with self._session.begin_nested():
+                self._session.add(row)
+                await self._session.flush()
+        except IntegrityError:
+            pass  # same dedupe key already queued: one message, not two
+
+    def _ready(self, now: datetime) -> sa.ColumnElement[bool]:
+        return sa.or_(
+            sa.and_(OutboxRow.status == "pending", OutboxRow.next_attempt_at <= now),
+            # A sender that crashed mid-delivery leaves 'sending' rows; once their lease ends they are retried.
+            sa.and_(OutboxRow.status == "sending", OutboxRow.claimed_until < now),
+        )
+
+    async def claim(self, now: datetime, limit: int, lease: timedelta) -> list[OutboxItem]:
+        earlier = aliased(OutboxRow)
+        blocked = (
+            sa.exists().where(earlier.incident_number == OutboxRow.incident_number, earlier.id < OutboxRow.id,
+                              earlier.status.in_(self._WAITING))
+        )
+        # Per incident only the oldest waiting message is deliverable, so a thread reads in the order things
+        # happened (and posts wait for the room they go into).
+        candidates = (
+            select(OutboxRow.id)
+            .where(self._ready(now), sa.or_(OutboxRow.incident_number.is_(None), ~blocked))  # type: ignore[union-attr]
+            .order_by(OutboxRow.id).limit(limit)  # type: ignore[arg-type]
+        )
+        if self._session.bind.dialect.name == "postgresql":
+            candidates = candidates.with_for_update(skip_locked=True, of=OutboxRow)
+        ids = list((await self._session.exec(candidates)).all())
+        if not ids:
+            return []
+        result = await self._session.exec(
+            sa.update(OutboxRow).where(OutboxRow.id.in_(ids), self._ready(now))  # type: ignore[union-attr]
+            .values(status="sending", claimed_until=now + lease)
+            .returning(OutboxRow)
+        )
+        rows = [row for row in result.scalars()]
+        return [self._item(row) for row in sorted(rows, key=lambda r: r.id)]
+
+    @staticmethod
+    def _item(row: OutboxRow) -> OutboxItem:
+        room = Room(row.platform, row.room_channel, row.room_thread) if row.room_channel else None
+        outbound = Outbound(platform=row.platform, operation=row.operation, message=message_from_json(row.message),  # type: ignore[arg-type]
+                            dedupe_key=row.dedupe_key, incident_number=row.incident_number, room=room)
+        return OutboxItem(id=row.id, outbound=outbound, attempts=row.attempts)  # type: ignore[arg-type]
+
+    async def delivered(self, item_id: int, now: datetime, platform_message_id: str | None) -> None:
+        await self._session.exec(sa.update(OutboxRow).where(OutboxRow.id == item_id).values(
+            status="delivered", delivered_at=now, platform_message_id=platform_message_id, claimed_until=None,
+            attempts=OutboxRow.attempts + 1))
+
+    async def retry_later(self, item_id: int, at: datetime, error: str, *, count_attempt: bool = True) -> None:
+        await self._session.exec(sa.update(OutboxRow).where(OutboxRow.id == item_id).values(
+            status="pending", next_attempt_at=at, last_error=error[:1000], claimed_until=None,
+            attempts=OutboxRow.attempts + (1 if count_attempt else 0)))
+
+    async def give_up(self, item_id: int, now: datetime, error: str) -> None:
+        await self._session.exec(sa.update(OutboxRow).where(OutboxRow.id == item_id).values(
+            status="failed", last_error=error[:1000], claimed_until=None, attempts=OutboxRow.attempts + 1))
+
+    async def entries(self, statuses: tuple[str, ...]) -> list[OutboxEntry]:
+        rows = (await self._session.exec(
+            select(OutboxRow).where(OutboxRow.status.in_(statuses)).order_by(OutboxRow.id))).all()  # type: ignore[attr-defined]
+        return [OutboxEntry(id=r.id, status=r.status, platform=r.platform, operation=r.operation,  # type: ignore[arg-type]
+                            incident_number=r.incident_number, attempts=r.attempts,
+                            next_attempt_at=r.next_attempt_at, last_error=r.last_error, created_at=r.created_at,
+                            summary=(r.message.get("title") or r.message.get("text") or "")[:80])
+                for r in rows]
+
+    async def requeue_failed(self, now: datetime, ids: list[int] | None = None) -> int:
+        query = sa.update(OutboxRow).where(OutboxRow.status == "failed")
+        if ids:
+            query = query.where(OutboxRow.id.in_(ids))  # type: ignore[union-attr]
+        result = await self._session.exec(query.values(status="pending", attempts=0, next_attempt_at=now,
+                                                       last_error=None))
+        return result.rowcount
+
+    async def counts(self) -> dict[str, int]:
+        rows = (await self._session.exec(
+            select(OutboxRow.status, sa.func.count()).group_by(OutboxRow.status))).all()
+        return {status: count for status, count in rows}
+
+
 class SqlUnitOfWork:
     def __init__(self, sessions: async_sessionmaker[AsyncSession]) -> None:
         self._sessions = sessions
@@ -253,6 +370,7 @@ class SqlUnitOfWork:
         self.incidents = SqlIncidentRepository(self.session)
         self.reminders = SqlReminderRepository(self.session)
         self.deliveries = SqlDeliveryLog(self.session)
+        self.outbox = SqlOutboxRepository(self.session)
         return self
 
     async def __aexit__(self, *exc: object) -> None:

@@ -132,3 +132,30 @@ class DeliveryRow(SQLModel, table=True):
 
     delivery_id: str = Field(primary_key=True, max_length=200)
     received_at: datetime = Field(sa_type=UTCDateTime, nullable=False)
+
+
+class OutboxRow(SQLModel, table=True):
+    """Outbound messages, written with the change that caused them and delivered by `bot.outbox.OutboxSender`."""
+
+    __tablename__ = "outbox"
+    __table_args__ = (
+        sa.Index("ix_outbox_ready", "status", "next_attempt_at", "id"),
+        sa.Index("ix_outbox_incident", "incident_number", "id"),
+    )
+
+    id: int | None = Field(default=None, primary_key=True)
+    dedupe_key: str = Field(max_length=200, unique=True)
+    platform: str = Field(max_length=32)
+    operation: str = Field(max_length=16)  # open_room | post | update_card
+    incident_number: int | None = Field(default=None, foreign_key="incident.number")
+    room_channel: str | None = Field(default=None, max_length=128)
+    room_thread: str | None = Field(default=None, max_length=128)
+    message: dict = Field(sa_type=sa.JSON, nullable=False)
+    status: str = Field(default="pending", max_length=16)  # pending | sending | delivered | failed
+    attempts: int = 0
+    next_attempt_at: datetime = Field(sa_type=UTCDateTime, nullable=False)
+    claimed_until: datetime | None = _when()
+    last_error: str | None = None
+    created_at: datetime = Field(sa_type=UTCDateTime, nullable=False)
+    delivered_at: datetime | None = _when()
+    platform_message_id: str | None = Field(default=None, max_length=128)
