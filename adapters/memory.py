@@ -33,6 +33,14 @@ class MemoryChat:
         self.sent: list[Sent] = []
         self._ids = itertools.count(1)
         self.names: dict[str, str] = {}
+        self.failures: list[Exception] = []  # raised, in order, by the next sends (a platform having a bad day)
+
+    def fail_next(self, *errors: Exception) -> None:
+        self.failures.extend(errors)
+
+    def _maybe_fail(self) -> None:
+        if self.failures:
+            raise self.failures.pop(0)
 
     def _next_id(self) -> str:
         return f"m{next(self._ids)}"
@@ -43,12 +51,14 @@ class MemoryChat:
         return Posted(room=Room(self.platform, channel, thread=posted.message_id), message_id=posted.message_id)
 
     async def post(self, *, room: Room, message: Message) -> Posted:
+        self._maybe_fail()
         sent = Sent(room=room, message=message, message_id=self._next_id())
         self.sent.append(sent)
         self.on_sent(sent)
         return Posted(room=room, message_id=sent.message_id)
 
     async def update(self, *, posted: Posted, message: Message) -> None:
+        self._maybe_fail()
         for sent in self.sent:
             if sent.message_id == posted.message_id:
                 sent.edits.append(message)

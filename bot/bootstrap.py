@@ -38,7 +38,7 @@ def load_configured_playbooks(settings: Settings) -> Playbooks:
 
 
 async def build(settings: Settings, *, chat: Mapping[str, ChatAdapter], clock: Clock | None = None,
-                migrate: bool = True) -> Warroom:
+                migrate: bool = True, deliver_inline: bool = True) -> Warroom:
     from storage.engine import create_engine
     from storage.migrate import upgrade
     from storage.repository import SqlUnitOfWorkFactory
@@ -50,7 +50,7 @@ async def build(settings: Settings, *, chat: Mapping[str, ChatAdapter], clock: C
     service = IncidentService(
         uow=SqlUnitOfWorkFactory(engine), chat=chat, playbooks=playbooks, ladder=playbooks.ladder(settings.ladder),
         clock=clock or SystemClock(), tz=settings.tz, postmortem_dir=settings.postmortem_dir,
-        postmortem_template=settings.postmortem_template,
+        postmortem_template=settings.postmortem_template, deliver_inline=deliver_inline,
     )
-    ticker = ReminderTicker(service.fire_due_reminders, interval_seconds=settings.tick_seconds)
+    ticker = ReminderTicker(service.tick, interval_seconds=settings.tick_seconds)
     return Warroom(settings=settings, service=service, playbooks=playbooks, ticker=ticker, engine=engine)

@@ -136,6 +136,36 @@ async def _db_upgrade(args: argparse.Namespace) -> int:
     return 0
 
 
+async def _outbox(args: argparse.Namespace) -> int:
+    from bot.ports import SystemClock
+    from storage.engine import create_engine
+    from storage.migrate import upgrade
+    from storage.repository import SqlUnitOfWorkFactory
+
+    engine = create_engine(_settings().database_url)
+    try:
+        await upgrade(engine)
+        async with SqlUnitOfWorkFactory(engine)() as uow:
+            if args.outbox_command == "retry":
+                count = await uow.outbox.requeue_failed(SystemClock().now(), args.ids or None)
+                await uow.commit()
+                print(f"requeued {count} failed message(s); a running warroom delivers them on its next tick")
+                return 0
+            statuses = ("pending", "sending", "failed") if not args.all else ("pending", "sending", "failed",
+                                                                              "delivered")
+            entries = await uow.outbox.entries(statuses)
+            counts = await uow.outbox.counts()
+    finally:
+        await engine.dispose()
+    for e in entries:
+        incident = f"INC-{e.incident_number}" if e.incident_number else "-"
+        print(f"{e.id:>6} {e.status:<9} {e.platform:<8} {e.operation:<11} {incident:<8} attempts={e.attempts} "
+              f"next={e.next_attempt_at:%Y-%m-%d %H:%M:%S} {e.summary!r}" + (f"\n       error: {e.last_error}"
+                                                                            if e.last_error else ""))
+    print(", ".join(f"{status}: {count}" for status, count in sorted(counts.items())) or "outbox is empty")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="warroom", description="Chat-ops incident bot built from your runbooks.")
     sub = parser.add_subparsers(dest="command", required=True)
@@ -158,6 +188,13 @@ def build_parser() -> argparse.ArgumentParser:
     check = playbooks_sub.add_parser("check", help="validate a playbook folder (default: the bundled one)")
     check.add_argument("directory", nargs="?")
 
+    outbox = sub.add_parser("outbox", help="outbound messages not yet delivered")
+    outbox_sub = outbox.add_subparsers(dest="outbox_command", required=True)
+    listing = outbox_sub.add_parser("list", help="pending, sending and failed messages")
+    listing.add_argument("--all", action="store_true", help="include delivered messages")
+    retry = outbox_sub.add_parser("retry", help="requeue failed messages (all, or the given ids)")
+    retry.add_argument("ids", nargs="*", type=int)
+
     db = sub.add_parser("db", help="database tools")
     db_sub = db.add_subparsers(dest="db_command", required=True)
     db_sub.add_parser("upgrade", help="run migrations to the latest schema")
@@ -178,6 +215,8 @@ def main(argv: list[str] | None = None) -> int:
             return asyncio.run(_incidents(args))
         if args.command == "playbooks":
             return _playbooks_check(args)
+        if args.command == "outbox":
+            return asyncio.run(_outbox(args))
         if args.command == "db":
             return asyncio.run(_db_upgrade(args))
     except PlaybookError as problem:

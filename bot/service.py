@@ -158,6 +158,12 @@ class IncidentService:
             if batch < REMINDER_BATCH:
                 return fired
 
+    async def tick(self) -> int:
+        """The scheduler's heartbeat: fire due reminders, then retry whatever the outbox still holds."""
+        fired = await self.fire_due_reminders()
+        await self.outbox.drain()
+        return fired
+
     async def incidents(self, *, open_only: bool) -> list[Incident]:
         async with self._uow() as uow:
             return await uow.incidents.list(open_only=open_only)

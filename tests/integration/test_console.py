@@ -103,3 +103,12 @@ async def test_console_session_switches_speaker_and_rooms(settings, clock):
 async def _timeline(team):
     async with team.service._uow() as uow:  # noqa: SLF001
         return await uow.incidents.timeline(1)
+
+
+def test_outbox_list_and_retry_from_the_shell(tmp_path):
+    assert _run_cli(tmp_path, "outbox", "list").stdout.strip() == "outbox is empty"
+    _run_cli(tmp_path, "console", "--script", str(ROOT / "examples" / "payments-outage.txt"))
+    listing = _run_cli(tmp_path, "outbox", "list", "--all")
+    assert listing.returncode == 0
+    assert "delivered" in listing.stdout and "open_room" in listing.stdout
+    assert _run_cli(tmp_path, "outbox", "retry").stdout.startswith("requeued 0 failed message(s)")
