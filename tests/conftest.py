@@ -9,7 +9,12 @@ import pytest
 
 from bot.ports import ManualClock
 from bot.settings import Settings
-from tests.support import START, Harness, make_settings, start_harness
+from tests.support import (BACKEND, START, Harness, create_postgres_database, drop_postgres_database, make_settings,
+                           start_harness)
+
+
+def pytest_report_header(config: pytest.Config) -> str:
+    return f"warroom test database: {BACKEND}"
 
 
 @pytest.fixture
@@ -18,8 +23,18 @@ def clock() -> ManualClock:
 
 
 @pytest.fixture
-def settings(tmp_path: Path) -> Settings:
-    return make_settings(tmp_path)
+async def database_url(tmp_path: Path) -> AsyncIterator[str]:
+    if BACKEND == "postgres":
+        url = await create_postgres_database()
+        yield url
+        await drop_postgres_database(url)
+    else:
+        yield f"sqlite:///{tmp_path / 'warroom.db'}"
+
+
+@pytest.fixture
+def settings(tmp_path: Path, database_url: str) -> Settings:
+    return make_settings(tmp_path, database_url=database_url)
 
 
 @pytest.fixture

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import itertools
+import os
+import uuid
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
@@ -15,12 +17,40 @@ from bot.service import Context
 from bot.settings import Settings
 
 START = datetime(2026, 11, 24, 6, 50, tzinfo=timezone.utc)  # 09:50 EAT
+
+# WARROOM_TEST_DATABASE=postgres runs the suite on the PostgreSQL at 127.0.0.1:5432 (database `test`, trust auth),
+# each test in a database of its own; the default is a SQLite file per test.
+BACKEND = os.environ.get("WARROOM_TEST_DATABASE", "sqlite")
+POSTGRES_ADMIN_URL = os.environ.get("WARROOM_TEST_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/test")
 CHANNEL = Room("console", "#incidents")
 
 
-def make_settings(tmp_path: Path, **overrides: object) -> Settings:
+async def create_postgres_database() -> str:
+    """A fresh, empty PostgreSQL database; returns its URL."""
+    import asyncpg
+
+    name = f"warroom_test_{uuid.uuid4().hex[:12]}"
+    admin = await asyncpg.connect(POSTGRES_ADMIN_URL)
+    try:
+        await admin.execute(f'CREATE DATABASE "{name}"')
+    finally:
+        await admin.close()
+    return POSTGRES_ADMIN_URL.rsplit("/", 1)[0] + f"/{name}"
+
+
+async def drop_postgres_database(url: str) -> None:
+    import asyncpg
+
+    admin = await asyncpg.connect(POSTGRES_ADMIN_URL)
+    try:
+        await admin.execute(f'DROP DATABASE IF EXISTS "{url.rsplit("/", 1)[1]}" WITH (FORCE)')
+    finally:
+        await admin.close()
+
+
+def make_settings(tmp_path: Path, *, database_url: str | None = None, **overrides: object) -> Settings:
     values: dict[str, object] = {
-        "database_url": f"sqlite:///{tmp_path / 'warroom.db'}",
+        "database_url": database_url or f"sqlite:///{tmp_path / 'warroom.db'}",
         "ladder": "P1-P3",
         "timezone": "Africa/Nairobi",
         "postmortem_dir": tmp_path / "postmortems",

@@ -88,10 +88,11 @@ async def test_json_format_carries_the_same_facts(team):
     assert document["timeline"][0]["text"] == "note: first failed callback in the provider dashboard"
 
 
-async def test_incident_log_template_is_selectable(tmp_path, clock):
+async def test_incident_log_template_is_selectable(tmp_path, clock, database_url):
     from tests.support import make_settings, start_harness
 
-    team = await start_harness(make_settings(tmp_path, postmortem_template="incident-log"), clock)
+    team = await start_harness(make_settings(tmp_path, database_url=database_url,
+                                             postmortem_template="incident-log"), clock)
     await _play_incident(team)
     markdown = await team.service.export_postmortem(1, "md")
     assert markdown.startswith("## Incident INC-1 — Payments callbacks not arriving\n")
