@@ -6,6 +6,7 @@ free of SDK and ORM imports, and a process only pays for the adapters it runs.
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -16,6 +17,8 @@ from bot.service import IncidentService
 from bot.settings import Settings
 from playbooks.loader import Playbooks, load_playbooks
 
+log = logging.getLogger("warroom")
+
 
 @dataclass
 class Warroom:
@@ -24,9 +27,22 @@ class Warroom:
     playbooks: Playbooks
     ticker: ReminderTicker
     engine: Any
+    scheduler_lock: Any
+
+    def start_scheduler(self) -> bool:
+        """Start the reminder tick unless another process already runs it on this SQLite database."""
+        if not self.scheduler_lock.acquire():
+            log.warning(
+                "Another warroom process (pid %s) already runs the reminder scheduler on this SQLite database. "
+                "SQLite is the single-process default: this process will not fire reminders. To run several "
+                "replicas, set WARROOM_DATABASE_URL to PostgreSQL.", self.scheduler_lock.holder())
+            return False
+        self.ticker.start()
+        return True
 
     async def close(self) -> None:
         self.ticker.shutdown()
+        self.scheduler_lock.release()
         await self.engine.dispose()
 
 
@@ -39,7 +55,7 @@ def load_configured_playbooks(settings: Settings) -> Playbooks:
 
 async def build(settings: Settings, *, chat: Mapping[str, ChatAdapter], clock: Clock | None = None,
                 migrate: bool = True, deliver_inline: bool = True) -> Warroom:
-    from storage.engine import create_engine
+    from storage.engine import SchedulerLock, create_engine
     from storage.migrate import upgrade
     from storage.repository import SqlUnitOfWorkFactory
 
@@ -53,4 +69,5 @@ async def build(settings: Settings, *, chat: Mapping[str, ChatAdapter], clock: C
         postmortem_template=settings.postmortem_template, deliver_inline=deliver_inline,
     )
     ticker = ReminderTicker(service.tick, interval_seconds=settings.tick_seconds)
-    return Warroom(settings=settings, service=service, playbooks=playbooks, ticker=ticker, engine=engine)
+    return Warroom(settings=settings, service=service, playbooks=playbooks, ticker=ticker, engine=engine,
+                   scheduler_lock=SchedulerLock(settings.database_url))

@@ -54,7 +54,7 @@ async def _console(args: argparse.Namespace) -> int:
         if args.script:
             await play(session, Path(args.script).read_text(encoding="utf-8").splitlines())
             return 0
-        app.ticker.start()
+        app.start_scheduler()
         speed = f", time runs {args.speed:g}× faster" if args.speed != 1 else ""
         session.say(f"warroom console — database {settings.database_url}{speed}. /help for console commands, "
                     f"/incident help for bot commands.")

@@ -41,3 +41,45 @@ def create_engine(url: str) -> AsyncEngine:
 
         return engine
     return create_async_engine(url, pool_pre_ping=True)
+
+
+class SchedulerLock:
+    """On SQLite only one process may run the reminder scheduler: SQLite has no SKIP LOCKED and is meant as the
+    single-process embedded default. An OS file lock beside the database says who runs it and is released by
+    the kernel when that process dies (even kill -9), so there is no stale lease to clean up."""
+
+    def __init__(self, url: str) -> None:
+        parsed = make_url(async_url(url))
+        self.applies = parsed.get_backend_name() == "sqlite" and parsed.database not in (None, "", ":memory:")
+        self.path = Path(f"{parsed.database}.scheduler.lock") if self.applies else None
+        self._file = None
+
+    def acquire(self) -> bool:
+        """True when this process may run the scheduler (always on PostgreSQL)."""
+        if not self.applies or self.path is None:
+            return True
+        import fcntl
+        import os
+
+        handle = open(self.path, "a+")  # noqa: SIM115 - held open for the life of the process
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:
+            handle.close()
+            return False
+        handle.truncate(0)
+        handle.write(str(os.getpid()))
+        handle.flush()
+        self._file = handle
+        return True
+
+    def holder(self) -> str:
+        try:
+            return self.path.read_text().strip() or "unknown" if self.path else "unknown"
+        except OSError:
+            return "unknown"
+
+    def release(self) -> None:
+        if self._file is not None:
+            self._file.close()
+            self._file = None
