@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import re
 import unicodedata
+from collections.abc import Collection
 from dataclasses import dataclass
 from datetime import date, time, timedelta
 from typing import Literal
@@ -217,6 +218,7 @@ class _Bad(Exception):
 
 
 _JOINERS = "\u200c\u200d"  # ZWNJ/ZWJ: needed by emoji sequences and Persian script, unlike other format chars
+_LINE_BREAKS = "\t\r\n\v\f\u2028\u2029"  # all become plain spaces: commands and errors are one line
 
 
 def clean_text(text: str) -> str:
@@ -224,10 +226,16 @@ def clean_text(text: str) -> str:
     and tabs into spaces, and normalise Unicode to NFC."""
     text = unicodedata.normalize("NFC", text)
     return "".join(
-        " " if ch in "\t\r\n" else ch
+        " " if ch in _LINE_BREAKS else ch
         for ch in text
-        if ch in "\t\r\n" or ch in _JOINERS or unicodedata.category(ch) not in ("Cc", "Cf", "Cs", "Co", "Cn")
+        # Unassigned code points (Cn) are kept: they are often emoji newer than this Python's Unicode tables.
+        if ch in _LINE_BREAKS or ch in _JOINERS or unicodedata.category(ch) not in ("Cc", "Cf", "Cs", "Co")
     )
+
+
+def _visible(text: str) -> str:
+    """The text, or '' when it is only spaces and joiners (nothing a reader could see)."""
+    return text if text.strip(" " + _JOINERS) else ""
 
 
 def tokenize(text: str) -> list[_Token]:
@@ -247,9 +255,11 @@ def tokenize(text: str) -> list[_Token]:
             if i >= n or text[i].isspace():
                 tokens.append(_Token("", quoted=False, key=key, raw=text[start:i]))
                 continue
-        if text[i] in _QUOTES:
-            closing = _QUOTES[text[i]]
-            end = text.find(closing, i + 1)
+        closing = _QUOTES.get(text[i])
+        end = text.find(closing, i + 1) if closing else -1
+        if closing and end == -1 and closing in "'’":
+            closing = None  # a lone apostrophe ('twas, don't) is a letter, not an opening quote
+        if closing:
             if end == -1:
                 raise _Bad(f"Unbalanced quote: the text starting at {text[i:i + 20]!r} has no closing {closing}.")
             tokens.append(_Token(text[i + 1:end], quoted=True, key=key, raw=text[start:end + 1] if key else None))
@@ -286,13 +296,15 @@ def _options(tokens: list[_Token], allowed: tuple[str, ...], usage: str) -> dict
             raise _Bad(f"Unknown option '{token.key}='. Valid options here: {valid}.", usage)
         if not token.text.strip():
             raise _Bad(f"Option '{token.key}=' needs a value.", usage)
+        if token.key in options:
+            raise _Bad(f"Option '{token.key}=' is given twice; give it once.", usage)
         options[token.key] = token.text.strip()
         tokens.remove(token)
     return options
 
 
 def _required_text(tokens: list[_Token], what: str, usage: str) -> str:
-    text = _words(tokens)
+    text = _visible(_words(tokens))
     if not text:
         raise _Bad(f"Missing {what}.", usage)
     return text
@@ -308,13 +320,21 @@ def _user(token: str) -> str:
     return token[1:] if token.startswith("@") and len(token) > 1 else token
 
 
-def _parse_declare(tokens: list[_Token], ref: int | None) -> Declare:
+def _parse_declare(tokens: list[_Token], ref: int | None, severities: Collection[str] | None) -> Declare:
     usage = USAGE["declare"]
     options = _options(tokens, ("impact", "sev", "severity"), usage)
+    if "sev" in options and "severity" in options:
+        raise _Bad("Severity is given twice (sev= and severity=); give it once.", usage)
     severity = options.get("sev") or options.get("severity")
-    if severity is None and tokens and not tokens[0].quoted and _SEVERITY_TOKEN.match(tokens[0].text):
-        severity = tokens.pop(0).text
-    title = _words(tokens)
+    if tokens and not tokens[0].quoted and _SEVERITY_TOKEN.match(tokens[0].text):
+        word = tokens[0].text.upper()
+        known = severities is None or word in {s.upper() for s in severities}
+        # "declare P7 "x"" is a wrong severity; "declare EC2 instances down" is a title that starts with EC2.
+        if known or (len(tokens) == 2 and tokens[1].quoted):
+            if severity is not None:
+                raise _Bad(f"Severity is given twice ({tokens[0].text} and sev={severity}); give it once.", usage)
+            severity = tokens.pop(0).text
+    title = _visible(_words(tokens))
     if not title:
         raise _Bad('Missing title: say what is broken, e.g. /incident declare P1 "Payments down".', usage)
     return Declare(incident=ref, title=title, severity=severity.upper() if severity else None,
@@ -446,13 +466,16 @@ def _parse_show(tokens: list[_Token], ref: int | None) -> ShowIncident:
 
 def _parse_help(tokens: list[_Token], ref: int | None) -> Help:
     topic = _words(tokens).lower().lstrip("/") or None
+    if topic is not None and topic == "unfreeze":
+        topic = "freeze"
+    topic = _ALIASES.get(topic, topic) if topic else None
     if topic is not None and topic not in USAGE:
         raise _Bad(f"No help for '{topic[:40]}'. Commands: {', '.join(SUBCOMMANDS)}.", USAGE["help"])
     return Help(topic=topic)
 
 
 _PARSERS = {
-    "declare": _parse_declare,
+    "declare": lambda tokens, ref: _parse_declare(tokens, ref, None),
     "ack": _no_arguments(Acknowledge, "ack"),
     "status": _parse_status,
     "sev": _parse_sev,
@@ -485,13 +508,15 @@ def _usage_for(text: str) -> str | None:
     return None
 
 
-def parse(text: str) -> ParseResult:
-    """`/incident status INC-7 "db back"` → PostStatus(incident=7, text="db back"); bad input → UsageError."""
+def parse(text: str, *, severities: Collection[str] | None = None) -> ParseResult:
+    """`/incident status INC-7 "db back"` → PostStatus(incident=7, text="db back"); bad input → UsageError.
+
+    `severities` (the workspace's level names) lets `declare EC2 instances down` read EC2 as part of the title."""
     if not isinstance(text, str):
         return UsageError("Expected command text.")
     if len(text) > MAX_TEXT:
         return UsageError(f"That is {len(text):,} characters; commands are limited to {MAX_TEXT:,}. "
-                          "Shorten it, or post the detail as a thread message.")
+                          "Shorten it, or post the detail as a thread message.", _usage_for(text[:200]))
     text = clean_text(text).strip()
     text = re.sub(r"^/?incident\b", "", text, flags=re.IGNORECASE).strip()
     if not text:
@@ -514,6 +539,8 @@ def parse(text: str) -> ParseResult:
             if tokens:
                 raise _Bad(f"'unfreeze' takes no arguments, got '{_words(tokens)[:60]}'.", "freeze off")
             tokens = [_Token("off", quoted=False)]
+        if name == "declare":
+            return _parse_declare(tokens, ref, severities)
         return _PARSERS[name](tokens, ref)
     except _Bad as bad:
         return bad.error

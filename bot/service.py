@@ -97,7 +97,7 @@ class IncidentService:
 
     async def run_command(self, ctx: Context, text: str) -> Reply | None:
         """Run `/incident …` text. Returns the reply for the person who ran it (None for a duplicate)."""
-        parsed = cmd.parse(text)
+        parsed = cmd.parse(text, severities=self.ladder.level_names)
         if isinstance(parsed, cmd.UsageError):
             return _error(str(parsed))
         return await self.execute(ctx, parsed)
