@@ -92,3 +92,32 @@ class MemoryChat:
 
     def of_kind(self, kind: str) -> list[Sent]:
         return [s for s in self.sent if s.current.kind == kind]
+
+
+class MemoryWhatsApp:
+    """A CustomerMessenger that records what it would have sent; `fail(phone, error)` makes a number fail."""
+
+    def __init__(self) -> None:
+        self.sent: list[dict] = []
+        self._failures: dict[str, list[Exception]] = {}
+        self._ids = itertools.count(1)
+
+    def fail(self, phone: str, *errors: Exception) -> None:
+        self._failures.setdefault(phone, []).extend(errors)
+
+    def _maybe_fail(self, phone: str) -> None:
+        if self._failures.get(phone):
+            raise self._failures[phone].pop(0)
+
+    async def send_template(self, *, to: str, template: str, language: str, parameters) -> str:  # noqa: ANN001
+        self._maybe_fail(to)
+        message_id = f"wamid.{next(self._ids)}"
+        self.sent.append({"to": to, "type": "template", "template": template, "language": language,
+                          "parameters": list(parameters), "id": message_id})
+        return message_id
+
+    async def send_text(self, *, to: str, text: str) -> str:
+        self._maybe_fail(to)
+        message_id = f"wamid.{next(self._ids)}"
+        self.sent.append({"to": to, "type": "text", "text": text, "id": message_id})
+        return message_id

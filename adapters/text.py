@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from bot.ports import Message
 
-_BUTTON_HINT = {"ack": "ack", "update": 'status "…"', "resolve": "resolve", "snooze": "snooze 30m"}
+_BUTTON_HINT = {"ack": "ack", "update": 'status "…"', "resolve": "resolve", "snooze": "snooze 30m",
+                "brief_send": "brief send {value}"}
 
 
 def to_text(message: Message, *, width: int = 100) -> str:
@@ -19,7 +20,8 @@ def to_text(message: Message, *, width: int = 100) -> str:
     for item in message.checklist:
         lines.append(f"┃ [{'x' if item.done else ' '}] {item.number}. {item.text}")
     if message.buttons:
-        lines.append("┃ " + "  ".join(f"[{b.label}: /incident {_BUTTON_HINT[b.action]}]" for b in message.buttons))
+        lines.append("┃ " + "  ".join(f"[{b.label}: /incident {_BUTTON_HINT[b.action].format(value=b.value)}]"
+                                       for b in message.buttons))
     if message.attachment:
         lines.append(f"┃ 📎 {message.attachment.filename} ({len(message.attachment.content):,} bytes)")
     if message.footer:

@@ -54,7 +54,7 @@ def load_configured_playbooks(settings: Settings) -> Playbooks:
 
 
 async def build(settings: Settings, *, chat: Mapping[str, ChatAdapter], clock: Clock | None = None,
-                migrate: bool = True, deliver_inline: bool = True) -> Warroom:
+                migrate: bool = True, deliver_inline: bool = True, messenger: Any = None) -> Warroom:
     from storage.engine import SchedulerLock, create_engine
     from storage.migrate import upgrade
     from storage.repository import SqlUnitOfWorkFactory
@@ -66,7 +66,7 @@ async def build(settings: Settings, *, chat: Mapping[str, ChatAdapter], clock: C
     service = IncidentService(
         uow=SqlUnitOfWorkFactory(engine), chat=chat, playbooks=playbooks, ladder=playbooks.ladder(settings.ladder),
         clock=clock or SystemClock(), tz=settings.tz, postmortem_dir=settings.postmortem_dir,
-        postmortem_template=settings.postmortem_template, deliver_inline=deliver_inline,
+        postmortem_template=settings.postmortem_template, deliver_inline=deliver_inline, messenger=messenger,
     )
     ticker = ReminderTicker(service.tick, interval_seconds=settings.tick_seconds)
     return Warroom(settings=settings, service=service, playbooks=playbooks, ticker=ticker, engine=engine,

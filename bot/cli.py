@@ -108,6 +108,65 @@ async def _incidents(args: argparse.Namespace) -> int:
     return 0
 
 
+async def _serve(args: argparse.Namespace) -> int:
+    import signal
+
+    import uvicorn
+
+    from adapters.http import build_http_app
+    from bot.bootstrap import build
+
+    settings = _settings()
+    logging.getLogger("warroom").setLevel(settings.log_level.upper())
+    host = args.host or settings.http_host
+    port = args.port if args.port is not None else settings.http_port
+    chat: dict = {}
+    slack = None
+    if settings.slack_configured:
+        from adapters.slack.chat import slack_chat_from_settings
+
+        slack = chat["slack"] = slack_chat_from_settings(settings)
+    else:
+        print("warroom: no chat platform configured (set SLACK_BOT_TOKEN with SLACK_SIGNING_SECRET or "
+              "SLACK_APP_TOKEN); serving /health only.", file=sys.stderr)
+    app = await build(settings, chat=chat)
+    inbound = None
+    try:
+        routes = []
+        if slack is not None:
+            from adapters.http import slack_routes
+            from adapters.slack.app import SlackInbound
+
+            secret = settings.slack_signing_secret.get_secret_value() if settings.slack_signing_secret else None
+            inbound = SlackInbound(service=app.service, chat=slack, signing_secret=secret)
+            if settings.slack_app_token is not None:
+                await inbound.connect_socket_mode(settings.slack_app_token.get_secret_value())
+                print("warroom: Slack connected over Socket Mode.", file=sys.stderr)
+            else:
+                routes += slack_routes(inbound.app)
+        app.start_scheduler()
+        config = uvicorn.Config(build_http_app(routes), host=host, port=port, log_level=settings.log_level.lower(),
+                                lifespan="off")
+        where = "POST /slack/events and " if routes else ""
+        print(f"warroom: serving {where}GET /health on http://{host}:{port}", file=sys.stderr)
+        # uvicorn stops gracefully on SIGINT/SIGTERM and then re-raises the signal to the handler that was there
+        # before it; a recording handler there lets the finally below drain in-flight Slack work and close the
+        # database instead of the process dying on the spot.
+        stopped: list[int] = []
+        previous = {sig: signal.signal(sig, lambda number, frame: stopped.append(number))
+                    for sig in (signal.SIGINT, signal.SIGTERM)}
+        try:
+            await uvicorn.Server(config).serve()
+        finally:
+            for sig, handler in previous.items():
+                signal.signal(sig, handler)
+        return 0
+    finally:
+        if inbound is not None:
+            await inbound.close()
+        await app.close()
+
+
 def _playbooks_check(args: argparse.Namespace) -> int:
     from playbooks.loader import PlaybookError, load_playbooks
 
@@ -166,6 +225,36 @@ async def _outbox(args: argparse.Namespace) -> int:
     return 0
 
 
+async def _contacts(args: argparse.Namespace) -> int:
+    from bot.bootstrap import build
+
+    app = await build(_settings(), chat={})
+    briefs = app.service.briefs
+    try:
+        if args.contacts_command == "add":
+            contact = await briefs.add_contact(tenant=args.tenant, name=args.name, phone=args.phone)
+            print(f"added {contact.name} at {contact.tenant} ({contact.phone})")
+        elif args.contacts_command == "remove":
+            removed = await briefs.remove_contact(phone=args.phone, tenant=args.tenant)
+            print(f"removed {removed} contact(s)" if removed else f"no contact {args.phone}")
+            return 0 if removed else 1
+        elif args.contacts_command == "import":
+            added, skipped = await briefs.import_contacts(Path(args.file).read_text(encoding="utf-8"))
+            print(f"imported {added} contact(s)" + "".join(f"\n  skipped {s}" for s in skipped))
+        else:
+            contacts = await briefs.contacts(args.tenant)
+            for c in contacts:
+                print(f"{c.tenant:<16} {c.phone:<16} {c.name}" + ("  (opted out)" if c.opted_out else ""))
+            if not contacts:
+                print("No contacts." + ("" if args.tenant else " Add one: warroom contacts add acme \"Jane Doe\" +254700000001"))
+    except ValueError as problem:
+        print(f"warroom: {problem}", file=sys.stderr)
+        return 1
+    finally:
+        await app.close()
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="warroom", description="Chat-ops incident bot built from your runbooks.")
     sub = parser.add_subparsers(dest="command", required=True)
@@ -179,6 +268,10 @@ def build_parser() -> argparse.ArgumentParser:
     postmortem.add_argument("incident", help="INC-n")
     postmortem.add_argument("--format", choices=("md", "json"), default="md")
     postmortem.add_argument("-o", "--output", help="write to FILE instead of stdout")
+
+    serve = sub.add_parser("serve", help="run the HTTP server: Slack at POST /slack/events, GET /health")
+    serve.add_argument("--host", help="listen address (default: WARROOM_HTTP_HOST)")
+    serve.add_argument("--port", type=int, help="listen port (default: WARROOM_HTTP_PORT)")
 
     incidents = sub.add_parser("incidents", help="list incidents")
     incidents.add_argument("--open", action="store_true", help="only open incidents")
@@ -195,6 +288,20 @@ def build_parser() -> argparse.ArgumentParser:
     retry = outbox_sub.add_parser("retry", help="requeue failed messages (all, or the given ids)")
     retry.add_argument("ids", nargs="*", type=int)
 
+    contacts = sub.add_parser("contacts", help="customers' WhatsApp numbers by tenant, for briefs")
+    contacts_sub = contacts.add_subparsers(dest="contacts_command", required=True)
+    add = contacts_sub.add_parser("add", help="add a contact")
+    add.add_argument("tenant", help="customer tenant, e.g. acme")
+    add.add_argument("name")
+    add.add_argument("phone", help="E.164, e.g. +254700000001")
+    contacts_list = contacts_sub.add_parser("list", help="list contacts")
+    contacts_list.add_argument("--tenant")
+    remove = contacts_sub.add_parser("remove", help="remove a number (kept as opted out if it was briefed)")
+    remove.add_argument("phone")
+    remove.add_argument("--tenant")
+    importer = contacts_sub.add_parser("import", help="import a CSV with columns tenant,name,phone")
+    importer.add_argument("file")
+
     db = sub.add_parser("db", help="database tools")
     db_sub = db.add_subparsers(dest="db_command", required=True)
     db_sub.add_parser("upgrade", help="run migrations to the latest schema")
@@ -209,12 +316,16 @@ def main(argv: list[str] | None = None) -> int:
     try:
         if args.command == "console":
             return asyncio.run(_console(args))
+        if args.command == "serve":
+            return asyncio.run(_serve(args))
         if args.command == "postmortem":
             return asyncio.run(_postmortem(args))
         if args.command == "incidents":
             return asyncio.run(_incidents(args))
         if args.command == "playbooks":
             return _playbooks_check(args)
+        if args.command == "contacts":
+            return asyncio.run(_contacts(args))
         if args.command == "outbox":
             return asyncio.run(_outbox(args))
         if args.command == "db":

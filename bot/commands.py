@@ -17,7 +17,7 @@ from typing import Literal
 MAX_TEXT = 4000
 
 USAGE: dict[str, str] = {
-    "declare": 'declare [severity] "<title>" [impact="<who/what is affected>"]',
+    "declare": 'declare [severity] "<title>" [impact="<who/what is affected>"] [tenant=<t1,t2>]',
     "ack": "ack",
     "status": 'status "<what we know, what we are doing, next update>"',
     "sev": "sev <level>",
@@ -33,6 +33,8 @@ USAGE: dict[str, str] = {
     "close": "close",
     "reopen": "reopen",
     "postmortem": "postmortem [md|json]",
+    "affects": "affects <tenant>[,<tenant>…]",
+    "brief": "brief <tenant[,tenant]|all-affected> [template] [area=<what>] [eta=<minutes>] [--send]   |   brief send <id>",
     "list": "list",
     "show": "show [INC-n]",
     "help": "help [command]",
@@ -56,6 +58,8 @@ HELP_SUMMARY = {
     "close": "close a resolved incident",
     "reopen": "reopen a resolved or closed incident",
     "postmortem": "compile the timeline into a post-mortem and post it",
+    "affects": "link affected customer tenants (for WhatsApp briefs)",
+    "brief": "preview a WhatsApp brief to affected customers; send on confirm",
     "list": "list open incidents",
     "show": "one incident's summary",
     "help": "this help, or one command's usage",
@@ -94,6 +98,26 @@ class Declare(Command):
     title: str
     severity: str | None = None
     impact: str | None = None
+    tenants: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True, kw_only=True)
+class LinkTenants(Command):
+    tenants: tuple[str, ...]
+
+
+@dataclass(frozen=True, kw_only=True)
+class PrepareBrief(Command):
+    target: tuple[str, ...]  # tenants, or ("all-affected",)
+    template: str | None = None
+    area: str | None = None
+    eta_minutes: int | None = None
+    send: bool = False
+
+
+@dataclass(frozen=True, kw_only=True)
+class SendBrief(Command):
+    brief_id: int
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -322,7 +346,7 @@ def _user(token: str) -> str:
 
 def _parse_declare(tokens: list[_Token], ref: int | None, severities: Collection[str] | None) -> Declare:
     usage = USAGE["declare"]
-    options = _options(tokens, ("impact", "sev", "severity"), usage)
+    options = _options(tokens, ("impact", "sev", "severity", "tenant"), usage)
     if "sev" in options and "severity" in options:
         raise _Bad("Severity is given twice (sev= and severity=); give it once.", usage)
     severity = options.get("sev") or options.get("severity")
@@ -337,8 +361,59 @@ def _parse_declare(tokens: list[_Token], ref: int | None, severities: Collection
     title = _visible(_words(tokens))
     if not title:
         raise _Bad('Missing title: say what is broken, e.g. /incident declare P1 "Payments down".', usage)
+    tenants = _tenant_list(options["tenant"], usage) if "tenant" in options else ()
     return Declare(incident=ref, title=title, severity=severity.upper() if severity else None,
-                   impact=options.get("impact"))
+                   impact=options.get("impact"), tenants=tenants)
+
+
+_TENANT = re.compile(r"^[a-z0-9][a-z0-9_-]{0,63}$")
+
+
+def _tenant_list(value: str, usage: str) -> tuple[str, ...]:
+    tenants = tuple(dict.fromkeys(part.strip().lower() for part in value.split(",") if part.strip()))
+    bad = [t for t in tenants if not _TENANT.match(t)]
+    if not tenants or bad:
+        shown = bad[0] if bad else value
+        raise _Bad(f"'{shown[:40]}' is not a tenant name: use lowercase letters, digits, '-' or '_', "
+                   "comma-separated, e.g. acme,globex.", usage)
+    return tenants
+
+
+def _parse_affects(tokens: list[_Token], ref: int | None) -> LinkTenants:
+    usage = USAGE["affects"]
+    value = "".join(token.as_typed for token in tokens)
+    if not value:
+        raise _Bad("Say which customer tenants are affected, e.g. /incident affects acme,globex.", usage)
+    return LinkTenants(incident=ref, tenants=_tenant_list(value, usage))
+
+
+def _parse_brief(tokens: list[_Token], ref: int | None) -> PrepareBrief | SendBrief:
+    usage = USAGE["brief"]
+    if tokens and not tokens[0].quoted and tokens[0].key is None and tokens[0].text.lower() == "send":
+        tokens.pop(0)
+        if len(tokens) != 1:
+            raise _Bad("Say which brief to send, e.g. /incident brief send 3.", usage)
+        return SendBrief(incident=ref, brief_id=_positive_int(tokens[0].text, "brief id", usage))
+    options = _options(tokens, ("area", "eta"), usage)
+    send = False
+    positional = []
+    for token in tokens:
+        if not token.quoted and token.text.lower() == "--send":
+            send = True
+        else:
+            positional.append(token.text)
+    if not positional or len(positional) > 2:
+        raise _Bad("Say who gets the brief (a tenant, several comma-separated, or all-affected), and optionally "
+                   "the template.", usage)
+    target = ("all-affected",) if positional[0].lower() == "all-affected" else _tenant_list(positional[0], usage)
+    eta = None
+    if "eta" in options:
+        if not re.fullmatch(r"[0-9]{1,4}", options["eta"]) or not 1 <= int(options["eta"]) <= 1440:
+            raise _Bad(f"Bad eta '{options['eta']}'; give minutes between 1 and 1440, e.g. eta=30.", usage)
+        eta = int(options["eta"])
+    template = positional[1].lower() if len(positional) == 2 else None
+    return PrepareBrief(incident=ref, target=target, template=template, area=options.get("area"), eta_minutes=eta,
+                        send=send)
 
 
 def _parse_note(tokens: list[_Token], ref: int | None) -> AddNote:
@@ -491,6 +566,8 @@ _PARSERS = {
     "close": _no_arguments(Close, "close"),
     "reopen": _no_arguments(Reopen, "reopen"),
     "postmortem": _parse_postmortem,
+    "affects": _parse_affects,
+    "brief": _parse_brief,
     "list": _no_arguments(ListIncidents, "list"),
     "show": _parse_show,
     "help": _parse_help,

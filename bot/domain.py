@@ -72,6 +72,11 @@ class EventKind(StrEnum):
     POSTMORTEM_REMINDER = "postmortem_reminder"
     ACTION_OVERDUE = "action_overdue"
     POSTMORTEM = "postmortem"
+    TENANTS_LINKED = "tenants_linked"
+    BRIEF_SENT = "brief_sent"
+    BRIEF_FAILED = "brief_failed"
+    CUSTOMER_REPLY = "customer_reply"
+    CUSTOMER_UPDATE_DUE = "customer_update_due"
 
 
 # Note kinds a user can tag; each fills a section of the post-mortem.
@@ -82,7 +87,8 @@ NOTE_TAGS = {
 }
 
 # Events the bot itself produces; the post-mortem collapses runs of them.
-BOT_REMINDER_KINDS = frozenset({EventKind.NUDGE, EventKind.POSTMORTEM_REMINDER, EventKind.ACTION_OVERDUE})
+BOT_REMINDER_KINDS = frozenset({EventKind.NUDGE, EventKind.POSTMORTEM_REMINDER, EventKind.ACTION_OVERDUE,
+                                EventKind.CUSTOMER_UPDATE_DUE})
 
 BOT_AUTHOR = "warroom"
 
@@ -157,6 +163,8 @@ class Incident:
     resolution_escalated: bool = False
     postmortem_at: datetime | None = None
     postmortem_reminded_at: datetime | None = None
+    customer_update_due_at: datetime | None = None
+    tenants: list[str] = field(default_factory=list)
     # Where the incident lives in chat (thread or channel), set once its room is open.
     platform: str | None = None
     channel: str | None = None
@@ -333,6 +341,34 @@ class Incident:
         self.postmortem_at = now
         where = f" → {path}" if path else ""
         self._record(EventKind.POSTMORTEM, by, now, f"post-mortem {'compiled' if first else 'recompiled'}{where}")
+
+    def link_tenants(self, *, by: str, tenants: list[str], now: datetime) -> list[str]:
+        """Mark customer tenants as affected; returns the ones newly linked."""
+        self._require_not_closed("link affected customers")
+        added = [t for t in tenants if t not in self.tenants]
+        if not added:
+            raise DomainError(f"{self.key} already affects {', '.join(tenants)}.")
+        self.tenants.extend(added)
+        self._record(EventKind.TENANTS_LINKED, by, now, f"affects {', '.join(added)}")
+        return added
+
+    def promise_customer_update(self, *, by: datetime) -> None:
+        """A brief told customers when the next update comes; the thread is reminded then."""
+        self.customer_update_due_at = by
+
+    def record_brief_sent(self, *, by: str, now: datetime, text: str) -> None:
+        """One recipient's brief went out."""
+        self._record(EventKind.BRIEF_SENT, by, now, text, source="bot" if by == BOT_AUTHOR else "command")
+
+    def record_brief_failed(self, *, now: datetime, text: str) -> None:
+        self._record(EventKind.BRIEF_FAILED, BOT_AUTHOR, now, text, source="bot")
+
+    def record_customer_reply(self, *, customer: str, text: str, now: datetime, message_ref: str) -> None:
+        self._record(EventKind.CUSTOMER_REPLY, customer, now, text, source="customer", message_ref=message_ref)
+
+    def record_customer_update_due(self, *, now: datetime, text: str) -> None:
+        self.customer_update_due_at = None
+        self._record(EventKind.CUSTOMER_UPDATE_DUE, BOT_AUTHOR, now, text, source="bot")
 
     # -- chat and bot events ------------------------------------------------------------------------
 

@@ -14,7 +14,7 @@ import random
 from collections.abc import Callable, Mapping
 from dataclasses import asdict
 from datetime import timedelta
-from typing import Any
+from typing import Any, Protocol
 
 from bot.ports import (Attachment, Button, ChatAdapter, ChecklistLine, Clock, DeliveryError, Field, Message,
                        OutboxItem, Posted, Room, UnitOfWorkFactory)
@@ -55,14 +55,23 @@ class _RoomNotOpen(Exception):
     """The incident's room is not open yet (its open_room is still queued); try again shortly."""
 
 
+class CustomerDelivery(Protocol):
+    """Sends `customer_message` rows (WhatsApp briefs) and records each recipient's outcome."""
+
+    async def deliver(self, item: OutboxItem) -> str: ...
+    async def give_up(self, item: OutboxItem, reason: str) -> None: ...
+
+
 class OutboxSender:
     def __init__(self, *, uow: UnitOfWorkFactory, chat: Mapping[str, ChatAdapter], clock: Clock,
+                 customers: CustomerDelivery | None = None,
                  max_attempts: int = 8, base_delay: float = 1.0, max_delay: float = 300.0, concurrency: int = 16,
                  batch: int = 200, lease: timedelta = timedelta(minutes=2),
                  jitter: Callable[[], float] = random.random) -> None:
         self._uow = uow
         self._chat = chat
         self._clock = clock
+        self.customers = customers
         self.max_attempts = max_attempts
         self._base_delay = base_delay
         self._max_delay = max_delay
@@ -142,6 +151,11 @@ class OutboxSender:
 
     async def _send(self, item: OutboxItem) -> Posted | None:
         out = item.outbound
+        if out.operation == "customer_message":
+            if self.customers is None:
+                raise DeliveryError("customer messaging is not configured", permanent=True)
+            message_id = await self.customers.deliver(item)
+            return Posted(Room(out.platform, (out.customer or {}).get("phone", "")), message_id)
         chat = self._chat.get(out.platform)
         if chat is None:
             raise DeliveryError(f"no chat adapter for platform {out.platform!r} is configured", permanent=True)
@@ -181,6 +195,10 @@ class OutboxSender:
                 log.error("outbox %s undeliverable (%s): %s", item.id,
                           f"INC-{item.outbound.incident_number}" if item.outbound.incident_number else "-", reason)
                 await uow.outbox.give_up(item.id, now, reason)
+                if item.outbound.operation == "customer_message" and self.customers is not None and give_up is None:
+                    await uow.commit()
+                    await self.customers.give_up(item, reason)
+                    return
             else:
                 if retry_in is None:
                     retry_in = min(self._max_delay, self._base_delay * 2 ** (attempts - 1))

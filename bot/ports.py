@@ -29,9 +29,9 @@ class Field:
 class Button:
     """A button whose press comes back as `ButtonPressed(action=..., value=...)`."""
 
-    action: Literal["ack", "update", "resolve", "snooze"]
+    action: Literal["ack", "update", "resolve", "snooze", "brief_send"]
     label: str
-    value: str  # the incident key, e.g. "INC-7"
+    value: str  # the incident key, e.g. "INC-7" (a brief's id for brief_send)
     style: Literal["primary", "danger", "default"] = "default"
 
 
@@ -195,6 +195,47 @@ class Reply:
     private: bool = True
 
 
+# -- customers (WhatsApp briefs) -------------------------------------------------------------------------
+
+
+class CustomerMessenger(Protocol):
+    """Messages to customers' phones (WhatsApp Cloud API). Both methods return the platform's message id and
+    raise `DeliveryError` with the platform's `code` on failure (131047: outside the 24-hour window; 130429 and
+    131056: rate limits, with `retry_after`; invalid numbers: permanent).
+
+    Example: ``wamid = await whatsapp.send_template(to="+254700000001", template="incident_investigating",
+    language="en", parameters=("payments", "30"))``
+    """
+
+    async def send_template(self, *, to: str, template: str, language: str, parameters: Sequence[str]) -> str: ...
+
+    async def send_text(self, *, to: str, text: str) -> str: ...
+
+
+@dataclass(frozen=True)
+class CustomerMessageReceived:
+    """A customer wrote to us (opens the 24-hour free-text window; STOP/START opt out and in)."""
+
+    phone: str  # E.164, with the leading +
+    text: str
+    message_id: str
+    at: datetime
+    profile_name: str | None = None
+    button_payload: str | None = None  # an interactive reply button's id, when the message is a button press
+
+
+@dataclass(frozen=True)
+class CustomerMessageStatus:
+    """WhatsApp's sent / delivered / read / failed report for a message we sent."""
+
+    message_id: str
+    status: str
+    at: datetime
+    phone: str | None = None
+    error_code: int | None = None
+    error_title: str | None = None
+
+
 # -- time ---------------------------------------------------------------------------------------------------
 
 
@@ -248,7 +289,8 @@ class FastClock:
 class ReminderPlan:
     """A reminder that should exist: kind + due time; `subject` tells apart several of a kind (action items)."""
 
-    kind: Literal["update_nudge", "ack_escalation", "resolution_escalation", "postmortem_due", "action_overdue"]
+    kind: Literal["update_nudge", "ack_escalation", "resolution_escalation", "postmortem_due", "action_overdue",
+                  "customer_update_due"]
     due_at: datetime
     subject: int = 0
 
@@ -290,10 +332,12 @@ class DeliveryError(Exception):
     """An adapter could not deliver. `retry_after` (seconds) when the platform said when to come back (429);
     `permanent` when retrying cannot help (unknown channel, bad token, invalid recipient)."""
 
-    def __init__(self, message: str, *, retry_after: float | None = None, permanent: bool = False) -> None:
+    def __init__(self, message: str, *, retry_after: float | None = None, permanent: bool = False,
+                 code: int | None = None) -> None:
         super().__init__(message)
         self.retry_after = retry_after
         self.permanent = permanent
+        self.code = code  # the platform's error code where it has one (WhatsApp: 131047, 130429, …)
 
 
 @dataclass(frozen=True)
@@ -305,11 +349,13 @@ class Outbound:
     possible). `dedupe_key` is unique: enqueueing the same key twice keeps one row."""
 
     platform: str
-    operation: Literal["open_room", "post", "update_card"]
+    operation: Literal["open_room", "post", "update_card", "customer_message"]
     message: Message
     dedupe_key: str
     incident_number: int | None = None
     room: Room | None = None
+    # customer_message: {"recipient_id", "incident_number", "template", "language", "parameters", "text"}
+    customer: dict | None = None
 
 
 @dataclass(frozen=True)
@@ -327,6 +373,25 @@ class OutboxRepository(Protocol):
     async def give_up(self, item_id: int, now: datetime, error: str) -> None: ...
 
 
+class CustomerRepository(Protocol):
+    """Contacts by tenant, briefs and their recipients (see storage.repository.SqlCustomerRepository)."""
+
+    async def tenants(self) -> list[str]: ...
+    async def contacts(self, tenant: str | None = None) -> list: ...
+    async def contacts_by_phone(self, phone: str) -> list: ...
+    async def contact(self, contact_id: int): ...  # noqa: ANN201
+    async def mark_inbound(self, *, phone: str, at: datetime) -> int: ...
+    async def set_opt_out(self, *, phone: str, at: datetime | None) -> int: ...
+    async def create_brief(self, **fields: object): ...  # noqa: ANN201
+    async def brief(self, brief_id: int): ...  # noqa: ANN201
+    async def mark_brief_sent(self, brief_id: int, now: datetime) -> bool: ...
+    async def recipients(self, brief_id: int) -> list: ...
+    async def recipient(self, recipient_id: int): ...  # noqa: ANN201
+    async def recipient_by_message(self, message_id: str): ...  # noqa: ANN201
+    async def update_recipient(self, recipient_id: int, **fields: object) -> None: ...
+    async def latest_open_incident_for(self, tenants: list[str]) -> int | None: ...
+
+
 class UnitOfWork(Protocol):
     """One transaction. `async with uow: ...; await uow.commit()` — leaving without commit rolls back."""
 
@@ -334,6 +399,7 @@ class UnitOfWork(Protocol):
     reminders: ReminderRepository
     deliveries: DeliveryLog
     outbox: OutboxRepository
+    customers: "CustomerRepository"
 
     async def __aenter__(self) -> "UnitOfWork": ...
     async def __aexit__(self, *exc: object) -> None: ...

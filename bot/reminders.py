@@ -37,6 +37,8 @@ def plan(incident: Incident, level: SeverityLevel, ladder: Ladder, tz: tzinfo) -
             step = incident.escalations_sent + 1
             plans.append(ReminderPlan(kind="ack_escalation", due_at=incident.declared_at + level.response_target * step,
                                       subject=step))
+        if incident.customer_update_due_at is not None:
+            plans.append(ReminderPlan(kind="customer_update_due", due_at=incident.customer_update_due_at))
         if level.resolution_target is not None and not incident.resolution_escalated:
             plans.append(ReminderPlan(kind="resolution_escalation",
                                       due_at=incident.declared_at + level.resolution_target))

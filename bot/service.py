@@ -19,9 +19,10 @@ from bot import commands as cmd
 from bot import render
 from bot.domain import NOTE_TAGS, DomainError, EventKind, Incident, Role, Status, format_duration
 from bot.postmortem import PostmortemCompiler, postmortem_filename
+from bot.brief_service import BriefService
 from bot.outbox import OutboxSender
-from bot.ports import (Actor, Attachment, ChatAdapter, Clock, Message, Outbound, Reply, Room, UnitOfWork,
-                       UnitOfWorkFactory)
+from bot.ports import (Actor, Attachment, ChatAdapter, Clock, CustomerMessageReceived, CustomerMessageStatus,
+                       CustomerMessenger, Message, Outbound, Reply, Room, UnitOfWork, UnitOfWorkFactory)
 from bot.reminders import escalation_target, plan
 from bot.triage import suggest_playbook
 from playbooks.loader import Playbooks
@@ -64,7 +65,7 @@ class IncidentService:
     def __init__(self, *, uow: UnitOfWorkFactory, chat: Mapping[str, ChatAdapter], playbooks: Playbooks,
                  ladder: Ladder, clock: Clock, tz: tzinfo, postmortem_dir: Path,
                  postmortem_template: str = "blameless", outbox: OutboxSender | None = None,
-                 deliver_inline: bool = True) -> None:
+                 deliver_inline: bool = True, messenger: CustomerMessenger | None = None) -> None:
         self._uow = uow
         self._chat = chat
         self._playbooks = playbooks
@@ -73,7 +74,8 @@ class IncidentService:
         self._tz = tz
         self._postmortem_dir = postmortem_dir
         self._compiler = PostmortemCompiler(tz=tz, template=playbooks.postmortem_template(postmortem_template))
-        self.outbox = outbox or OutboxSender(uow=uow, chat=chat, clock=clock)
+        self.briefs = BriefService(uow=uow, clock=clock, playbooks=playbooks, queue=self._queue, messenger=messenger)
+        self.outbox = outbox or OutboxSender(uow=uow, chat=chat, clock=clock, customers=self.briefs)
         # Inline: a command returns after its messages went out (console, tests). Background: the HTTP server
         # acks at once and the outbox delivers behind it, so a slow chat API never delays an ack.
         self._deliver_inline = deliver_inline
@@ -84,6 +86,9 @@ class IncidentService:
             cmd.Help: self._help,
             cmd.ShowPlaybook: self._playbook,
             cmd.CompilePostmortem: self._postmortem,
+            cmd.LinkTenants: self._affects,
+            cmd.PrepareBrief: self._prepare_brief,
+            cmd.SendBrief: self._send_brief,
         }
         self._changes: dict[type, Callable[[Context, Incident, Any, datetime], _Change]] = {
             cmd.Acknowledge: self._ack, cmd.PostStatus: self._status, cmd.ChangeSeverity: self._severity,
@@ -112,7 +117,11 @@ class IncidentService:
             return _error(str(problem))
 
     async def press_button(self, ctx: Context, *, action: str, value: str) -> Reply | None:
-        """Card and nudge buttons: Acknowledge, Resolve, Snooze (Post update opens a form in the adapter)."""
+        """Card and nudge buttons: Acknowledge, Resolve, Snooze, Send brief (Post update opens a form in the adapter)."""
+        if action == "brief_send":
+            if not value.isdigit():
+                return _error(f"Unknown brief {value!r}.")
+            return await self.execute(ctx, cmd.SendBrief(brief_id=int(value)))
         parsed = cmd.parse(f"show {value}")
         number = parsed.incident if isinstance(parsed, cmd.ShowIncident) else None
         commands = {"ack": cmd.Acknowledge(incident=number), "resolve": cmd.Resolve(incident=number),
@@ -193,6 +202,9 @@ class IncidentService:
 
     async def _declare(self, ctx: Context, command: cmd.Declare) -> Reply | None:
         level = self.level(command.severity or self.ladder.default)
+        if command.tenants:
+            async with self._uow() as uow:
+                await self.briefs.known_tenants(uow, command.tenants)
         scenario = suggest_playbook(self._playbooks.scenarios.values(), f"{command.title} {command.impact or ''}")
         checklist = [(FIRST_MINUTES, text) for text in level.first_minutes] + [(TRIAGE, t) for t in level.triage]
         async with self._uow() as uow:
@@ -203,6 +215,8 @@ class IncidentService:
                                         severity=level.name, impact=command.impact, reporter=ctx.actor.name,
                                         now=now, checklist=checklist,
                                         suggested_playbook=scenario.name if scenario else None)
+            if command.tenants:
+                incident.link_tenants(by=ctx.actor.name, tenants=list(command.tenants), now=now)
             await uow.incidents.add(incident)
             await self._replan(uow, incident)
             platform = ctx.room.platform
@@ -358,6 +372,82 @@ class IncidentService:
         return _Change(Message(text=f"{incident.key} reopened by {ctx.actor.name}; reminders resume.",
                                incident_key=incident.key, kind="update"))
 
+    # -- customer briefs ------------------------------------------------------------------------------
+
+    async def _affects(self, ctx: Context, command: cmd.LinkTenants) -> Reply | None:
+        async with self._uow() as uow:
+            if not await self._first_delivery(uow, ctx.delivery_id):
+                return None
+            incident = await self._incident_for(uow, ctx, command)
+            tenants = await self.briefs.known_tenants(uow, command.tenants)
+            added = incident.link_tenants(by=ctx.actor.name, tenants=tenants, now=self._clock.now())
+            await uow.incidents.save(incident)
+            announce = Message(text=f"{incident.key} affects {', '.join(incident.tenants)} (added {', '.join(added)} "
+                                    f"by {ctx.actor.name}). Brief them: /incident brief all-affected",
+                               incident_key=incident.key, kind="update")
+            await self._queue(uow, incident, announce)
+            await uow.commit()
+        await self._deliver()
+        return self._confirmation(incident, ctx, announce)
+
+    async def _prepare_brief(self, ctx: Context, command: cmd.PrepareBrief) -> Reply | None:
+        async with self._uow() as uow:
+            if not await self._first_delivery(uow, ctx.delivery_id):
+                return None
+            incident = await self._incident_for(uow, ctx, command)
+            statuses = [e.text for e in await uow.incidents.timeline(incident.number)
+                        if e.kind is EventKind.STATUS_UPDATE]
+            level = self.ladder.level(incident.severity)
+            brief = await self.briefs.prepare(uow, incident=incident, command=command, by=ctx.actor.name,
+                                              last_status=statuses[-1] if statuses else None,
+                                              cadence=level.update_cadence if level else None)
+            preview = await self.briefs.preview(uow, brief, incident)
+            await uow.commit()
+        if command.send:
+            return await self.execute(ctx, cmd.SendBrief(incident=incident.number, brief_id=brief.id))
+        return preview
+
+    async def _send_brief(self, ctx: Context, command: cmd.SendBrief) -> Reply | None:
+        async with self._uow() as uow:
+            if not await self._first_delivery(uow, ctx.delivery_id):
+                return None
+            brief = await uow.customers.brief(command.brief_id)
+            if brief is None:
+                raise DomainError(f"No brief #{command.brief_id}; prepare one with /incident brief <tenant>.")
+            incident = await uow.incidents.get(brief.incident_number)
+            assert incident is not None
+            announce = await self.briefs.send(uow, brief=brief, incident=incident, by=ctx.actor.name)
+            await uow.incidents.save(incident)
+            await self._replan(uow, incident)
+            await self._queue(uow, incident, announce)
+            await uow.commit()
+        await self._deliver()
+        return self._confirmation(incident, ctx, announce)
+
+    async def customer_event(self, event: CustomerMessageReceived | CustomerMessageStatus) -> None:
+        """A WhatsApp webhook event: a customer's message (window, STOP/START, reply into the thread) or a
+        delivery status of a brief. Each event is processed once, however often WhatsApp retries it."""
+        key = (f"wa:{event.message_id}" if isinstance(event, CustomerMessageReceived)
+               else f"wa-status:{event.message_id}:{event.status}")
+        async with self._uow() as uow:
+            if not await self._first_delivery(uow, key):
+                return
+            if isinstance(event, CustomerMessageReceived):
+                incident, message = await self.briefs.received(uow, event)
+            else:
+                incident, message = await self.briefs.status(uow, event)
+            if incident is not None:
+                await uow.incidents.save(incident)
+                if message is not None:
+                    await self._queue(uow, incident, message)
+            await uow.commit()
+        await self._deliver()
+
+    def _confirmation(self, incident: Incident, ctx: Context, announce: Message) -> Reply | None:
+        if self._room_of(incident) == ctx.room:
+            return None
+        return _info(f"Done — posted in {incident.key}'s thread: {announce.text}")
+
     # -- reads and documents ------------------------------------------------------------------------
 
     async def _list(self, ctx: Context, command: cmd.ListIncidents) -> Reply:
@@ -468,6 +558,10 @@ class IncidentService:
         elif kind == "postmortem_due":
             message = render.postmortem_due(incident, level.postmortem_due or timedelta())
             incident.record_postmortem_reminder(now=now, text=message.text)
+        elif kind == "customer_update_due":
+            message = Message(text=(f"{incident.key}: customers were promised an update by now. Send one: "
+                                    f"/incident brief all-affected update"), incident_key=incident.key, kind="reminder")
+            incident.record_customer_update_due(now=now, text=message.text)
         elif kind == "action_overdue":
             message = render.action_overdue(incident, subject)
             incident.record_action_overdue(number=subject, now=now, text=message.text)

@@ -18,17 +18,19 @@ from sqlalchemy.orm import aliased
 from sqlmodel import select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
+from bot.briefs import Brief, Contact, Recipient
 from bot.domain import ActionItem, ChecklistItem, EventKind, Incident, Role, Status, TimelineEvent
 from bot.outbox import message_from_json, message_to_json
 from bot.ports import DueReminder, Outbound, OutboxItem, ReminderPlan, Room
-from storage.tables import ActionRow, CounterRow, DeliveryRow, IncidentRow, OutboxRow, ReminderRow, TimelineRow
+from storage.tables import (ActionRow, BriefRecipientRow, BriefRow, ContactRow, CounterRow, DeliveryRow,
+                            IncidentRow, IncidentTenantRow, OutboxRow, ReminderRow, TimelineRow)
 
 _INCIDENT_COUNTER = "incident"
 _SCALARS = (
     "title", "severity", "impact", "reporter", "declared_at", "acknowledged_at", "acknowledged_by", "mitigated_at",
     "resolved_at", "closed_at", "summary", "frozen", "suggested_playbook", "last_update_at", "last_nudge_at",
     "snoozed_until", "escalations_sent", "resolution_escalated", "postmortem_at", "postmortem_reminded_at",
-    "platform", "channel", "thread", "card_message",
+    "customer_update_due_at", "platform", "channel", "thread", "card_message",
 )
 
 
@@ -36,7 +38,7 @@ def _dt(value: datetime | str | None) -> datetime | None:
     return datetime.fromisoformat(value) if isinstance(value, str) else value
 
 
-def _to_incident(row: IncidentRow, actions: Sequence[ActionRow]) -> Incident:
+def _to_incident(row: IncidentRow, actions: Sequence[ActionRow], tenants: Sequence[str] = ()) -> Incident:
     incident = Incident(
         number=row.number,
         status=Status(row.status),
@@ -52,6 +54,7 @@ def _to_incident(row: IncidentRow, actions: Sequence[ActionRow]) -> Incident:
                        overdue_reminded=a.overdue_reminded)
             for a in sorted(actions, key=lambda a: a.number)
         ],
+        tenants=sorted(tenants),
         **{name: getattr(row, name) for name in _SCALARS},
     )
     return incident
@@ -105,6 +108,11 @@ class SqlIncidentRepository:
         await self._write_children(incident)
 
     async def _write_children(self, incident: Incident) -> None:
+        linked = set((await self._session.exec(
+            select(IncidentTenantRow.tenant).where(IncidentTenantRow.incident_number == incident.number))).all())
+        for tenant in incident.tenants:
+            if tenant not in linked:
+                self._session.add(IncidentTenantRow(incident_number=incident.number, tenant=tenant))
         existing = {
             row.number: row
             for row in (await self._session.exec(
@@ -130,7 +138,9 @@ class SqlIncidentRepository:
         if row is None:
             return None
         actions = (await self._session.exec(select(ActionRow).where(ActionRow.incident_number == row.number))).all()
-        return _to_incident(row, actions)
+        tenants = (await self._session.exec(
+            select(IncidentTenantRow.tenant).where(IncidentTenantRow.incident_number == row.number))).all()
+        return _to_incident(row, actions, tenants)
 
     async def get(self, number: int) -> Incident | None:
         return await self._load(await self._session.get(IncidentRow, number))
@@ -152,11 +162,15 @@ class SqlIncidentRepository:
         rows = (await self._session.exec(query)).all()
         numbers = [row.number for row in rows]
         actions: dict[int, list[ActionRow]] = {n: [] for n in numbers}
+        tenants: dict[int, list[str]] = {n: [] for n in numbers}
         if numbers:
             for action in (await self._session.exec(
                     select(ActionRow).where(ActionRow.incident_number.in_(numbers)))).all():  # type: ignore[attr-defined]
                 actions[action.incident_number].append(action)
-        return [_to_incident(row, actions[row.number]) for row in rows]
+            for link in (await self._session.exec(select(IncidentTenantRow).where(
+                    IncidentTenantRow.incident_number.in_(numbers)))).all():  # type: ignore[attr-defined]
+                tenants[link.incident_number].append(link.tenant)
+        return [_to_incident(row, actions[row.number], tenants[row.number]) for row in rows]
 
     async def timeline(self, number: int) -> list[TimelineEvent]:
         rows = (await self._session.exec(
@@ -276,6 +290,7 @@ class SqlOutboxRepository:
             room_channel=outbound.room.channel if outbound.room else None,
             room_thread=outbound.room.thread if outbound.room else None,
             message=message_to_json(outbound.message), next_attempt_at=now, created_at=now,
+            customer=outbound.customer,
         )
         try:
             async with self._session.begin_nested():
@@ -321,7 +336,8 @@ class SqlOutboxRepository:
     def _item(row: OutboxRow) -> OutboxItem:
         room = Room(row.platform, row.room_channel, row.room_thread) if row.room_channel else None
         outbound = Outbound(platform=row.platform, operation=row.operation, message=message_from_json(row.message),  # type: ignore[arg-type]
-                            dedupe_key=row.dedupe_key, incident_number=row.incident_number, room=room)
+                            dedupe_key=row.dedupe_key, incident_number=row.incident_number, room=room,
+                            customer=row.customer)
         return OutboxItem(id=row.id, outbound=outbound, attempts=row.attempts)  # type: ignore[arg-type]
 
     async def delivered(self, item_id: int, now: datetime, platform_message_id: str | None) -> None:
@@ -361,6 +377,151 @@ class SqlOutboxRepository:
         return {status: count for status, count in rows}
 
 
+class ContactExists(ValueError):
+    pass
+
+
+def _contact(row: ContactRow) -> Contact:
+    return Contact(id=row.id, tenant=row.tenant, name=row.name, phone=row.phone,  # type: ignore[arg-type]
+                   opted_out_at=row.opted_out_at, last_inbound_at=row.last_inbound_at)
+
+
+def _recipient(row: BriefRecipientRow) -> Recipient:
+    return Recipient(id=row.id, brief_id=row.brief_id, contact_id=row.contact_id, tenant=row.tenant,  # type: ignore[arg-type]
+                     name=row.name, phone=row.phone, status=row.status, message_id=row.message_id, via=row.via,
+                     error=row.error)
+
+
+class SqlCustomerRepository:
+    """Contacts by tenant, briefs and their per-recipient delivery state."""
+
+    def __init__(self, session: AsyncSession) -> None:
+        self._session = session
+
+    async def add_contact(self, *, tenant: str, name: str, phone: str, now: datetime) -> Contact:
+        row = ContactRow(tenant=tenant, name=name, phone=phone, created_at=now)
+        try:
+            async with self._session.begin_nested():
+                self._session.add(row)
+                await self._session.flush()
+        except IntegrityError:
+            raise ContactExists(f"{phone} is already a contact of {tenant}") from None
+        return _contact(row)
+
+    async def remove_contact(self, *, phone: str, tenant: str | None, now: datetime) -> int:
+        """Remove a number. One that already received briefs is kept, opted out, because the incident
+        timeline and delivery records point at it."""
+        query = select(ContactRow).where(ContactRow.phone == phone)
+        if tenant:
+            query = query.where(ContactRow.tenant == tenant)
+        removed = 0
+        for row in (await self._session.exec(query)).all():
+            used = (await self._session.exec(select(BriefRecipientRow.id).where(
+                BriefRecipientRow.contact_id == row.id).limit(1))).first()
+            if used is None:
+                await self._session.delete(row)
+            else:
+                row.opted_out_at = row.opted_out_at or now
+                self._session.add(row)
+            removed += 1
+        await self._session.flush()
+        return removed
+
+    async def contacts(self, tenant: str | None = None) -> list[Contact]:
+        query = select(ContactRow).order_by(ContactRow.tenant, ContactRow.name, ContactRow.id)  # type: ignore[arg-type]
+        if tenant:
+            query = query.where(ContactRow.tenant == tenant)
+        return [_contact(r) for r in (await self._session.exec(query)).all()]
+
+    async def tenants(self) -> list[str]:
+        return list((await self._session.exec(select(ContactRow.tenant).distinct().order_by(ContactRow.tenant))).all())
+
+    async def contacts_by_phone(self, phone: str) -> list[Contact]:
+        rows = (await self._session.exec(select(ContactRow).where(ContactRow.phone == phone))).all()
+        return [_contact(r) for r in rows]
+
+    async def contact(self, contact_id: int) -> Contact | None:
+        row = await self._session.get(ContactRow, contact_id)
+        return _contact(row) if row else None
+
+    async def mark_inbound(self, *, phone: str, at: datetime) -> int:
+        result = await self._session.exec(sa.update(ContactRow).where(ContactRow.phone == phone)
+                                          .values(last_inbound_at=at))
+        return result.rowcount
+
+    async def set_opt_out(self, *, phone: str, at: datetime | None) -> int:
+        result = await self._session.exec(sa.update(ContactRow).where(ContactRow.phone == phone)
+                                          .values(opted_out_at=at))
+        return result.rowcount
+
+    async def create_brief(self, *, incident_number: int, template: str, kind: str, parameters: dict[str, str],
+                           text: str, target: str, eta_minutes: int | None, created_by: str, now: datetime,
+                           contacts: list[Contact]) -> Brief:
+        row = BriefRow(incident_number=incident_number, template=template, kind=kind, parameters=parameters,
+                       text=text, target=target, eta_minutes=eta_minutes, created_by=created_by, created_at=now)
+        self._session.add(row)
+        await self._session.flush()
+        for contact in contacts:
+            self._session.add(BriefRecipientRow(brief_id=row.id, contact_id=contact.id, tenant=contact.tenant,  # type: ignore[arg-type]
+                                                name=contact.name, phone=contact.phone,
+                                                status="skipped" if contact.opted_out else "queued",
+                                                error="opted out" if contact.opted_out else None, updated_at=now))
+        await self._session.flush()
+        return self._brief(row)
+
+    @staticmethod
+    def _brief(row: BriefRow) -> Brief:
+        return Brief(id=row.id, incident_number=row.incident_number, template=row.template, kind=row.kind,  # type: ignore[arg-type]
+                     parameters=row.parameters, text=row.text, target=row.target, eta_minutes=row.eta_minutes,
+                     status=row.status, created_by=row.created_by)
+
+    async def brief(self, brief_id: int) -> Brief | None:
+        row = await self._session.get(BriefRow, brief_id)
+        return self._brief(row) if row else None
+
+    async def mark_brief_sent(self, brief_id: int, now: datetime) -> bool:
+        """Preview → sent, once: a double-clicked Send button sends one brief."""
+        result = await self._session.exec(sa.update(BriefRow).where(BriefRow.id == brief_id,
+                                                                    BriefRow.status == "preview")
+                                          .values(status="sent", sent_at=now))
+        return result.rowcount == 1
+
+    async def recipients(self, brief_id: int) -> list[Recipient]:
+        rows = (await self._session.exec(select(BriefRecipientRow).where(BriefRecipientRow.brief_id == brief_id)
+                                         .order_by(BriefRecipientRow.id))).all()  # type: ignore[arg-type]
+        return [_recipient(r) for r in rows]
+
+    async def recipient(self, recipient_id: int) -> Recipient | None:
+        row = await self._session.get(BriefRecipientRow, recipient_id)
+        return _recipient(row) if row else None
+
+    async def recipient_by_message(self, message_id: str) -> Recipient | None:
+        row = (await self._session.exec(select(BriefRecipientRow).where(
+            BriefRecipientRow.message_id == message_id))).first()
+        return _recipient(row) if row else None
+
+    async def update_recipient(self, recipient_id: int, *, now: datetime, status: str,
+                               message_id: str | None = None, via: str | None = None,
+                               error: str | None = None) -> None:
+        values: dict[str, Any] = {"status": status, "updated_at": now, "error": error}
+        if message_id is not None:
+            values["message_id"] = message_id
+        if via is not None:
+            values["via"] = via
+        await self._session.exec(sa.update(BriefRecipientRow).where(BriefRecipientRow.id == recipient_id)
+                                 .values(**values))
+
+    async def latest_open_incident_for(self, tenants: list[str]) -> int | None:
+        if not tenants:
+            return None
+        open_statuses = [s.value for s in Status if s.is_open]
+        row = (await self._session.exec(
+            select(IncidentRow.number).join(IncidentTenantRow, IncidentTenantRow.incident_number == IncidentRow.number)
+            .where(IncidentTenantRow.tenant.in_(tenants), IncidentRow.status.in_(open_statuses))  # type: ignore[attr-defined]
+            .order_by(IncidentRow.number.desc()).limit(1))).first()  # type: ignore[union-attr]
+        return row
+
+
 class SqlUnitOfWork:
     def __init__(self, sessions: async_sessionmaker[AsyncSession]) -> None:
         self._sessions = sessions
@@ -371,6 +532,7 @@ class SqlUnitOfWork:
         self.reminders = SqlReminderRepository(self.session)
         self.deliveries = SqlDeliveryLog(self.session)
         self.outbox = SqlOutboxRepository(self.session)
+        self.customers = SqlCustomerRepository(self.session)
         return self
 
     async def __aexit__(self, *exc: object) -> None:

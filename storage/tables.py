@@ -59,6 +59,7 @@ class IncidentRow(SQLModel, table=True):
     resolution_escalated: bool = False
     postmortem_at: datetime | None = _when()
     postmortem_reminded_at: datetime | None = _when()
+    customer_update_due_at: datetime | None = _when()  # a brief promised customers an update by then
     platform: str | None = Field(default=None, max_length=32)
     channel: str | None = Field(default=None, max_length=128)
     thread: str | None = Field(default=None, max_length=128)
@@ -151,6 +152,7 @@ class OutboxRow(SQLModel, table=True):
     room_channel: str | None = Field(default=None, max_length=128)
     room_thread: str | None = Field(default=None, max_length=128)
     message: dict = Field(sa_type=sa.JSON, nullable=False)
+    customer: dict | None = Field(default=None, sa_type=sa.JSON)  # a customer send: recipient, template, text
     status: str = Field(default="pending", max_length=16)  # pending | sending | delivered | failed
     attempts: int = 0
     next_attempt_at: datetime = Field(sa_type=UTCDateTime, nullable=False)
@@ -159,3 +161,59 @@ class OutboxRow(SQLModel, table=True):
     created_at: datetime = Field(sa_type=UTCDateTime, nullable=False)
     delivered_at: datetime | None = _when()
     platform_message_id: str | None = Field(default=None, max_length=128)
+
+
+class ContactRow(SQLModel, table=True):
+    """A customer's WhatsApp number, grouped by tenant (the customer organisation an incident can affect)."""
+
+    __tablename__ = "contact"
+    __table_args__ = (sa.UniqueConstraint("tenant", "phone"), sa.Index("ix_contact_phone", "phone"))
+
+    id: int | None = Field(default=None, primary_key=True)
+    tenant: str = Field(max_length=64, index=True)
+    name: str = Field(max_length=200)
+    phone: str = Field(max_length=20)  # E.164 with '+'
+    created_at: datetime = Field(sa_type=UTCDateTime, nullable=False)
+    opted_out_at: datetime | None = _when()
+    last_inbound_at: datetime | None = _when()  # opens WhatsApp's 24-hour free-text window
+
+
+class IncidentTenantRow(SQLModel, table=True):
+    __tablename__ = "incident_tenant"
+
+    incident_number: int = Field(foreign_key="incident.number", primary_key=True)
+    tenant: str = Field(max_length=64, primary_key=True)
+
+
+class BriefRow(SQLModel, table=True):
+    __tablename__ = "brief"
+
+    id: int | None = Field(default=None, primary_key=True)
+    incident_number: int = Field(foreign_key="incident.number", index=True)
+    template: str = Field(max_length=64)
+    kind: str = Field(max_length=16)
+    parameters: dict = Field(default_factory=dict, sa_type=sa.JSON, nullable=False)
+    text: str
+    target: str = Field(max_length=200)
+    eta_minutes: int | None = None
+    status: str = Field(default="preview", max_length=16)  # preview | sent
+    created_by: str
+    created_at: datetime = Field(sa_type=UTCDateTime, nullable=False)
+    sent_at: datetime | None = _when()
+
+
+class BriefRecipientRow(SQLModel, table=True):
+    __tablename__ = "brief_recipient"
+    __table_args__ = (sa.UniqueConstraint("brief_id", "contact_id"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    brief_id: int = Field(foreign_key="brief.id", index=True)
+    contact_id: int = Field(foreign_key="contact.id")
+    tenant: str = Field(max_length=64)
+    name: str = Field(max_length=200)
+    phone: str = Field(max_length=20)
+    status: str = Field(default="queued", max_length=16)  # queued | sent | delivered | read | failed | skipped
+    message_id: str | None = Field(default=None, max_length=128, index=True)
+    via: str | None = Field(default=None, max_length=16)  # template | text
+    error: str | None = None
+    updated_at: datetime = Field(sa_type=UTCDateTime, nullable=False)

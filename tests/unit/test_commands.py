@@ -19,6 +19,9 @@ from bot.commands import (
     MAX_TEXT,
     SUBCOMMANDS,
     USAGE,
+    LinkTenants,
+    PrepareBrief,
+    SendBrief,
     Acknowledge,
     AddAction,
     AddNote,
@@ -775,6 +778,14 @@ ERRORS: list[tuple[str, str]] = [
     ("close now", "close"),
     ("reopen now", "reopen"),
     ("postmortem pdf", "postmortem"),
+    ("affects", "affects"),
+    ("affects ACME!", "affects"),
+    ("brief", "brief"),
+    ("brief acme eta=0", "brief"),
+    ("brief acme investigating extra", "brief"),
+    ("brief send", "brief"),
+    ("brief send x", "brief"),
+    ("brief acme when=now", "brief"),
     ("pm pdf", "postmortem"),
     ("list all", "list"),
     ("ls all", "list"),
@@ -806,6 +817,7 @@ HAPPY: dict[str, str] = {
     "role": "role ic @a", "note": 'note "x"', "check": "check 1", "snooze": "snooze 30m", "playbook": "playbook",
     "freeze": "freeze on", "action": 'action "x"', "mitigate": "mitigate", "resolve": "resolve", "close": "close",
     "reopen": "reopen", "postmortem": "postmortem", "list": "list", "show": "show", "help": "help",
+    "affects": "affects acme", "brief": "brief all-affected",
 }
 
 
@@ -813,6 +825,24 @@ HAPPY: dict[str, str] = {
 def test_every_subcommand_in_usage_parses(name: str) -> None:
     result = parse(f"/incident {HAPPY[name]}")
     assert isinstance(result, Command), result
+
+
+# ------------------------------------------------------------------------------------------------ customer briefs
+
+
+def test_affects_takes_comma_separated_tenants_lowercased_once_each() -> None:
+    assert ok("affects acme, Globex,acme", LinkTenants) == LinkTenants(tenants=("acme", "globex"))
+
+
+def test_brief_takes_target_template_options_and_send_flag() -> None:
+    assert ok("brief all-affected update area=payments eta=30 --send", PrepareBrief) == PrepareBrief(
+        target=("all-affected",), template="update", area="payments", eta_minutes=30, send=True)
+    assert ok("brief acme,globex", PrepareBrief).target == ("acme", "globex")
+    assert ok("brief send 3", SendBrief) == SendBrief(brief_id=3)
+
+
+def test_declare_links_tenants() -> None:
+    assert ok('declare P1 "x" tenant=acme,globex', Declare).tenants == ("acme", "globex")
 
 
 # ---------------------------------------------------------------------------------- invisible and line-breaking text
