@@ -70,3 +70,18 @@ async def test_an_old_database_with_data_migrates_to_head(settings, clock):
     markdown = await team.service.export_postmortem(1)
     assert "declared P1: Legacy outage" in markdown and "still here after the upgrade" in markdown
     await team.app.close()
+
+
+async def test_migrations_at_head_match_the_table_models(database_url):
+    from alembic.autogenerate import compare_metadata
+    from alembic.migration import MigrationContext
+    from sqlmodel import SQLModel
+
+    import storage.tables  # noqa: F401 - the models
+
+    engine = create_engine(database_url)
+    await upgrade(engine)
+    async with engine.connect() as conn:
+        diff = await conn.run_sync(lambda sync: compare_metadata(MigrationContext.configure(sync), SQLModel.metadata))
+    await engine.dispose()
+    assert diff == [], f"the models changed without a migration: {diff}"
