@@ -190,9 +190,11 @@ class Incident:
         now: datetime,
         checklist: list[tuple[str, str]],
         suggested_playbook: str | None,
+        platform: str | None = None,
     ) -> "Incident":
         incident = cls(
             number=number,
+            platform=platform,  # the room (channel, thread) is attached once the platform has opened it
             title=title,
             severity=severity,
             impact=impact,

@@ -214,7 +214,8 @@ class IncidentService:
             incident = Incident.declare(number=await uow.incidents.next_number(), title=command.title,
                                         severity=level.name, impact=command.impact, reporter=ctx.actor.name,
                                         now=now, checklist=checklist,
-                                        suggested_playbook=scenario.name if scenario else None)
+                                        suggested_playbook=scenario.name if scenario else None,
+                                        platform=ctx.room.platform)
             if command.tenants:
                 incident.link_tenants(by=ctx.actor.name, tenants=list(command.tenants), now=now)
             await uow.incidents.add(incident)
@@ -614,7 +615,7 @@ class IncidentService:
 
     async def _queue_card(self, uow: UnitOfWork, incident: Incident) -> None:
         level = self.ladder.level(incident.severity)
-        if level is not None and incident.platform is not None:
+        if level is not None:
             await self._queue(uow, incident, render.incident_card(incident, level, self._tz), operation="update_card")
 
     async def _deliver(self) -> None:

@@ -135,3 +135,61 @@ async def test_the_same_dedupe_key_is_queued_once(team):
 async def _timeline(team):
     async with team.service._uow() as uow:  # noqa: SLF001
         return await uow.incidents.timeline(1)
+
+
+async def test_a_burst_through_a_flaky_chat_api_is_delivered_exactly_once(team):
+    import random
+
+    from bot.ports import DeliveryError
+
+    rng = random.Random(20261124)
+
+    class Flaky:
+        """Every send fails a third of the time: 429 with Retry-After, a 500, or a timeout (seeded)."""
+
+        def __init__(self, inner) -> None:
+            self.inner = inner
+
+        def __getattr__(self, name):  # noqa: ANN001, ANN204
+            return getattr(self.inner, name)
+
+        async def _roll(self) -> None:
+            roll = rng.random()
+            if roll < 0.11:
+                raise DeliveryError("ratelimited", retry_after=rng.choice([1, 2, 5]))
+            if roll < 0.22:
+                raise DeliveryError("500 internal_error")
+            if roll < 0.33:
+                raise TimeoutError("read timeout")
+
+        async def post(self, **kwargs):  # noqa: ANN003, ANN201
+            await self._roll()
+            return await self.inner.post(**kwargs)
+
+        async def update(self, **kwargs):  # noqa: ANN003, ANN201
+            await self._roll()
+            return await self.inner.update(**kwargs)
+
+        async def open_incident_room(self, **kwargs):  # noqa: ANN003, ANN201
+            await self._roll()
+            return await self.inner.open_incident_room(**kwargs)
+
+    team.service.outbox._chat = {"console": Flaky(team.chat)}  # noqa: SLF001 - the platform starts misbehaving
+    for n in range(10):
+        await team.ok(f'declare P1 "incident {n}"')
+    for n in range(1, 11):
+        for k in range(5):
+            await team.ok(f'status INC-{n} "update {n}.{k}"')
+    for _ in range(200):  # let retry time pass until the outbox is empty
+        team.clock.advance(seconds=30)
+        await team.service.outbox.drain()
+        async with team.service._uow() as uow:  # noqa: SLF001
+            if not await uow.outbox.entries(("pending", "sending", "failed")):
+                break
+    texts = team.chat.texts()
+    for n in range(1, 11):
+        for k in range(5):
+            assert sum(t.startswith(f"Status update from alice: update {n}.{k}.") for t in texts) == 1
+    assert sum(1 for s in team.chat.sent if s.message.kind == "card") == 10
+    async with team.service._uow() as uow:  # noqa: SLF001
+        assert await uow.outbox.entries(("failed",)) == []
