@@ -1,0 +1,363 @@
+"""`SlackChat`: the core's ChatAdapter port on Slack's Web API (slack-sdk's AsyncWebClient).
+
+Example::
+
+    client = make_web_client(token="xoxb-…", base_url="https://slack.com/api/")
+    chat = SlackChat(client=client, incident_mode="thread")
+    posted = await chat.post(room=Room("slack", "C0INCIDENTS"), message=Message(text="hi"))
+
+Outbound only: inbound payloads are translated in `adapters/slack/app.py`. Every call goes through one client
+whose retry handlers honour `Retry-After` on 429 and back off on 5xx and dropped connections; a call that still
+fails raises the port's DeliveryError (with `retry_after`, or `permanent` for errors retrying cannot fix), and the
+core's outbox keeps the message and logs it with the incident id.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import random
+import re
+import time
+import unicodedata
+from collections import OrderedDict
+from collections.abc import AsyncIterator, Iterator
+from contextlib import contextmanager
+from typing import TYPE_CHECKING, Any, Literal
+
+from slack_sdk.errors import SlackApiError
+from slack_sdk.http_retry.builtin_async_handlers import (AsyncConnectionErrorRetryHandler,
+                                                          AsyncRateLimitErrorRetryHandler,
+                                                          AsyncServerErrorRetryHandler)
+from slack_sdk.http_retry.builtin_interval_calculators import BackoffRetryIntervalCalculator
+from slack_sdk.http_retry.jitter import Jitter
+from slack_sdk.web.async_client import AsyncWebClient
+
+from adapters.slack.blocks import as_mrkdwn, escape, render
+from bot.ports import Attachment, Capabilities, Clock, DeliveryError, Message, Posted, Room, SystemClock
+
+if TYPE_CHECKING:
+    from bot.settings import Settings
+
+log = logging.getLogger("warroom.slack")
+
+PLATFORM = "slack"
+MAX_CHANNEL_NAME = 80
+NAME_ATTEMPTS = 20
+
+PERMANENT_ERRORS = frozenset({
+    "channel_not_found", "not_in_channel", "is_archived", "channel_is_archived", "invalid_auth", "not_authed",
+    "account_inactive", "token_revoked", "token_expired", "missing_scope", "no_permission", "restricted_action",
+    "msg_too_long", "no_text", "invalid_blocks", "invalid_blocks_format", "invalid_arguments", "user_not_in_channel",
+    "message_not_found", "cant_update_message", "edit_window_closed", "team_access_not_granted", "ekm_access_denied",
+    "invalid_name_specials", "invalid_name_punctuation", "invalid_name_required", "invalid_name_maxlength",
+})
+
+
+def delivery_error(problem: SlackApiError) -> DeliveryError:
+    """A Web API failure (after the client's own retries) as the core's DeliveryError: the outbox waits for
+    `retry_after` on a 429, gives up on errors that retrying cannot fix, and backs off on the rest."""
+    response = problem.response
+    error = str(response.get("error") or f"http_{response.status_code}")
+    retry_after = None
+    if response.status_code == 429 or error == "ratelimited":
+        header = next((v for k, v in (response.headers or {}).items() if k.lower() == "retry-after"), None)
+        try:
+            retry_after = float(header[0] if isinstance(header, list) else header) if header is not None else 1.0
+        except ValueError:
+            retry_after = 1.0
+    method = str(getattr(response, "api_url", "")).rsplit("/", 1)[-1] or "Web API"
+    return DeliveryError(f"Slack {method}: {error}", retry_after=retry_after, permanent=error in PERMANENT_ERRORS)
+
+
+@contextmanager
+def _delivering() -> Iterator[None]:
+    try:
+        yield
+    except SlackApiError as problem:
+        raise delivery_error(problem) from problem
+
+
+# -- the Web API client -------------------------------------------------------------------------------
+
+
+class _ScaledJitter(Jitter):
+    def __init__(self, most: float) -> None:
+        self._most = most
+
+    def recalculate(self, duration: float) -> float:
+        return duration + random.random() * self._most
+
+
+class _RetryAfter(AsyncRateLimitErrorRetryHandler):
+    """429: wait what `Retry-After` says (plus a little jitter so replicas do not retry in step), then retry.
+
+    slack-sdk's handler adds up to a whole second of jitter; this one makes it configurable."""
+
+    def __init__(self, max_retry_count: int, *, jitter: float) -> None:
+        super().__init__(max_retry_count=max_retry_count)
+        self._jitter = jitter
+
+    async def prepare_for_next_attempt_async(self, *, state, request, response=None, error=None) -> None:  # noqa: ANN001
+        if response is None:
+            raise error  # type: ignore[misc]
+        state.next_attempt_requested = True
+        header = next((values for name, values in response.headers.items() if name.lower() == "retry-after"), None)
+        value = header[0] if isinstance(header, list) else header
+        try:
+            wait = max(0.0, float(value)) if value is not None else 1.0
+        except ValueError:
+            wait = 1.0
+        await asyncio.sleep(wait + random.random() * self._jitter)
+        state.increment_current_attempt()
+
+
+class _ServerErrorRetry(AsyncServerErrorRetryHandler):
+    """slack-sdk retries 500 and 503; gateways in front of Slack (or a proxy) also answer 502 and 504."""
+
+    async def _can_retry_async(self, *, state, request, response=None, error=None) -> bool:  # noqa: ANN001
+        return response is not None and response.status_code in (500, 502, 503, 504)
+
+
+def make_web_client(*, token: str, base_url: str = "https://slack.com/api/", rate_limit_retries: int = 3,
+                    server_error_retries: int = 2, connection_retries: int = 2, backoff: float = 0.5,
+                    jitter: float = 1.0, timeout: int = 30) -> AsyncWebClient:
+    """One AsyncWebClient for everything (Bolt's listeners included), with retries for 429, 5xx and
+    connection errors. `base_url` points it at a proxy or a test fake."""
+    calculator = BackoffRetryIntervalCalculator(backoff_factor=backoff, jitter=_ScaledJitter(jitter))
+    return AsyncWebClient(
+        token=token,
+        base_url=base_url if base_url.endswith("/") else base_url + "/",
+        timeout=timeout,
+        retry_handlers=[
+            _RetryAfter(rate_limit_retries, jitter=jitter),
+            _ServerErrorRetry(max_retry_count=server_error_retries, interval_calculator=calculator),
+            AsyncConnectionErrorRetryHandler(max_retry_count=connection_retries, interval_calculator=calculator),
+        ],
+    )
+
+
+def slack_chat_from_settings(settings: "Settings", *, clock: Clock | None = None) -> "SlackChat":
+    """The adapter as `warroom serve` runs it: bot token, API base URL, incident mode, announce channel."""
+    if settings.slack_bot_token is None:
+        raise ValueError("SLACK_BOT_TOKEN is not set")
+    client = make_web_client(token=settings.slack_bot_token.get_secret_value(), base_url=settings.slack_api_url)
+    return SlackChat(client=client, incident_mode=settings.incident_mode,
+                     announce_channel=settings.slack_incidents_channel, clock=clock)
+
+
+# -- channel names ------------------------------------------------------------------------------------
+
+
+def channel_name(incident_key: str, title: str) -> str:
+    """`INC-7`, `Payments DOWN (EU)!` → `inc-7-payments-down-eu`: Slack's rules are lowercase letters, digits,
+    `-` and `_`, at most 80 characters."""
+    ascii_title = unicodedata.normalize("NFKD", title).encode("ascii", "ignore").decode("ascii")
+    slug = re.sub(r"[^a-z0-9_-]+", "-", f"{incident_key}-{ascii_title}".lower())
+    slug = re.sub(r"-{2,}", "-", slug).strip("-_")
+    return slug[:MAX_CHANNEL_NAME].rstrip("-_") or incident_key.lower()
+
+
+def _with_suffix(name: str, attempt: int) -> str:
+    suffix = f"-{attempt + 1}"
+    return name[: MAX_CHANNEL_NAME - len(suffix)].rstrip("-_") + suffix
+
+
+def _severity_of(card: Message) -> str:
+    """The severity name from the neutral card ("P1 — Critical: …" field, or the "INC-7 · P1 · title" title)."""
+    for field in card.fields:
+        if field.label == "Severity":
+            return field.value.split(" — ", 1)[0].strip()
+    parts = (card.title or "").split(" · ")
+    return parts[1] if len(parts) >= 3 else "?"
+
+
+# -- the adapter ---------------------------------------------------------------------------------------
+
+
+class SlackChat:
+    """The ChatAdapter port on Slack: cards as Block Kit, threads by `thread_ts`, ephemeral replies, file
+    uploads, display names from `users.info` (cached)."""
+
+    platform = PLATFORM
+    capabilities = Capabilities(threads=True, edits=True, buttons=True, files=True, ephemeral=True,
+                                max_text=3000, max_buttons=5)
+
+    def __init__(self, *, client: AsyncWebClient, incident_mode: Literal["thread", "channel"] = "thread",
+                 announce_channel: str | None = None, clock: Clock | None = None,
+                 name_ttl_seconds: float = 3600.0, cache_size: int = 5000) -> None:
+        self.client = client
+        self.incident_mode = incident_mode
+        self._announce_channel = announce_channel or None
+        self._clock = clock or SystemClock()
+        self._name_ttl = name_ttl_seconds
+        self._cache_size = cache_size
+        self._names: OrderedDict[str, tuple[str, float]] = OrderedDict()
+        self._threads: OrderedDict[tuple[str, str], str | None] = OrderedDict()
+        self._reporters: OrderedDict[tuple[str, str], str] = OrderedDict()
+        self._opened: OrderedDict[str, str] = OrderedDict()  # incident key → channel created for it
+
+    # -- the port ------------------------------------------------------------------------------------
+
+    async def open_incident_room(self, *, channel: str, incident_key: str, title: str, card: Message) -> Posted:
+        with _delivering():
+            if self.incident_mode == "channel":
+                return await self._open_incident_channel(channel=channel, incident_key=incident_key, title=title,
+                                                         card=card)
+            card_channel, ts = await self._post(channel=channel, thread=None, message=card)
+            return Posted(room=Room(PLATFORM, card_channel, thread=ts), message_id=ts)
+
+    async def post(self, *, room: Room, message: Message) -> Posted:
+        with _delivering():
+            if message.attachment is not None:
+                # One upload whose comment is the message: a retry after a failure cannot leave the text
+                # posted twice or the file missing from it.
+                file_id = await self._upload(channel=room.channel, thread=room.thread, message=message,
+                                             attachment=message.attachment)
+                return Posted(room=room, message_id=file_id)
+            _, ts = await self._post(channel=room.channel, thread=room.thread, message=message)
+        return Posted(room=room, message_id=ts)
+
+    async def update(self, *, posted: Posted, message: Message) -> None:
+        text, blocks = render(message, now=self._clock.now())
+        with _delivering():
+            await self.client.chat_update(channel=posted.room.channel, ts=posted.message_id, text=text,
+                                          blocks=blocks)
+
+    async def reply_privately(self, *, room: Room, user: str, message: Message) -> None:
+        text, blocks = render(message, now=self._clock.now())
+        with _delivering():
+            await self.client.chat_postEphemeral(channel=room.channel, user=user, text=text, blocks=blocks,
+                                                 thread_ts=room.thread)
+
+    async def display_name(self, *, user: str) -> str:
+        cached = self._names.get(user)
+        if cached is not None and time.monotonic() - cached[1] < self._name_ttl:
+            return cached[0]
+        try:
+            response = await self.client.users_info(user=user)
+        except SlackApiError as problem:
+            log.warning("users.info %s failed (%s); showing the user id", user, problem.response.get("error"))
+            return cached[0] if cached else user
+        found: dict[str, Any] = response.get("user") or {}
+        profile: dict[str, Any] = found.get("profile") or {}
+        name = next((value.strip() for value in (profile.get("display_name"), profile.get("real_name"),
+                                                  found.get("real_name"), found.get("name"))
+                     if isinstance(value, str) and value.strip()), user)
+        self._remember(self._names, user, (name, time.monotonic()))
+        return name
+
+    # -- Slack-only helpers the inbound side uses ------------------------------------------------------
+
+    def expect_declare(self, *, channel: str, title: str, user: str) -> None:
+        """Say who is declaring `title` in `channel`: channel mode invites them into the incident's channel.
+        (The port's open_incident_room does not carry the reporter, and the outbox may deliver it from
+        another task, so the inbound side leaves the Slack user id here.)"""
+        self._remember(self._reporters, (channel, title), user)
+
+    def remember_thread(self, *, channel: str, ts: str, thread: str | None) -> None:
+        """Note which thread a message is in (message_deleted and reaction_added do not always say)."""
+        self._remember(self._threads, (channel, ts), thread)
+
+    def known_thread(self, *, channel: str, ts: str) -> str | None:
+        return self._threads.get((channel, ts))
+
+    async def thread_of(self, *, channel: str, ts: str) -> str | None:
+        """The thread a message belongs to (None: not in a thread), from the cache or conversations.replies."""
+        if (channel, ts) in self._threads:
+            return self._threads[(channel, ts)]
+        try:
+            response = await self.client.conversations_replies(channel=channel, ts=ts, limit=1)
+        except SlackApiError as problem:
+            log.warning("conversations.replies %s/%s failed: %s", channel, ts, problem.response.get("error"))
+            return None
+        messages = response.get("messages") or []
+        thread = messages[0].get("thread_ts") if messages else None
+        self.remember_thread(channel=channel, ts=ts, thread=thread)
+        return thread
+
+    async def fetch_thread(self, *, room: Room, page_size: int = 200) -> AsyncIterator[dict]:
+        """Every message of a room, oldest first: a thread through conversations.replies, a channel through
+        conversations.history, following `response_metadata.next_cursor` page by page."""
+        cursor: str | None = None
+        while True:
+            if room.thread is not None:
+                response = await self.client.conversations_replies(channel=room.channel, ts=room.thread,
+                                                                   limit=page_size, cursor=cursor)
+                messages = response.get("messages") or []
+            else:
+                response = await self.client.conversations_history(channel=room.channel, limit=page_size,
+                                                                   cursor=cursor)
+                messages = list(reversed(response.get("messages") or []))
+            for message in messages:
+                yield message
+            cursor = (response.get("response_metadata") or {}).get("next_cursor") or None
+            if not cursor:
+                return
+
+    # -- internals -----------------------------------------------------------------------------------
+
+    async def _post(self, *, channel: str, thread: str | None, message: Message) -> tuple[str, str]:
+        text, blocks = render(message, now=self._clock.now())
+        response = await self.client.chat_postMessage(channel=channel, thread_ts=thread, text=text, blocks=blocks,
+                                                      unfurl_links=False, unfurl_media=False)
+        return str(response.get("channel") or channel), str(response["ts"])
+
+    async def _upload(self, *, channel: str, thread: str | None, message: Message, attachment: Attachment) -> str:
+        content = attachment.content
+        if attachment.mime_type.startswith("text/"):
+            content = (await self._names_for_mentions(content.decode("utf-8"))).encode("utf-8")
+        response = await self.client.files_upload_v2(
+            channel=channel, thread_ts=thread, content=content, filename=attachment.filename,
+            title=attachment.title or attachment.filename, initial_comment=as_mrkdwn(message), request_file_info=False)
+        return str((response.get("file") or {}).get("id") or "")
+
+    async def _names_for_mentions(self, text: str) -> str:
+        """`<@U123>` → `@alice` in documents people read outside Slack's renderer (the uploaded post-mortem)."""
+        users = dict.fromkeys(re.findall(r"<@([UW][A-Z0-9]+)(?:\|[^>]*)?>", text))
+        for user in users:
+            users[user] = await self.display_name(user=user)
+        return re.sub(r"<@([UW][A-Z0-9]+)(?:\|[^>]*)?>", lambda m: f"@{users[m.group(1)]}", text)
+
+    async def _open_incident_channel(self, *, channel: str, incident_key: str, title: str, card: Message) -> Posted:
+        channel_id = self._opened.get(incident_key)
+        if channel_id is None:  # a retry after a later step failed reuses the channel created the first time
+            channel_id = await self._create_channel(channel_name(incident_key, title))
+            self._remember(self._opened, incident_key, channel_id)
+            reporter = self._reporters.pop((channel, title), None)
+            if reporter:
+                try:
+                    await self.client.conversations_invite(channel=channel_id, users=reporter)
+                except SlackApiError as problem:  # already in it, or a guest: the channel still works
+                    log.warning("%s: could not invite %s to %s: %s", incident_key, reporter, channel_id,
+                                problem.response.get("error"))
+        _, ts = await self._post(channel=channel_id, thread=None, message=card)
+        announce = self._announce_channel or channel
+        severity = _severity_of(card)
+        text = f"[INCIDENT] {escape(severity)} - {escape(title)}"
+        try:
+            await self.client.chat_postMessage(
+                channel=announce, text=f"{text} · <#{channel_id}>", unfurl_links=False, unfurl_media=False,
+                blocks=[{"type": "section", "text": {"type": "mrkdwn", "verbatim": True,
+                                                     "text": f":rotating_light: *{text}*\nWork it in <#{channel_id}>"}}])
+        except SlackApiError:
+            log.exception("%s: could not announce the incident channel in %s", incident_key, announce)
+        return Posted(room=Room(PLATFORM, channel_id, thread=None), message_id=ts)
+
+    async def _create_channel(self, name: str) -> str:
+        for attempt in range(NAME_ATTEMPTS):
+            candidate = name if attempt == 0 else _with_suffix(name, attempt)
+            try:
+                response = await self.client.conversations_create(name=candidate, is_private=False)
+            except SlackApiError as problem:
+                if problem.response.get("error") == "name_taken":
+                    continue
+                raise
+            return str(response["channel"]["id"])
+        raise RuntimeError(f"no free channel name for {name!r} after {NAME_ATTEMPTS} attempts")
+
+    def _remember(self, cache: OrderedDict, key: Any, value: Any) -> None:
+        cache[key] = value
+        cache.move_to_end(key)
+        while len(cache) > self._cache_size:
+            cache.popitem(last=False)

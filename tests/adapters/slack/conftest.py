@@ -1,0 +1,80 @@
+"""A real warroom on Slack: the fake Slack Web API on 127.0.0.1, the real AsyncWebClient pointed at it, the real
+Bolt app behind the real Starlette app, the suite's database, and signed payloads sent over ASGI.
+
+Bolt acknowledges before a listener finishes, so tests wait deterministically: on the fake's recorded calls
+(`fake.wait_calls`) or on the listener having finished (`SlackInbound.wait_handled`), never on a sleep.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncIterator, Awaitable, Callable
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+
+from adapters.http import build_http_app, slack_routes
+from adapters.slack.app import SlackInbound
+from adapters.slack.chat import SlackChat, make_web_client
+from bot.bootstrap import build
+from bot.ports import ManualClock
+from bot.settings import Settings
+from tests.adapters.slack.slack_team import SECRET, START, USERS, SlackTeam
+from tests.fakes.slack_api import FakeSlackApi
+
+
+@pytest.fixture
+async def fake() -> AsyncIterator[FakeSlackApi]:
+    api = await FakeSlackApi(users=USERS).start()
+    yield api
+    await api.close()
+
+
+@pytest.fixture
+def slack_errors(caplog: pytest.LogCaptureFixture) -> Callable[[], list[logging.LogRecord]]:
+    caplog.set_level(logging.WARNING)
+    return lambda: [r for r in caplog.records if r.levelno >= logging.ERROR and r.name.startswith("warroom")]
+
+
+@pytest.fixture
+async def make_slack(fake: FakeSlackApi, tmp_path: Path, database_url: str,
+                     slack_errors: Callable[[], list[logging.LogRecord]]) -> AsyncIterator[Callable[..., Awaitable[SlackTeam]]]:
+    """Build a warroom on Slack (thread mode by default); `database_url` is the suite's (SQLite or PostgreSQL)."""
+    built: list[SlackTeam] = []
+
+    async def make(*, incident_mode: str = "thread", announce: str | None = None, **overrides: Any) -> SlackTeam:
+        settings = Settings(_env_file=None, database_url=database_url, ladder="P1-P3",
+                            timezone="Africa/Nairobi", postmortem_dir=tmp_path / "postmortems",
+                            slack_bot_token="xoxb-test", slack_signing_secret=SECRET, slack_api_url=fake.url,
+                            slack_incidents_channel=announce, incident_mode=incident_mode,
+                            **overrides)  # type: ignore[call-arg]
+        clock = ManualClock(START)
+        # Short client backoff keeps retry tests fast; Retry-After itself is always honoured.
+        client = make_web_client(token=settings.slack_bot_token.get_secret_value(),  # type: ignore[union-attr]
+                                 base_url=settings.slack_api_url, backoff=0.05, jitter=0.05)
+        chat = SlackChat(client=client, incident_mode=settings.incident_mode,
+                         announce_channel=settings.slack_incidents_channel, clock=clock)
+        app = await build(settings, chat={"slack": chat}, clock=clock)
+        inbound = SlackInbound(service=app.service, chat=chat,
+                               signing_secret=settings.slack_signing_secret.get_secret_value())  # type: ignore[union-attr]
+        http = httpx.AsyncClient(transport=httpx.ASGITransport(app=build_http_app(slack_routes(inbound.app))),
+                                 base_url="http://warroom.test")
+        slack = SlackTeam(fake=fake, app=app, chat=chat, inbound=inbound, http=http, clock=clock, settings=settings)
+        built.append(slack)
+        return slack
+
+    yield make
+    for slack in built:
+        await slack.inbound.close()
+        await slack.http.aclose()
+        await slack.app.close()
+    if not any(slack.errors_expected for slack in built):
+        errors = slack_errors()
+        assert not errors, "unexpected errors logged:\n" + "\n".join(r.getMessage() for r in errors)
+
+
+@pytest.fixture
+async def slack(make_slack: Callable[..., Awaitable[SlackTeam]]) -> SlackTeam:
+    return await make_slack()

@@ -1,0 +1,135 @@
+"""Signatures, Slack's retries, rate limits, server errors, and paging — against the fake Web API."""
+
+from __future__ import annotations
+
+import json
+import logging
+import time
+
+from slack_sdk.http_retry.builtin_async_handlers import AsyncConnectionErrorRetryHandler
+
+from adapters.slack.chat import make_web_client
+from bot.ports import Room
+from tests.adapters.slack.slack_team import INCIDENTS, SECRET
+
+
+def in_thread(thread: str, needle: str):  # noqa: ANN201
+    return lambda c: c.params.get("thread_ts") == thread and needle in c.params.get("text", "")
+
+
+async def test_a_bad_signature_is_refused_and_nothing_happens(slack):
+    body = json.dumps({"type": "event_callback", "event_id": "Ev0BAD", "event": {
+        "type": "app_mention", "user": "U0BOB0002", "text": '<@UBOT> declare P1 "x"', "ts": "1.1",
+        "channel": INCIDENTS}})
+
+    response = await slack.send(body, content_type="application/json", secret="not-the-secret")
+
+    assert response.status_code == 401
+    assert slack.fake.calls == []  # not even auth.test
+    assert await slack.service.incidents(open_only=False) == []
+
+
+async def test_a_stale_timestamp_is_refused(slack):
+    response = await slack.send('{"type": "event_callback", "event": {"type": "app_mention"}}',
+                               content_type="application/json", timestamp=int(time.time()) - 301)
+
+    assert response.status_code == 401
+    assert slack.fake.calls == []
+
+
+async def test_a_slash_command_with_a_bad_signature_declares_nothing(slack):
+    response = await slack.send("command=%2Fincident&text=declare+P1+%22x%22&user_id=U0BOB0002&channel_id=C1",
+                               content_type="application/x-www-form-urlencoded", secret=SECRET[::-1])
+
+    assert response.status_code == 401
+    assert await slack.service.incidents(open_only=False) == []
+
+
+async def test_429_is_retried_after_retry_after_and_the_message_is_delivered_once(slack):
+    card = await slack.declare()
+    thread = card.response["ts"]
+    slack.fake.fail("chat.postMessage", status=429, retry_after=1)
+
+    await slack.mention('status "callbacks flowing again"', thread=thread)
+
+    [delivered] = await slack.fake.wait_calls("chat.postMessage", where=in_thread(thread, "Status update"))
+    attempts = [c for c in slack.fake.of("chat.postMessage", ok_only=False) if "Status update" in c.params["text"]]
+    assert [c.status for c in attempts] == [429, 200]
+    assert attempts[1].at - attempts[0].at >= 1.0  # honoured Retry-After: 1
+
+
+async def test_a_500_is_retried_with_backoff_and_delivered_once(slack):
+    card = await slack.declare()
+    thread = card.response["ts"]
+    slack.fake.fail("chat.postMessage", status=500, times=2)
+
+    await slack.mention('status "replaying callbacks"', thread=thread)
+
+    await slack.fake.wait_calls("chat.postMessage", where=in_thread(thread, "Status update"))
+    attempts = [c.status for c in slack.fake.of("chat.postMessage", ok_only=False)
+                if "Status update" in c.params["text"]]
+    assert attempts == [500, 500, 200]
+
+
+async def test_a_message_that_still_fails_is_kept_by_the_outbox_and_delivered_once_later(slack, caplog):
+    card = await slack.declare()
+    thread = card.response["ts"]
+    slack.fake.fail("chat.postMessage", status=500, times=3)  # the first try and both client retries
+
+    await slack.mention('status "still investigating"', thread=thread)
+
+    kept = [r.getMessage() for r in caplog.records if r.name == "warroom.outbox" and "INC-1" in r.getMessage()]
+    assert kept and "Slack chat.postMessage: internal_error" in kept[0]
+    assert not [c for c in slack.fake.of("chat.postMessage") if c.params["text"].startswith("Status update")]
+    slack.clock.advance(minutes=1)
+    await slack.service.tick()
+    statuses = [c for c in slack.fake.of("chat.postMessage") if c.params["text"].startswith("Status update")]
+    assert len(statuses) == 1 and statuses[0].params["thread_ts"] == thread
+
+
+async def test_an_error_retrying_cannot_fix_is_given_up_and_logged_with_the_incident_id(slack, caplog):
+    slack.errors_expected = True
+    card = await slack.declare()
+    thread = card.response["ts"]
+    slack.fake.fail("chat.postMessage", status=200, error="not_in_channel")
+
+    await slack.mention('status "still investigating"', thread=thread)
+
+    [given_up] = [r.getMessage() for r in caplog.records if r.levelno >= logging.ERROR]
+    assert "undeliverable (INC-1)" in given_up and "not_in_channel" in given_up
+    assert len(slack.fake.of("chat.postMessage", ok_only=False)) == len(slack.fake.of("chat.postMessage")) + 1
+
+
+async def test_retry_handlers_cover_rate_limits_server_errors_and_dropped_connections():
+    client = make_web_client(token="xoxb-test", base_url="http://127.0.0.1:1/api")
+    kinds = [type(handler).__name__ for handler in client.retry_handlers]
+    assert kinds == ["_RetryAfter", "_ServerErrorRetry", "AsyncConnectionErrorRetryHandler"]
+    assert isinstance(client.retry_handlers[2], AsyncConnectionErrorRetryHandler)
+    assert client.base_url == "http://127.0.0.1:1/api/"
+
+
+async def test_reading_a_long_thread_pages_through_conversations_replies(slack):
+    slack.fake.page_size = 2
+    parent = slack.fake.add_message(INCIDENTS, text="parent", user="U0BOB0002")
+    for n in range(4):
+        slack.fake.add_message(INCIDENTS, text=f"reply {n}", user="U0BOB0002", thread_ts=parent)
+
+    texts = [m["text"] async for m in slack.chat.fetch_thread(room=Room("slack", INCIDENTS, parent))]
+
+    assert texts == ["parent", "reply 0", "reply 1", "reply 2", "reply 3"]
+    assert [c.params.get("cursor") for c in slack.fake.of("conversations.replies")] == [None, "2", "4"]
+
+
+async def test_a_failed_upload_is_retried_whole_and_the_postmortem_arrives_once(slack):
+    card = await slack.declare()
+    thread = card.response["ts"]
+    slack.fake.fail("files.completeUploadExternal", status=500, times=3)
+
+    await slack.mention("postmortem", thread=thread)
+    assert slack.fake.of("files.completeUploadExternal") == []
+    slack.clock.advance(minutes=1)
+    await slack.service.tick()
+
+    [completed] = slack.fake.of("files.completeUploadExternal")
+    assert completed.params["thread_ts"] == thread
+    assert not [c for c in slack.fake.of("chat.postMessage") if "Post-mortem" in c.params["text"]]
