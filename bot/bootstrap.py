@@ -6,6 +6,7 @@ free of SDK and ORM imports, and a process only pays for the adapters it runs.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -42,6 +43,10 @@ class Warroom:
 
     async def close(self) -> None:
         self.ticker.shutdown()
+        try:  # let a background delivery in flight finish; what is left stays in the outbox for next time
+            await asyncio.wait_for(self.service.outbox.wait_idle(), timeout=10)
+        except Exception:  # a timeout, or a delivery that failed: nothing is lost either way
+            log.warning("closing with outbox deliveries still running; they resume on the next start")
         self.scheduler_lock.release()
         await self.engine.dispose()
 

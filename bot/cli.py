@@ -129,10 +129,25 @@ async def _serve(args: argparse.Namespace) -> int:
     else:
         print("warroom: no chat platform configured (set SLACK_BOT_TOKEN with SLACK_SIGNING_SECRET or "
               "SLACK_APP_TOKEN); serving /health only.", file=sys.stderr)
-    app = await build(settings, chat=chat)
+    from adapters.whatsapp.settings import WhatsAppSettings
+
+    whatsapp_settings = WhatsAppSettings()
+    messenger = None
+    if whatsapp_settings.configured:
+        from adapters.whatsapp.client import WhatsAppCloud
+
+        messenger = WhatsAppCloud.from_settings(whatsapp_settings)
+    # Background delivery: a request is answered once its change is committed; the outbox talks to chat
+    # platforms afterwards, so a slow or failing chat API never delays an acknowledgement.
+    app = await build(settings, chat=chat, messenger=messenger, deliver_inline=False)
     inbound = None
     try:
         routes = []
+        if whatsapp_settings.webhook_configured:
+            from adapters.whatsapp.routes import whatsapp_routes
+
+            routes += whatsapp_routes(verify_token=whatsapp_settings.verify_token,
+                                      app_secret=whatsapp_settings.app_secret, on_event=app.service.customer_event)
         if slack is not None:
             from adapters.http import slack_routes
             from adapters.slack.app import SlackInbound
@@ -147,7 +162,7 @@ async def _serve(args: argparse.Namespace) -> int:
         app.start_scheduler()
         config = uvicorn.Config(build_http_app(routes), host=host, port=port, log_level=settings.log_level.lower(),
                                 lifespan="off")
-        where = "POST /slack/events and " if routes else ""
+        where = "".join(f"{' '.join(sorted(r.methods - {'HEAD'}))} {r.path}, " for r in routes)
         print(f"warroom: serving {where}GET /health on http://{host}:{port}", file=sys.stderr)
         # uvicorn stops gracefully on SIGINT/SIGTERM and then re-raises the signal to the handler that was there
         # before it; a recording handler there lets the finally below drain in-flight Slack work and close the
@@ -164,6 +179,8 @@ async def _serve(args: argparse.Namespace) -> int:
     finally:
         if inbound is not None:
             await inbound.close()
+        if messenger is not None:
+            await messenger.aclose()
         await app.close()
 
 

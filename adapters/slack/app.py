@@ -1,10 +1,13 @@
 """Slack → core: a slack-bolt AsyncApp whose listeners translate Slack payloads into IncidentService calls.
 
-No incident rules live here. Each listener acknowledges Slack within its 3-second window first (Bolt sends the
-HTTP answer as soon as `ack()` is called, and runs the rest of the listener as a task), then resolves who and
-where (`Actor` with the display name, `Room` from channel + thread) and calls the service:
+No incident rules live here. Bolt runs with process_before_response=True: Slack's HTTP request is answered
+only after the listener has finished, so a 200 means the command or message is committed to the database
+(a process killed mid-request loses nothing Slack believes was delivered; Slack retries events it got no
+answer for, and the delivery ids make those retries no-ops). That fits Slack's 3-second window because the
+service only commits and writes the outbox; chat messages go out afterwards from the outbox. Each listener
+resolves who and where (`Actor` with the display name, `Room` from channel + thread) and calls the service:
 
-    /incident <text>           → service.execute(parsed command)      answer: response_url (ephemeral)
+    /incident <text>           → service.execute(parsed command)      answer: the HTTP response (ephemeral)
     /incident (no text)        → views.open(declare form)             submission → Declare
     app_mention "@warroom …"   → service.run_command (room = the thread it was said in)
     message / edit / delete    → capture_message / revise_message(text= | deleted=True)
@@ -54,7 +57,7 @@ class SlackInbound:
     def __init__(self, *, service: IncidentService, chat: SlackChat, signing_secret: str | None) -> None:
         self.service = service
         self.chat = chat
-        self.app = AsyncApp(client=chat.client, signing_secret=signing_secret or "", process_before_response=False,
+        self.app = AsyncApp(client=chat.client, signing_secret=signing_secret or "", process_before_response=True,
                             logger=logging.getLogger("warroom.slack.bolt"))
         self._socket_mode: Any = None
         self._in_flight: set[asyncio.Task] = set()
@@ -134,16 +137,6 @@ class SlackInbound:
     async def _actor(self, user: str) -> Actor:
         return Actor(id=user, name=await self.chat.display_name(user=user))
 
-    async def _answer(self, respond: Any, *, room: Room, user: str, message: Message) -> None:
-        """Ephemeral answer to a slash command: the response_url works in any channel, even ones the bot has
-        not joined; chat.postEphemeral is the fallback."""
-        text, blocks = render(message)
-        try:
-            await respond(text=text, blocks=blocks, response_type="ephemeral", replace_original=False)
-        except Exception:
-            log.warning("response_url answer failed; falling back to chat.postEphemeral", exc_info=True)
-            await self.chat.reply_privately(room=room, user=user, message=message)
-
     def _parse(self, text: str) -> cmd.ParseResult:
         return cmd.parse(text, severities=self.service.ladder.level_names)
 
@@ -160,7 +153,7 @@ class SlackInbound:
 
     # -- slash command ---------------------------------------------------------------------------------
 
-    async def _on_command(self, ack: Any, command: dict, respond: Any) -> None:
+    async def _on_command(self, ack: Any, command: dict) -> None:
         text = command.get("text") or ""
         user, channel, trigger = command["user_id"], command["channel_id"], command.get("trigger_id", "")
         room = Room(PLATFORM, channel)
@@ -176,14 +169,13 @@ class SlackInbound:
             if isinstance(parsed, cmd.UsageError):
                 await ack(response_type="ephemeral", text=escape(str(parsed)))
                 return
-            if isinstance(parsed, cmd.Declare):
-                severity = parsed.severity or self.service.ladder.default
-                await ack(response_type="ephemeral", text=escape(f"Declaring {severity} “{parsed.title}”…"))
-            else:
-                await ack(response_type="ephemeral", text="Working on it…")
+            # The answer to the request is the outcome itself: the command is committed before Slack hears back.
             reply = await self._execute(Context(actor=await self._actor(user), room=room), parsed)
-            if reply is not None:
-                await self._answer(respond, room=room, user=user, message=reply.message)
+            if reply is None:
+                await ack()
+                return
+            text, blocks = render(reply.message)
+            await ack(response_type="ephemeral", text=text, blocks=blocks)
 
     # -- events ----------------------------------------------------------------------------------------
 

@@ -42,11 +42,10 @@ async def test_commands_and_messages_in_the_incident_channel_infer_the_incident(
     await slack.say("queue draining", channel=channel, thread=None, user=BOB)
     await slack.say("in a side thread", channel=channel, thread=slack.fake.next_ts(), user=ALICE)
 
-    assert response.json()["text"] == "Working on it…"
+    assert response.status_code == 200 and "text" not in (response.json() if response.content else {})
     [status] = [c for c in slack.fake.of("chat.postMessage") if c.params["text"].startswith("Status update")]
     assert status.params["channel"] == channel and "thread_ts" not in status.params
-    answers = [c.params["text"] for c in slack.fake.of("response_url")]
-    assert not [a for a in answers if a.startswith("Done")]  # said in the incident's own channel: no echo
+    assert slack.fake.of("response_url") == []  # said in the incident's own channel: no echo
     timeline = await slack.service.export_postmortem(1)
     assert "bob: queue draining" in timeline and "alice: in a side thread" in timeline
 

@@ -96,11 +96,10 @@ async def test_serve_answers_slack_and_health_and_stops_gracefully(serve, fake: 
             "X-Slack-Signature": "v0=" + "0" * 64})
 
     assert health.status_code == 200 and health.json() == {"status": "ok"}
-    assert slash.status_code == 200 and slash.json()["text"] == "Declaring P1 “Payments down”…"
+    assert slash.status_code == 200 and slash.json()["text"].startswith("Declared INC-1 (P1): Payments down.")
     assert forged.status_code == 401
     [card] = await fake.wait_calls("chat.postMessage", where=lambda c: "thread_ts" not in c.params, timeout=10)
     assert card.params["channel"] == INCIDENTS and card.params["text"] == "INC-1 · P1 · Payments down"
-    await fake.wait_calls("response_url", timeout=10)
     assert await served.stop() == 0
 
 
@@ -128,8 +127,9 @@ async def test_socket_mode_receives_commands_and_acknowledges_over_the_websocket
                                               "trigger_id": "trig-socket", "response_url": slack.fake.response_url()}})
 
     [ack] = await slack.fake.wait_calls("socket_ack")
-    assert ack.params == {"envelope_id": "env-1",
-                          "payload": {"text": "Declaring P1 “Payments down”…", "response_type": "ephemeral"}}
+    assert ack.params["envelope_id"] == "env-1"
+    assert ack.params["payload"]["response_type"] == "ephemeral"
+    assert ack.params["payload"]["text"].startswith("Declared INC-1 (P1): Payments down.")
     await slack.inbound.wait_handled("trig-socket")
     card = slack.fake.of("chat.postMessage")[0]
     assert card.params["channel"] == INCIDENTS and card.params["text"] == "INC-1 · P1 · Payments down"
