@@ -21,7 +21,7 @@ from typing import TextIO
 
 from adapters.memory import MemoryChat, Sent
 from adapters.text import to_text
-from bot.ports import Actor, Message, Posted, Room
+from bot.ports import Actor, Delivery, Message, Posted, Room
 from bot.service import Context, IncidentService
 
 PLATFORM = "console"
@@ -38,8 +38,10 @@ class ConsoleChat(MemoryChat):
         self._out = out
         self.thread_keys: dict[str, str] = {}  # thread id → INC-n, to label rooms for humans
 
-    async def open_incident_room(self, *, channel: str, incident_key: str, title: str, card: Message) -> Posted:
-        posted = await super().open_incident_room(channel=channel, incident_key=incident_key, title=title, card=card)
+    async def open_incident_room(self, *, channel: str, incident_key: str, title: str, card: Message,
+                                 delivery: Delivery | None = None) -> Posted:
+        posted = await super().open_incident_room(channel=channel, incident_key=incident_key, title=title, card=card,
+                                                  delivery=delivery)
         self.thread_keys[posted.room.thread or ""] = incident_key
         return posted
 

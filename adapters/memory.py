@@ -9,7 +9,7 @@ from __future__ import annotations
 import itertools
 from dataclasses import dataclass, field
 
-from bot.ports import Capabilities, Message, Posted, Room
+from bot.ports import Capabilities, Delivery, Message, Posted, Room
 
 
 @dataclass
@@ -34,6 +34,7 @@ class MemoryChat:
         self._ids = itertools.count(1)
         self.names: dict[str, str] = {}
         self.failures: list[Exception] = []  # raised, in order, by the next sends (a platform having a bad day)
+        self._by_key: dict[str, Posted] = {}
 
     def fail_next(self, *errors: Exception) -> None:
         self.failures.extend(errors)
@@ -45,17 +46,23 @@ class MemoryChat:
     def _next_id(self) -> str:
         return f"m{next(self._ids)}"
 
-    async def open_incident_room(self, *, channel: str, incident_key: str, title: str, card: Message) -> Posted:
-        posted = await self.post(room=Room(self.platform, channel), message=card)
+    async def open_incident_room(self, *, channel: str, incident_key: str, title: str, card: Message,
+                                 delivery: Delivery | None = None) -> Posted:
+        posted = await self.post(room=Room(self.platform, channel), message=card, delivery=delivery)
         # Like Slack, the thread is named by the message it hangs off.
         return Posted(room=Room(self.platform, channel, thread=posted.message_id), message_id=posted.message_id)
 
-    async def post(self, *, room: Room, message: Message) -> Posted:
+    async def post(self, *, room: Room, message: Message, delivery: Delivery | None = None) -> Posted:
+        if delivery is not None and delivery.maybe_sent and delivery.key in self._by_key:
+            return self._by_key[delivery.key]  # it did arrive before the sender lost track: not again
         self._maybe_fail()
         sent = Sent(room=room, message=message, message_id=self._next_id())
         self.sent.append(sent)
         self.on_sent(sent)
-        return Posted(room=room, message_id=sent.message_id)
+        posted = Posted(room=room, message_id=sent.message_id)
+        if delivery is not None:
+            self._by_key[delivery.key] = posted
+        return posted
 
     async def update(self, *, posted: Posted, message: Message) -> None:
         self._maybe_fail()

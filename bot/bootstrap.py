@@ -29,6 +29,7 @@ class Warroom:
     ticker: ReminderTicker
     engine: Any
     scheduler_lock: Any
+    _takeover: "asyncio.Task[int] | None" = None
 
     def start_scheduler(self) -> bool:
         """Start the reminder tick unless another process already runs it on this SQLite database."""
@@ -38,6 +39,10 @@ class Warroom:
                 "SQLite is the single-process default: this process will not fire reminders. To run several "
                 "replicas, set WARROOM_DATABASE_URL to PostgreSQL.", self.scheduler_lock.holder())
             return False
+        if self.scheduler_lock.applies:
+            # SQLite runs one sender: messages left 'sending' belong to a process that is gone, so they are
+            # taken over now (each checked for an earlier copy) instead of after their lease.
+            self._takeover = asyncio.get_running_loop().create_task(self.service.outbox.release_claims())
         self.ticker.start()
         return True
 
@@ -68,11 +73,14 @@ async def build(settings: Settings, *, chat: Mapping[str, ChatAdapter], clock: C
     engine = create_engine(settings.database_url)
     if migrate:
         await upgrade(engine)
+    from datetime import timedelta
+
     service = IncidentService(
         uow=SqlUnitOfWorkFactory(engine), chat=chat, playbooks=playbooks, ladder=playbooks.ladder(settings.ladder),
         clock=clock or SystemClock(), tz=settings.tz, postmortem_dir=settings.postmortem_dir,
         postmortem_template=settings.postmortem_template, deliver_inline=deliver_inline, messenger=messenger,
     )
+    service.outbox.lease = timedelta(seconds=settings.outbox_lease_seconds)
     ticker = ReminderTicker(service.tick, interval_seconds=settings.tick_seconds)
     return Warroom(settings=settings, service=service, playbooks=playbooks, ticker=ticker, engine=engine,
                    scheduler_lock=SchedulerLock(settings.database_url))

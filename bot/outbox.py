@@ -77,7 +77,7 @@ class OutboxSender:
         self._max_delay = max_delay
         self._limit = asyncio.Semaphore(concurrency)
         self._batch = batch
-        self._lease = lease
+        self.lease = lease
         self._jitter = jitter
         self._background: asyncio.Task[int] | None = None
         self._again = False
@@ -87,7 +87,7 @@ class OutboxSender:
         delivered = 0
         while True:
             async with self._uow() as uow:
-                items = await uow.outbox.claim(self._clock.now(), self._batch, self._lease)
+                items = await uow.outbox.claim(self._clock.now(), self._batch, self.lease)
                 await uow.commit()
             if not items:
                 return delivered
@@ -95,6 +95,17 @@ class OutboxSender:
             delivered += sum(results)
             if not any(results):
                 return delivered  # everything claimed was put back for later: stop instead of spinning
+
+    async def release_claims(self) -> int:
+        """Take over every message another sender was delivering (only safe when no other sender lives)."""
+        async with self._uow() as uow:
+            released = await uow.outbox.release_claims(self._clock.now())
+            await uow.commit()
+        if released:
+            log.warning("taking over %d message(s) a previous process was sending; each is checked for an "
+                        "earlier copy before it is sent again", released)
+            self.kick()
+        return released
 
     def kick(self) -> None:
         """Start a background drain (or ask the running one to go round again); never blocks the caller."""
@@ -170,7 +181,7 @@ class OutboxSender:
                 return Posted(Room(incident.platform or out.platform, incident.channel, incident.thread),
                               incident.card_message or "")
             return await chat.open_incident_room(channel=out.room.channel, incident_key=incident.key,
-                                                 title=incident.title, card=out.message)
+                                                 title=incident.title, card=out.message, delivery=item.delivery)
         room = out.room
         if room is None:
             if incident is None or incident.channel is None:
@@ -183,7 +194,7 @@ class OutboxSender:
                 card_room = Room(room.platform, room.channel)
                 await chat.update(posted=Posted(card_room, incident.card_message), message=out.message)
                 return Posted(card_room, incident.card_message)
-        return await chat.post(room=room, message=out.message)
+        return await chat.post(room=room, message=out.message, delivery=item.delivery)
 
     async def _mark(self, item: OutboxItem, *, retry_in: float | None = None, error: str = "",
                     give_up: str | None = None, count: bool = True) -> None:

@@ -86,6 +86,16 @@ class Posted:
 
 
 @dataclass(frozen=True)
+class Delivery:
+    """Which outbox message a send is. `maybe_sent`: an earlier attempt may have reached the platform (the
+    sender crashed or timed out mid-send), so an adapter that can look its own messages up should return the
+    earlier one instead of posting again."""
+
+    key: str
+    maybe_sent: bool = False
+
+
+@dataclass(frozen=True)
 class Capabilities:
     threads: bool
     edits: bool
@@ -105,12 +115,13 @@ class ChatAdapter(Protocol):
     platform: str
     capabilities: Capabilities
 
-    async def open_incident_room(self, *, channel: str, incident_key: str, title: str, card: Message) -> Posted:
+    async def open_incident_room(self, *, channel: str, incident_key: str, title: str, card: Message,
+                                 delivery: Delivery | None = None) -> Posted:
         """Post the card in `channel` and open the incident's room (a thread on it, or a new channel).
         Returns the card message; `posted.room` is the incident's room."""
         ...
 
-    async def post(self, *, room: Room, message: Message) -> Posted:
+    async def post(self, *, room: Room, message: Message, delivery: Delivery | None = None) -> Posted:
         ...
 
     async def update(self, *, posted: Posted, message: Message) -> None:
@@ -363,11 +374,17 @@ class OutboxItem:
     id: int
     outbound: Outbound
     attempts: int
+    reclaimed: bool = False  # taken over from a sender whose lease ran out (it crashed or hung mid-send)
+
+    @property
+    def delivery(self) -> Delivery:
+        return Delivery(key=self.outbound.dedupe_key, maybe_sent=self.reclaimed or self.attempts > 0)
 
 
 class OutboxRepository(Protocol):
     async def enqueue(self, outbound: Outbound, now: datetime) -> None: ...
     async def claim(self, now: datetime, limit: int, lease: timedelta) -> list[OutboxItem]: ...
+    async def release_claims(self, now: datetime) -> int: ...
     async def delivered(self, item_id: int, now: datetime, platform_message_id: str | None) -> None: ...
     async def retry_later(self, item_id: int, at: datetime, error: str, *, count_attempt: bool = True) -> None: ...
     async def give_up(self, item_id: int, now: datetime, error: str) -> None: ...

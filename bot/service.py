@@ -134,10 +134,9 @@ class IncidentService:
                               delivery_id: str | None = None) -> bool:
         """A human message in a room; recorded in the timeline when the room is an incident's. True if kept."""
         async with self._uow() as uow:
-            if not await self._first_delivery(uow, delivery_id):
-                return False
+            # Room first: chatter outside incident rooms is most traffic and leaves no delivery row behind.
             incident = await uow.incidents.get_by_room(room)
-            if incident is None:
+            if incident is None or not await self._first_delivery(uow, delivery_id):
                 return False
             incident.capture_message(by=actor.name, text=text, now=self._clock.now(), message_ref=message_id)
             await uow.incidents.save(incident)
@@ -148,11 +147,9 @@ class IncidentService:
                              pinned: bool = False, delivery_id: str | None = None) -> bool:
         """An edit, delete or pin of a captured message updates (or strikes, or marks) its timeline entry."""
         async with self._uow() as uow:
-            if not await self._first_delivery(uow, delivery_id):
-                return False
             incident = await uow.incidents.get_by_room(room)
             event = await uow.incidents.find_message(incident.number, message_id) if incident else None
-            if event is None or event.id is None:
+            if event is None or event.id is None or not await self._first_delivery(uow, delivery_id):
                 return False
             await uow.incidents.edit_message(event.id, text=text, deleted=deleted or None, pinned=pinned or None)
             await uow.commit()

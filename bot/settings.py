@@ -22,6 +22,9 @@ class Settings(BaseSettings):
     postmortem_dir: Path = Field(Path("postmortems"), alias="WARROOM_POSTMORTEM_DIR")
     incidents_channel: str = Field("#incidents", alias="WARROOM_INCIDENTS_CHANNEL")
     tick_seconds: float = Field(1.0, gt=0, le=60, alias="WARROOM_TICK_SECONDS")
+    # How long a sender owns a message it is delivering. Longer than the slowest send (HTTP timeouts and the
+    # SDKs' own retries); after it, another replica may take the message over, checking first for a copy.
+    outbox_lease_seconds: float = Field(120.0, ge=1, le=3600, alias="WARROOM_OUTBOX_LEASE_SECONDS")
     incident_mode: Literal["thread", "channel"] = Field("thread", alias="WARROOM_INCIDENT_MODE")
     log_level: str = Field("INFO", alias="WARROOM_LOG_LEVEL")
 

@@ -38,6 +38,17 @@ def create_engine(url: str) -> AsyncEngine:
             cursor.execute("PRAGMA foreign_keys=ON")
             cursor.execute("PRAGMA synchronous=NORMAL")
             cursor.close()
+            # The sqlite3 driver opens transactions lazily and its SAVEPOINTs are broken: a SAVEPOINT before the
+            # first write starts SQLite's own transaction and RELEASE commits it, so "record the delivery id,
+            # then the message" committed the first half on its own. Take transaction control back (as
+            # SQLAlchemy's SQLite docs advise) and begin every unit of work explicitly.
+            dbapi_connection.isolation_level = None
+
+        @sa.event.listens_for(engine.sync_engine, "begin")
+        def _sqlite_begin(connection):  # noqa: ANN001 - sync Connection
+            # IMMEDIATE takes the write lock up front, so two writers queue on busy_timeout instead of one
+            # failing at once when it upgrades a read lock ("database is locked").
+            connection.exec_driver_sql("BEGIN IMMEDIATE")
 
         return engine
     return create_async_engine(url, pool_pre_ping=True)

@@ -315,13 +315,15 @@ class SqlOutboxRepository:
         # Per incident only the oldest waiting message is deliverable, so a thread reads in the order things
         # happened (and posts wait for the room they go into).
         candidates = (
-            select(OutboxRow.id)
+            select(OutboxRow.id, OutboxRow.status)
             .where(self._ready(now), sa.or_(OutboxRow.incident_number.is_(None), ~blocked))  # type: ignore[union-attr]
             .order_by(OutboxRow.id).limit(limit)  # type: ignore[arg-type]
         )
         if self._session.bind.dialect.name == "postgresql":
             candidates = candidates.with_for_update(skip_locked=True, of=OutboxRow)
-        ids = list((await self._session.exec(candidates)).all())
+        found = (await self._session.exec(candidates)).all()
+        ids = [row_id for row_id, _ in found]
+        reclaimed = {row_id for row_id, status in found if status == "sending"}
         if not ids:
             return []
         result = await self._session.exec(
@@ -330,15 +332,22 @@ class SqlOutboxRepository:
             .returning(OutboxRow)
         )
         rows = [row for row in result.scalars()]
-        return [self._item(row) for row in sorted(rows, key=lambda r: r.id)]
+        return [self._item(row, reclaimed=row.id in reclaimed) for row in sorted(rows, key=lambda r: r.id)]
+
+    async def release_claims(self, now: datetime) -> int:
+        """Make every 'sending' row claimable now: for a process that knows no other sender is alive
+        (SQLite's single scheduler at start-up)."""
+        result = await self._session.exec(sa.update(OutboxRow).where(OutboxRow.status == "sending")
+                                          .values(claimed_until=now - timedelta(seconds=1)))
+        return result.rowcount
 
     @staticmethod
-    def _item(row: OutboxRow) -> OutboxItem:
+    def _item(row: OutboxRow, reclaimed: bool = False) -> OutboxItem:
         room = Room(row.platform, row.room_channel, row.room_thread) if row.room_channel else None
         outbound = Outbound(platform=row.platform, operation=row.operation, message=message_from_json(row.message),  # type: ignore[arg-type]
                             dedupe_key=row.dedupe_key, incident_number=row.incident_number, room=room,
                             customer=row.customer)
-        return OutboxItem(id=row.id, outbound=outbound, attempts=row.attempts)  # type: ignore[arg-type]
+        return OutboxItem(id=row.id, outbound=outbound, attempts=row.attempts, reclaimed=reclaimed)  # type: ignore[arg-type]
 
     async def delivered(self, item_id: int, now: datetime, platform_message_id: str | None) -> None:
         await self._session.exec(sa.update(OutboxRow).where(OutboxRow.id == item_id).values(

@@ -27,7 +27,7 @@ import aiohttp
 import discord
 
 from adapters.discord.render import Rendered, clip, render
-from bot.ports import Attachment, Capabilities, DeliveryError, Message, Posted, Room
+from bot.ports import Attachment, Capabilities, Delivery, DeliveryError, Message, Posted, Room
 
 log = logging.getLogger("warroom.discord")
 
@@ -111,7 +111,10 @@ class DiscordChat:
 
     # -- the port ------------------------------------------------------------------------------------
 
-    async def open_incident_room(self, *, channel: str, incident_key: str, title: str, card: Message) -> Posted:
+    async def open_incident_room(self, *, channel: str, incident_key: str, title: str, card: Message,
+                                 delivery: Delivery | None = None) -> Posted:
+        # `delivery` is accepted for the port; Discord offers no lookup by our key, so a send cut off by a crash
+        # may repeat once (at-least-once), unlike Slack where the outbox key is found in the message metadata.
         channel_id = int(channel)
         sent = self._cards.get(incident_key)
         if sent is None:
@@ -132,7 +135,7 @@ class DiscordChat:
         self.remember_thread(thread_id=thread_id, parent_id=channel_id)
         return Posted(room=Room(PLATFORM, str(channel_id), thread=str(thread_id)), message_id=str(sent.id))
 
-    async def post(self, *, room: Room, message: Message) -> Posted:
+    async def post(self, *, room: Room, message: Message, delivery: Delivery | None = None) -> Posted:
         target = self._partial(int(room.thread or room.channel))
         rendered = await self._prepared(message)
         sent = await delivering(f"post to {target.id}", lambda: target.send(**rendered.send_kwargs()))

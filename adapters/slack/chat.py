@@ -34,11 +34,13 @@ from slack_sdk.http_retry.jitter import Jitter
 from slack_sdk.web.async_client import AsyncWebClient
 
 from adapters.slack.blocks import as_mrkdwn, escape, render
-from bot.ports import Attachment, Capabilities, Clock, DeliveryError, Message, Posted, Room, SystemClock
+from bot.ports import (Attachment, Capabilities, Clock, Delivery, DeliveryError, Message, Posted, Room,
+                       SystemClock)
 
 if TYPE_CHECKING:
     from bot.settings import Settings
 
+DELIVERY_EVENT = "warroom_delivery"  # message metadata event type carrying the outbox key
 log = logging.getLogger("warroom.slack")
 
 PLATFORM = "slack"
@@ -199,15 +201,16 @@ class SlackChat:
 
     # -- the port ------------------------------------------------------------------------------------
 
-    async def open_incident_room(self, *, channel: str, incident_key: str, title: str, card: Message) -> Posted:
+    async def open_incident_room(self, *, channel: str, incident_key: str, title: str, card: Message,
+                                 delivery: Delivery | None = None) -> Posted:
         with _delivering():
             if self.incident_mode == "channel":
                 return await self._open_incident_channel(channel=channel, incident_key=incident_key, title=title,
                                                          card=card)
-            card_channel, ts = await self._post(channel=channel, thread=None, message=card)
+            card_channel, ts = await self._post(channel=channel, thread=None, message=card, delivery=delivery)
             return Posted(room=Room(PLATFORM, card_channel, thread=ts), message_id=ts)
 
-    async def post(self, *, room: Room, message: Message) -> Posted:
+    async def post(self, *, room: Room, message: Message, delivery: Delivery | None = None) -> Posted:
         with _delivering():
             if message.attachment is not None:
                 # One upload whose comment is the message: a retry after a failure cannot leave the text
@@ -215,7 +218,7 @@ class SlackChat:
                 file_id = await self._upload(channel=room.channel, thread=room.thread, message=message,
                                              attachment=message.attachment)
                 return Posted(room=room, message_id=file_id)
-            _, ts = await self._post(channel=room.channel, thread=room.thread, message=message)
+            _, ts = await self._post(channel=room.channel, thread=room.thread, message=message, delivery=delivery)
         return Posted(room=room, message_id=ts)
 
     async def update(self, *, posted: Posted, message: Message) -> None:
@@ -297,11 +300,38 @@ class SlackChat:
 
     # -- internals -----------------------------------------------------------------------------------
 
-    async def _post(self, *, channel: str, thread: str | None, message: Message) -> tuple[str, str]:
+    async def _post(self, *, channel: str, thread: str | None, message: Message,
+                    delivery: Delivery | None = None) -> tuple[str, str]:
+        if delivery is not None and delivery.maybe_sent:
+            earlier = await self._find_delivered(channel=channel, thread=thread, key=delivery.key)
+            if earlier is not None:
+                return channel, earlier  # the crashed attempt did post it: exactly once, not twice
         text, blocks = render(message, now=self._clock.now())
+        # The outbox key rides along as message metadata, so a retry after an uncertain send can find it.
+        metadata = ({"event_type": DELIVERY_EVENT, "event_payload": {"key": delivery.key}}
+                    if delivery is not None else None)
         response = await self.client.chat_postMessage(channel=channel, thread_ts=thread, text=text, blocks=blocks,
-                                                      unfurl_links=False, unfurl_media=False)
+                                                      unfurl_links=False, unfurl_media=False, metadata=metadata)
         return str(response.get("channel") or channel), str(response["ts"])
+
+    async def _find_delivered(self, *, channel: str, thread: str | None, key: str) -> str | None:
+        """The ts of our message carrying outbox `key`: searched in the thread, or the channel's latest page."""
+        cursor: str | None = None
+        while True:
+            if thread is not None:
+                response = await self.client.conversations_replies(channel=channel, ts=thread, limit=200,
+                                                                   cursor=cursor, include_all_metadata=True)
+            else:
+                response = await self.client.conversations_history(channel=channel, limit=100,
+                                                                   include_all_metadata=True)
+            for message in response.get("messages") or []:
+                metadata = message.get("metadata") or {}
+                if (metadata.get("event_type") == DELIVERY_EVENT
+                        and (metadata.get("event_payload") or {}).get("key") == key):
+                    return str(message["ts"])
+            cursor = (response.get("response_metadata") or {}).get("next_cursor") or None
+            if thread is None or not cursor:
+                return None
 
     async def _upload(self, *, channel: str, thread: str | None, message: Message, attachment: Attachment) -> str:
         content = attachment.content

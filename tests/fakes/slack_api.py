@@ -259,6 +259,8 @@ class FakeSlackApi:
         message = {"type": "message", "ts": ts, "user": BOT_USER, "bot_id": BOT_ID, "text": params.get("text", "")}
         if params.get("thread_ts"):
             message["thread_ts"] = params["thread_ts"]
+        if params.get("metadata"):
+            message["metadata"] = params["metadata"]
         self.messages[channel].append(message)
         return {"ok": True, "channel": channel, "ts": ts, "message": message}
 

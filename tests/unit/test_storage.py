@@ -50,3 +50,19 @@ async def test_delivery_ids_are_recorded_once(tmp_path):
         assert not await uow.deliveries.first_time("evt-1", now)
         assert await uow.deliveries.first_time("evt-2", now)
     await engine.dispose()
+
+
+async def test_a_rolled_back_unit_of_work_keeps_nothing_not_even_its_savepoints(database_url):
+    """sqlite3's own SAVEPOINT handling used to commit a delivery id on its own; a unit of work is all or nothing."""
+    from datetime import timezone
+
+    engine = create_engine(database_url)
+    await upgrade(engine)
+    factory = SqlUnitOfWorkFactory(engine)
+    now = datetime(2026, 1, 1, tzinfo=timezone.utc)
+    async with factory() as uow:
+        assert await uow.deliveries.first_time("evt-rolled-back", now)
+        # leaving without commit: a crash between recording the delivery and the change it guards
+    async with factory() as uow:
+        assert await uow.deliveries.first_time("evt-rolled-back", now)
+    await engine.dispose()
