@@ -126,9 +126,16 @@ async def _serve(args: argparse.Namespace) -> int:
         from adapters.slack.chat import slack_chat_from_settings
 
         slack = chat["slack"] = slack_chat_from_settings(settings)
-    else:
+    from adapters.discord.settings import DiscordSettings
+
+    discord_settings = DiscordSettings()
+    if discord_settings.configured:
+        from adapters.discord.bot import discord_chat_from_settings
+
+        chat["discord"] = discord_chat_from_settings(discord_settings)
+    if not chat:
         print("warroom: no chat platform configured (set SLACK_BOT_TOKEN with SLACK_SIGNING_SECRET or "
-              "SLACK_APP_TOKEN); serving /health only.", file=sys.stderr)
+              "SLACK_APP_TOKEN, or DISCORD_BOT_TOKEN); serving /health only.", file=sys.stderr)
     from adapters.whatsapp.settings import WhatsAppSettings
 
     whatsapp_settings = WhatsAppSettings()
@@ -141,6 +148,7 @@ async def _serve(args: argparse.Namespace) -> int:
     # platforms afterwards, so a slow or failing chat API never delays an acknowledgement.
     app = await build(settings, chat=chat, messenger=messenger, deliver_inline=False)
     inbound = None
+    discord_runtime = None
     try:
         routes = []
         if whatsapp_settings.webhook_configured:
@@ -159,6 +167,11 @@ async def _serve(args: argparse.Namespace) -> int:
                 print("warroom: Slack connected over Socket Mode.", file=sys.stderr)
             else:
                 routes += slack_routes(inbound.app)
+        if "discord" in chat:
+            from adapters.discord.bot import start_discord
+
+            discord_runtime = await start_discord(app.service, discord_settings, chat=chat["discord"])
+            print("warroom: Discord connected.", file=sys.stderr)
         app.start_scheduler()
         config = uvicorn.Config(build_http_app(routes), host=host, port=port, log_level=settings.log_level.lower(),
                                 lifespan="off")
@@ -177,6 +190,9 @@ async def _serve(args: argparse.Namespace) -> int:
                 signal.signal(sig, handler)
         return 0
     finally:
+        app.ticker.shutdown()
+        if discord_runtime is not None:
+            await discord_runtime.stop()
         if inbound is not None:
             await inbound.close()
         if messenger is not None:
@@ -286,7 +302,8 @@ def build_parser() -> argparse.ArgumentParser:
     postmortem.add_argument("--format", choices=("md", "json"), default="md")
     postmortem.add_argument("-o", "--output", help="write to FILE instead of stdout")
 
-    serve = sub.add_parser("serve", help="run the HTTP server: Slack at POST /slack/events, GET /health")
+    serve = sub.add_parser("serve", aliases=["run"],
+                           help="run every configured platform (Slack, Discord, WhatsApp) and the HTTP server")
     serve.add_argument("--host", help="listen address (default: WARROOM_HTTP_HOST)")
     serve.add_argument("--port", type=int, help="listen port (default: WARROOM_HTTP_PORT)")
 
@@ -333,7 +350,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         if args.command == "console":
             return asyncio.run(_console(args))
-        if args.command == "serve":
+        if args.command in ("serve", "run"):
             return asyncio.run(_serve(args))
         if args.command == "postmortem":
             return asyncio.run(_postmortem(args))
