@@ -3,11 +3,6 @@ graceful stop on SIGTERM. The process talks to the fake Slack Web API running in
 
 from __future__ import annotations
 
-import asyncio
-import os
-import signal
-import socket
-import sys
 import time
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -19,65 +14,22 @@ from slack_sdk.signature import SignatureVerifier
 
 from tests.adapters.slack.slack_team import ALICE, INCIDENTS, SECRET, TEAM
 from tests.fakes.slack_api import FakeSlackApi
-
-ROOT = Path(__file__).resolve().parents[3]
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
-
-
-class Served:
-    def __init__(self, process: asyncio.subprocess.Process, port: int) -> None:
-        self.process = process
-        self.url = f"http://127.0.0.1:{port}"
-        self.log: list[str] = []
-
-    async def wait_for_line(self, needle: str, timeout: float = 20.0) -> str:
-        async def read() -> str:
-            assert self.process.stderr is not None
-            while True:
-                raw = await self.process.stderr.readline()
-                if not raw:
-                    raise AssertionError("warroom serve exited:\n" + "".join(self.log))
-                line = raw.decode("utf-8", "replace")
-                self.log.append(line)
-                if needle in line:
-                    return line
-
-        return await asyncio.wait_for(read(), timeout)
-
-    async def stop(self) -> int:
-        if self.process.returncode is None:
-            self.process.send_signal(signal.SIGTERM)
-        return await asyncio.wait_for(self.process.wait(), 20)
-
+from tests.processes import ServeProcess
 
 @pytest.fixture
 async def serve(tmp_path: Path) -> AsyncIterator:
-    started: list[Served] = []
+    started: list[ServeProcess] = []
 
-    async def start(**env: str) -> Served:
-        port = free_port()
-        clean = {k: v for k, v in os.environ.items() if not k.startswith(("SLACK_", "WARROOM_"))}
-        variables = {**clean, "PYTHONPATH": str(ROOT), "WARROOM_DATABASE_URL": f"sqlite:///{tmp_path / 'serve.db'}",
-                     "WARROOM_HTTP_HOST": "127.0.0.1", "WARROOM_HTTP_PORT": str(port), "WARROOM_LADDER": "P1-P3",
-                     "WARROOM_POSTMORTEM_DIR": str(tmp_path / "pm"), "WARROOM_LOG_LEVEL": "INFO", **env}
-        process = await asyncio.create_subprocess_exec(sys.executable, "-m", "bot.cli", "serve", cwd=tmp_path,
-                                                       env=variables, stderr=asyncio.subprocess.PIPE,
-                                                       stdout=asyncio.subprocess.DEVNULL)
-        served = Served(process, port)
+    async def start(**env: str) -> ServeProcess:
+        served = await ServeProcess.start(cwd=tmp_path, env={
+            "WARROOM_DATABASE_URL": f"sqlite:///{tmp_path / 'serve.db'}", "WARROOM_LADDER": "P1-P3",
+            "WARROOM_POSTMORTEM_DIR": str(tmp_path / "pm"), **env})
         started.append(served)
-        await served.wait_for_line("Uvicorn running on")
         return served
 
     yield start
     for served in started:
-        if served.process.returncode is None:
-            served.process.kill()
-            await served.process.wait()
+        await served.kill()
 
 
 async def test_serve_answers_slack_and_health_and_stops_gracefully(serve, fake: FakeSlackApi):
