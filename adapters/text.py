@@ -21,6 +21,7 @@ def to_text(message: Message, *, width: int = 100) -> str:
         lines.append(f"┃ [{'x' if item.done else ' '}] {item.number}. {item.text}")
     if message.buttons:
         lines.append("┃ " + "  ".join(f"[{b.label}: /incident {_BUTTON_HINT[b.action].format(value=b.value)}]"
+                                       if b.action in _BUTTON_HINT else f"[{b.label} ({b.value})]"
                                        for b in message.buttons))
     if message.attachment:
         lines.append(f"┃ 📎 {message.attachment.filename} ({len(message.attachment.content):,} bytes)")

@@ -1,4 +1,4 @@
-"""The composition root: settings, storage, playbooks, chat adapters and the reminder tick, wired once.
+"""The composition root: settings, storage, playbooks, chat adapters, alert intake, the digest and the tick.
 
 Nothing connects at import time. Storage and adapters are imported inside `build()` so that `bot` stays
 free of SDK and ORM imports, and a process only pays for the adapters it runs.
@@ -12,11 +12,14 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from bot.ports import ChatAdapter, Clock, SystemClock
+from bot.alert_service import AlertIntake
+from bot.digest import DigestSchedule
+from bot.operations import Operations
+from bot.ports import ChatAdapter, Clock, Metrics, Room, SystemClock
 from bot.scheduler import ReminderTicker
 from bot.service import IncidentService
 from bot.settings import Settings
-from playbooks.loader import Playbooks, load_playbooks
+from playbooks.loader import PlaybookError, Playbooks, load_playbooks
 
 log = logging.getLogger("warroom")
 
@@ -29,7 +32,19 @@ class Warroom:
     ticker: ReminderTicker
     engine: Any
     scheduler_lock: Any
+    alerts: AlertIntake | None = None
+    operations: Operations | None = None
+    metrics: Metrics | None = None
     _takeover: "asyncio.Task[int] | None" = None
+
+    async def tick(self) -> int:
+        """The scheduler's heartbeat: post the daily digest if it is due, fire due reminders, drain the outbox."""
+        if self.operations is not None:
+            try:
+                await self.operations.run_due()
+            except Exception:  # the digest must never stop reminders; the next tick tries again
+                log.exception("daily digest failed; the next tick retries")
+        return await self.service.tick()
 
     def start_scheduler(self) -> bool:
         """Start the reminder tick unless another process already runs it on this SQLite database."""
@@ -60,7 +75,23 @@ def load_configured_playbooks(settings: Settings) -> Playbooks:
     playbooks = load_playbooks(settings.playbooks)
     playbooks.ladder(settings.ladder)  # fail at start-up on an unknown ladder name
     playbooks.postmortem_template(settings.postmortem_template)
+    playbooks.alert_rules_for(settings.alert_rules, playbooks.ladder(settings.ladder))  # levels exist in the ladder
     return playbooks
+
+
+def alert_room(settings: Settings, chat: Mapping[str, ChatAdapter]) -> Room:
+    """Where alerts declare and propose and the digest posts: WARROOM_ALERT_PLATFORM/CHANNEL, else the first
+    configured platform's incidents channel (console: WARROOM_INCIDENTS_CHANNEL)."""
+    platform = settings.alert_platform or next(iter(chat), "console")
+    channel = settings.alert_channel
+    if channel is None and platform == "slack" and settings.slack_incidents_channel:
+        channel = settings.slack_incidents_channel
+    if channel is None and platform == "discord":
+        from adapters.discord.settings import DiscordSettings
+
+        discord_channel = DiscordSettings().incidents_channel_id
+        channel = str(discord_channel) if discord_channel else None
+    return Room(platform, channel or settings.incidents_channel)
 
 
 async def build(settings: Settings, *, chat: Mapping[str, ChatAdapter], clock: Clock | None = None,
@@ -75,12 +106,35 @@ async def build(settings: Settings, *, chat: Mapping[str, ChatAdapter], clock: C
         await upgrade(engine)
     from datetime import timedelta
 
+    from adapters.ops_http import PrometheusMetrics
+
+    clock = clock or SystemClock()
+    uow = SqlUnitOfWorkFactory(engine)
+    ladder = playbooks.ladder(settings.ladder)
+    metrics = PrometheusMetrics()
     service = IncidentService(
-        uow=SqlUnitOfWorkFactory(engine), chat=chat, playbooks=playbooks, ladder=playbooks.ladder(settings.ladder),
-        clock=clock or SystemClock(), tz=settings.tz, postmortem_dir=settings.postmortem_dir,
+        uow=uow, chat=chat, playbooks=playbooks, ladder=ladder,
+        clock=clock, tz=settings.tz, postmortem_dir=settings.postmortem_dir,
         postmortem_template=settings.postmortem_template, deliver_inline=deliver_inline, messenger=messenger,
+        metrics=metrics,
     )
     service.outbox.lease = timedelta(seconds=settings.outbox_lease_seconds)
-    ticker = ReminderTicker(service.tick, interval_seconds=settings.tick_seconds)
-    return Warroom(settings=settings, service=service, playbooks=playbooks, ticker=ticker, engine=engine,
-                   scheduler_lock=SchedulerLock(settings.database_url))
+    room = alert_room(settings, chat)
+    service.alerts = AlertIntake(service=service, uow=uow, ladder=ladder, room=room, clock=clock,
+                                 rules=playbooks.alert_rules_for(settings.alert_rules, ladder))
+    schedule = DigestSchedule(at=settings.digest_at, tz=settings.digest_tz) if settings.digest_at else None
+    operations = Operations(service=service, uow=uow, clock=clock, ladder=ladder, room=room, schedule=schedule,
+                            tz=settings.digest_tz)
+    from bot.operators import parse_operator_list
+
+    try:
+        operators = parse_operator_list(settings.whatsapp_operators)
+    except ValueError as problem:
+        raise PlaybookError(f"WARROOM_WHATSAPP_OPERATORS: {problem}") from None
+    for name, phone in operators:
+        await service.operators.add(phone=phone, name=name)
+    app = Warroom(settings=settings, service=service, playbooks=playbooks, ticker=None,  # type: ignore[arg-type]
+                  engine=engine, scheduler_lock=SchedulerLock(settings.database_url), alerts=service.alerts,
+                  operations=operations, metrics=metrics)
+    app.ticker = ReminderTicker(app.tick, interval_seconds=settings.tick_seconds)  # digest, reminders, outbox
+    return app

@@ -1,4 +1,4 @@
-"""`warroom` command line: console, serve, postmortem, incidents, playbooks check, db upgrade.
+"""`warroom` command line: console, serve, postmortem, incidents, digest, playbooks check, db upgrade.
 
 Imports are lazy per subcommand so each command only loads what it uses.
 """
@@ -141,9 +141,17 @@ async def _serve(args: argparse.Namespace) -> int:
     whatsapp_settings = WhatsAppSettings()
     messenger = None
     if whatsapp_settings.configured:
+        from adapters.whatsapp.chat import WhatsAppChat
         from adapters.whatsapp.client import WhatsAppCloud
+        from bot.bootstrap import load_configured_playbooks
 
         messenger = WhatsAppCloud.from_settings(whatsapp_settings)
+        # The same number is the operators' room: their nudges fall back to this template outside 24 hours.
+        fallback = next((t for t in load_configured_playbooks(settings).briefs.values() if t.kind == "operator"),
+                        None)
+        chat["whatsapp"] = WhatsAppChat(messenger, fallback_template=fallback.whatsapp_template if fallback
+                                        else "warroom_operator_update",
+                                        fallback_language=fallback.language if fallback else "en")
     # Background delivery: a request is answered once its change is committed; the outbox talks to chat
     # platforms afterwards, so a slow or failing chat API never delays an acknowledgement.
     app = await build(settings, chat=chat, messenger=messenger, deliver_inline=False)
@@ -167,6 +175,9 @@ async def _serve(args: argparse.Namespace) -> int:
                 print("warroom: Slack connected over Socket Mode.", file=sys.stderr)
             else:
                 routes += slack_routes(inbound.app)
+        from adapters.ops_http import ops_routes
+
+        routes += ops_routes(app)  # alert intake, /api/freeze, /metrics
         if "discord" in chat:
             from adapters.discord.bot import start_discord
 
@@ -201,16 +212,40 @@ async def _serve(args: argparse.Namespace) -> int:
 
 
 def _playbooks_check(args: argparse.Namespace) -> int:
+    import os
+
     from playbooks.loader import PlaybookError, load_playbooks
 
     try:
         playbooks = load_playbooks(Path(args.directory) if args.directory else None)
+        # Alert rules name levels: check them against the ladder in use (--ladder, else WARROOM_LADDER), or
+        # against every ladder when neither says which.
+        ladder_name = args.ladder or os.environ.get("WARROOM_LADDER")
+        ladders = [playbooks.ladder(ladder_name)] if ladder_name else list(playbooks.ladders.values())
+        for rules in playbooks.alert_rules:
+            for ladder in ladders:
+                playbooks.alert_rules_for(rules, ladder)
     except PlaybookError as problem:
         print(f"warroom: {problem}", file=sys.stderr)
         return 1
     print(f"ok: {len(playbooks.ladders)} ladders ({', '.join(sorted(playbooks.ladders))}), "
           f"{len(playbooks.scenarios)} scenarios, {len(playbooks.briefs)} brief templates, "
-          f"{len(playbooks.postmortem_templates)} post-mortem templates")
+          f"{len(playbooks.postmortem_templates)} post-mortem templates, "
+          f"{len(playbooks.alert_rules)} alert rule set(s) ({', '.join(sorted(playbooks.alert_rules))})")
+    return 0
+
+
+async def _digest(args: argparse.Namespace) -> int:
+    from adapters.text import to_text
+    from bot.bootstrap import build
+
+    app = await build(_settings(), chat={})
+    try:
+        assert app.operations is not None
+        message = await app.operations.digest()
+    finally:
+        await app.close()
+    print(to_text(message))
     return 0
 
 
@@ -288,6 +323,33 @@ async def _contacts(args: argparse.Namespace) -> int:
     return 0
 
 
+async def _operators(args: argparse.Namespace) -> int:
+    from bot.bootstrap import build
+
+    app = await build(_settings(), chat={})
+    desk = app.service.operators
+    try:
+        if args.operators_command == "add":
+            added = await desk.add(phone=args.phone, name=args.name)
+            print(f"added operator {args.name or args.phone}" if added else f"{args.phone} is already an operator")
+        elif args.operators_command == "remove":
+            removed = await desk.remove(args.phone)
+            print(f"removed operator {args.phone}" if removed else f"{args.phone} is not an operator")
+            return 0 if removed else 1
+        else:
+            operators = await desk.all()
+            for o in operators:
+                print(f"{o.phone:<16} {o.name}" + (f"  (on INC-{o.current_incident})" if o.current_incident else ""))
+            if not operators:
+                print("No operators. Add one: warroom operators add +254700000001 --name alice")
+    except ValueError as problem:
+        print(f"warroom: {problem}", file=sys.stderr)
+        return 1
+    finally:
+        await app.close()
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="warroom", description="Chat-ops incident bot built from your runbooks.")
     sub = parser.add_subparsers(dest="command", required=True)
@@ -314,6 +376,19 @@ def build_parser() -> argparse.ArgumentParser:
     playbooks_sub = playbooks.add_subparsers(dest="playbooks_command", required=True)
     check = playbooks_sub.add_parser("check", help="validate a playbook folder (default: the bundled one)")
     check.add_argument("directory", nargs="?")
+    check.add_argument("--ladder", help="check alert rule levels against this ladder (default: WARROOM_LADDER, "
+                                        "else every ladder)")
+
+    sub.add_parser("digest", help="print the daily digest now (open incidents, missed targets, overdue work)")
+
+    operators = sub.add_parser("operators", help="WhatsApp numbers that may run incidents from their phone")
+    operators_sub = operators.add_subparsers(dest="operators_command", required=True)
+    op_add = operators_sub.add_parser("add", help="allow a number")
+    op_add.add_argument("phone", help="E.164, e.g. +254700000001")
+    op_add.add_argument("--name", help="how the operator appears in timelines")
+    op_remove = operators_sub.add_parser("remove", help="withdraw a number")
+    op_remove.add_argument("phone")
+    operators_sub.add_parser("list", help="list operators")
 
     outbox = sub.add_parser("outbox", help="outbound messages not yet delivered")
     outbox_sub = outbox.add_subparsers(dest="outbox_command", required=True)
@@ -356,10 +431,14 @@ def main(argv: list[str] | None = None) -> int:
             return asyncio.run(_postmortem(args))
         if args.command == "incidents":
             return asyncio.run(_incidents(args))
+        if args.command == "digest":
+            return asyncio.run(_digest(args))
         if args.command == "playbooks":
             return _playbooks_check(args)
         if args.command == "contacts":
             return asyncio.run(_contacts(args))
+        if args.command == "operators":
+            return asyncio.run(_operators(args))
         if args.command == "outbox":
             return asyncio.run(_outbox(args))
         if args.command == "db":

@@ -34,8 +34,12 @@ USAGE: dict[str, str] = {
     "reopen": "reopen",
     "postmortem": "postmortem [md|json]",
     "affects": "affects <tenant>[,<tenant>…]",
+    "follow": "follow [INC-n]",
+    "unfollow": "unfollow [INC-n]",
+    "use": "use INC-n",
     "brief": "brief <tenant[,tenant]|all-affected> [template] [area=<what>] [eta=<minutes>] [--send]   |   brief send <id>",
     "list": "list",
+    "stats": "stats [30d]  (a period: 1h–365d, or weeks like 4w)",
     "show": "show [INC-n]",
     "help": "help [command]",
 }
@@ -59,8 +63,12 @@ HELP_SUMMARY = {
     "reopen": "reopen a resolved or closed incident",
     "postmortem": "compile the timeline into a post-mortem and post it",
     "affects": "link affected customer tenants (for WhatsApp briefs)",
+    "follow": "WhatsApp: get every update of an incident on this phone",
+    "unfollow": "WhatsApp: stop getting an incident's updates",
+    "use": "WhatsApp: make INC-n the incident your messages and commands go to",
     "brief": "preview a WhatsApp brief to affected customers; send on confirm",
     "list": "list open incidents",
+    "stats": "response and resolution times per severity against their targets (default: last 30 days)",
     "show": "one incident's summary",
     "help": "this help, or one command's usage",
 }
@@ -71,6 +79,7 @@ _INCIDENT_REF = re.compile(r"^(?:INC-?)?#?([0-9]{1,9})$", re.IGNORECASE)
 _STRICT_INCIDENT_REF = re.compile(r"^INC-([0-9]{1,9})$", re.IGNORECASE)
 _SEVERITY_TOKEN = re.compile(r"^[A-Za-z]{0,4}[0-9]{1,2}$")
 _DURATION = re.compile(r"^([0-9]{1,3})\s*(m|min|h)$", re.IGNORECASE)
+_PERIOD = re.compile(r"^([0-9]{1,4})\s*(h|d|w)$", re.IGNORECASE)
 _CLOCK = re.compile(r"^([0-9]{1,2}):([0-9]{2})$")
 _QUOTES = {'"': '"', "'": "'", "“": "”", "‘": "’", "«": "»"}
 
@@ -99,6 +108,21 @@ class Declare(Command):
     severity: str | None = None
     impact: str | None = None
     tenants: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True, kw_only=True)
+class Follow(Command):
+    pass
+
+
+@dataclass(frozen=True, kw_only=True)
+class Unfollow(Command):
+    pass
+
+
+@dataclass(frozen=True, kw_only=True)
+class UseIncident(Command):
+    pass
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -213,6 +237,11 @@ class ListIncidents(Command):
 @dataclass(frozen=True, kw_only=True)
 class ShowIncident(Command):
     pass
+
+
+@dataclass(frozen=True, kw_only=True)
+class Stats(Command):
+    period: timedelta = timedelta(days=30)
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -379,6 +408,17 @@ def _tenant_list(value: str, usage: str) -> tuple[str, ...]:
     return tenants
 
 
+def _parse_use(tokens: list[_Token], ref: int | None) -> UseIncident:
+    if tokens:
+        match = _INCIDENT_REF.match(tokens[0].text) if len(tokens) == 1 else None
+        if not match:
+            raise _Bad(f"'{_words(tokens)[:40]}' is not an incident id; use INC-n.", USAGE["use"])
+        ref = int(match.group(1))
+    if ref is None:
+        raise _Bad("Say which incident, e.g. /incident use INC-9.", USAGE["use"])
+    return UseIncident(incident=ref)
+
+
 def _parse_affects(tokens: list[_Token], ref: int | None) -> LinkTenants:
     usage = USAGE["affects"]
     value = "".join(token.as_typed for token in tokens)
@@ -539,6 +579,20 @@ def _parse_show(tokens: list[_Token], ref: int | None) -> ShowIncident:
     return ShowIncident(incident=ref)
 
 
+def _parse_stats(tokens: list[_Token], ref: int | None) -> Stats:
+    usage = USAGE["stats"]
+    value = _words(tokens).replace(" ", "")
+    if not value:
+        return Stats(incident=ref)
+    match = _PERIOD.match(value)
+    if not match or len(tokens) > 2:
+        raise _Bad(f"Bad period '{_words(tokens)[:40]}'; give one like 30d, 7d, 4w or 24h.", usage)
+    hours = int(match.group(1)) * {"h": 1, "d": 24, "w": 168}[match.group(2).lower()]
+    if not 1 <= hours <= 365 * 24:
+        raise _Bad(f"The period must be between 1h and 365d, got {value}.", usage)
+    return Stats(incident=ref, period=timedelta(hours=hours))
+
+
 def _parse_help(tokens: list[_Token], ref: int | None) -> Help:
     topic = _words(tokens).lower().lstrip("/") or None
     if topic is not None and topic == "unfreeze":
@@ -567,8 +621,12 @@ _PARSERS = {
     "reopen": _no_arguments(Reopen, "reopen"),
     "postmortem": _parse_postmortem,
     "affects": _parse_affects,
+    "follow": _no_arguments(Follow, "follow"),
+    "unfollow": _no_arguments(Unfollow, "unfollow"),
+    "use": _parse_use,
     "brief": _parse_brief,
     "list": _no_arguments(ListIncidents, "list"),
+    "stats": _parse_stats,
     "show": _parse_show,
     "help": _parse_help,
 }

@@ -77,6 +77,7 @@ class EventKind(StrEnum):
     BRIEF_FAILED = "brief_failed"
     CUSTOMER_REPLY = "customer_reply"
     CUSTOMER_UPDATE_DUE = "customer_update_due"
+    ALERT = "alert"
 
 
 # Note kinds a user can tag; each fills a section of the post-mortem.
@@ -152,6 +153,7 @@ class Incident:
     summary: str | None = None
     roles: dict[Role, str] = field(default_factory=dict)
     frozen: bool = False
+    frozen_at: datetime | None = None  # when the deploy freeze went on (GET /api/freeze's "since")
     checklist: list[ChecklistItem] = field(default_factory=list)
     actions: list[ActionItem] = field(default_factory=list)
     suggested_playbook: str | None = None
@@ -280,6 +282,7 @@ class Incident:
         if self.frozen == on:
             raise DomainError(f"Deploy freeze is already {'on' if on else 'off'} for {self.key}.")
         self.frozen = on
+        self.frozen_at = now if on else None
         self._record(EventKind.FREEZE, by, now, f"deploy freeze {'on' if on else 'off'}")
 
     def add_action(self, *, by: str, text: str, owner: str | None, due: date | None, now: datetime) -> ActionItem:
@@ -371,6 +374,10 @@ class Incident:
     def record_customer_update_due(self, *, now: datetime, text: str) -> None:
         self.customer_update_due_at = None
         self._record(EventKind.CUSTOMER_UPDATE_DUE, BOT_AUTHOR, now, text, source="bot")
+
+    def record_alert(self, *, source: str, text: str, now: datetime) -> None:
+        """A monitoring alert about this incident fired, fired again or resolved; recorded even after close."""
+        self._record(EventKind.ALERT, source, now, text, source="alert")
 
     # -- chat and bot events ------------------------------------------------------------------------
 

@@ -29,9 +29,9 @@ class Field:
 class Button:
     """A button whose press comes back as `ButtonPressed(action=..., value=...)`."""
 
-    action: Literal["ack", "update", "resolve", "snooze", "brief_send"]
+    action: Literal["ack", "update", "resolve", "snooze", "brief_send", "declare"]
     label: str
-    value: str  # the incident key, e.g. "INC-7" (a brief's id for brief_send)
+    value: str  # the incident key, e.g. "INC-7" (a brief's id for brief_send, "alert-3" for an alert's declare)
     style: Literal["primary", "danger", "default"] = "default"
 
 
@@ -63,7 +63,7 @@ class Message:
     footer: str | None = None
     incident_key: str | None = None  # for platforms without threads, which prefix "[INC-7]"
     kind: Literal["card", "checklist", "update", "nudge", "escalation", "reminder", "playbook", "postmortem",
-                  "reply", "error", "info"] = "info"
+                  "reply", "error", "info", "alert", "digest"] = "info"
     attachment: Attachment | None = None
 
 
@@ -409,6 +409,153 @@ class CustomerRepository(Protocol):
     async def latest_open_incident_for(self, tenants: list[str]) -> int | None: ...
 
 
+class OperatorRepository(Protocol):
+    """WhatsApp operators and incident followers (see storage.repository.SqlOperatorRepository)."""
+
+    async def add(self, *, phone: str, name: str, now: datetime) -> bool: ...
+    async def remove(self, phone: str) -> bool: ...
+    async def get(self, phone: str): ...  # noqa: ANN201
+    async def all(self) -> list: ...
+    async def set_current(self, phone: str, number: int) -> None: ...
+    async def follow(self, *, number: int, platform: str, address: str, now: datetime) -> bool: ...
+    async def unfollow(self, *, number: int, platform: str, address: str) -> bool: ...
+    async def followers(self, number: int) -> list[tuple[str, str]]: ...
+
+
+# -- operations: alerts, schedules, reports -------------------------------------------------------------
+
+
+class ConcurrentChange(Exception):
+    """Another transaction changed the same thing first (a unique key or a compare-and-set lost); retry the
+    whole unit of work, which will then see the other's result."""
+
+
+@dataclass(frozen=True)
+class AlertGroupRecord:
+    """An alert group (Alertmanager group or one generic alert) and what became of it.
+
+    `state`: proposed (a Declare button is waiting), declared (`incident_number` set), ignored (no rule, or an
+    ignore rule)."""
+
+    id: int
+    key: str
+    source: str
+    state: str
+    status: str  # firing | resolved: the group's latest
+    title: str
+    incident_number: int | None = None
+    rule: str | None = None
+    severity: str | None = None
+    auto_resolve: bool = False
+    labels: dict = field(default_factory=dict)
+    proposed_at: datetime | None = None
+    updated_at: datetime | None = None
+
+
+@dataclass(frozen=True)
+class AlertRecord:
+    """The latest known state of one alert (fingerprint) in a group."""
+
+    fingerprint: str
+    status: str
+    title: str
+    first_seen_at: datetime
+    last_seen_at: datetime
+    notifications: int = 1
+
+
+class AlertRepository(Protocol):
+    async def group(self, key: str) -> AlertGroupRecord | None: ...
+    async def group_by_id(self, group_id: int) -> AlertGroupRecord | None: ...
+
+    async def add_group(self, *, key: str, source: str, state: str, status: str, title: str,
+                        incident_number: int | None, rule: str | None, severity: str | None, auto_resolve: bool,
+                        labels: dict, now: datetime) -> AlertGroupRecord:
+        """Raises ConcurrentChange when another transaction added the same key first."""
+        ...
+
+    async def update_group(self, group_id: int, *, expected_incident: int | None, now: datetime,
+                           **values: object) -> None:
+        """Compare-and-set on the group's incident: raises ConcurrentChange when another transaction moved it."""
+        ...
+
+    async def alerts(self, group_id: int) -> dict[str, AlertRecord]: ...
+    async def record_alert(self, group_id: int, *, fingerprint: str, status: str, title: str, labels: dict,
+                           now: datetime) -> None: ...
+    async def forget_alerts(self, group_id: int) -> None: ...
+
+
+class ScheduleRepository(Protocol):
+    """Named recurring jobs (the daily digest) whose next due time lives in the database."""
+
+    async def due_at(self, name: str) -> datetime | None: ...
+
+    async def create(self, name: str, *, due_at: datetime) -> bool:
+        """Add the schedule unless it exists; False when another process created it first."""
+        ...
+
+    async def move(self, name: str, *, seen_due: datetime, next_due: datetime, ran_at: datetime | None) -> bool:
+        """Set the next due time if it is still `seen_due`: exactly one process wins a due run."""
+        ...
+
+
+@dataclass(frozen=True)
+class FreezeEntry:
+    incident_number: int
+    title: str
+    severity: str
+    since: datetime
+
+
+@dataclass(frozen=True)
+class MetricsSnapshot:
+    """Counts read from the database at scrape time, so every replica reports the same numbers."""
+
+    open_by_severity: dict[str, int]
+    declared_total: int
+    reminders_fired: dict[str, int]  # by kind
+    escalations_total: int
+    outbox: dict[str, int]  # by status
+    frozen: int  # open incidents with the deploy freeze on
+    alert_groups: dict[str, int]  # by state: declared, proposed, ignored
+
+
+class ReportRepository(Protocol):
+    """Reads across incidents for the digest, stats, the freeze API and /metrics."""
+
+    async def declared_since(self, since: datetime) -> "list[Incident]": ...
+
+    async def for_digest(self, *, since: datetime, postmortem_severities: Sequence[str]) -> "list[Incident]":
+        """Open incidents, ones declared or resolved since `since`, resolved ones without a post-mortem at the
+        given severities, and any with an action item not yet done that has a due date."""
+        ...
+
+    async def frozen(self) -> list[FreezeEntry]: ...
+    async def metrics(self) -> MetricsSnapshot: ...
+
+
+class Metrics(Protocol):
+    """Process-local instrumentation (counters and histograms); `adapters.ops_http.PrometheusMetrics` exports it.
+
+    Example: ``metrics.webhook_rejected(endpoint="alertmanager", reason="unauthorized")``
+    """
+
+    def command_finished(self, *, command: str, seconds: float, ok: bool) -> None: ...
+    def webhook_rejected(self, *, endpoint: str, reason: str) -> None: ...
+    def alerts_received(self, *, source: str, status: str, count: int) -> None: ...
+
+
+class NoMetrics:
+    def command_finished(self, *, command: str, seconds: float, ok: bool) -> None:
+        pass
+
+    def webhook_rejected(self, *, endpoint: str, reason: str) -> None:
+        pass
+
+    def alerts_received(self, *, source: str, status: str, count: int) -> None:
+        pass
+
+
 class UnitOfWork(Protocol):
     """One transaction. `async with uow: ...; await uow.commit()` — leaving without commit rolls back."""
 
@@ -417,6 +564,10 @@ class UnitOfWork(Protocol):
     deliveries: DeliveryLog
     outbox: OutboxRepository
     customers: "CustomerRepository"
+    alerts: AlertRepository
+    schedules: ScheduleRepository
+    reports: ReportRepository
+    operators: "OperatorRepository"
 
     async def __aenter__(self) -> "UnitOfWork": ...
     async def __aexit__(self, *exc: object) -> None: ...

@@ -8,9 +8,11 @@ after the commit are logged with the incident id and never undo recorded state.
 from __future__ import annotations
 
 import logging
+import time
 import uuid
+from contextvars import ContextVar
 from collections.abc import Awaitable, Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime, timedelta, tzinfo
 from pathlib import Path
 from typing import Any
@@ -22,13 +24,20 @@ from bot.postmortem import PostmortemCompiler, postmortem_filename
 from bot.brief_service import BriefService
 from bot.outbox import OutboxSender
 from bot.ports import (Actor, Attachment, ChatAdapter, Clock, CustomerMessageReceived, CustomerMessageStatus,
-                       CustomerMessenger, Message, Outbound, Reply, Room, UnitOfWork, UnitOfWorkFactory)
+                       CustomerMessenger, Message, Metrics, NoMetrics, Outbound, Reply, Room, UnitOfWork,
+                       UnitOfWorkFactory)
 from bot.reminders import escalation_target, plan
+from bot.stats import compute_stats, render_stats
 from bot.triage import suggest_playbook
 from playbooks.loader import Playbooks
 from playbooks.schema import Ladder, SeverityLevel
 
 log = logging.getLogger("warroom.service")
+
+# The incident the running command concerned, for callers that track it (a WhatsApp operator's current one).
+concerned_incident: ContextVar[int | None] = ContextVar("concerned_incident", default=None)
+# Who (platform, address) caused the messages being queued: their own mirror copy is skipped.
+_originator: ContextVar[tuple[str, str] | None] = ContextVar("originator", default=None)
 
 FIRST_MINUTES = "first minutes"
 TRIAGE = "triage"
@@ -42,6 +51,7 @@ class Context:
     actor: Actor
     room: Room
     delivery_id: str | None = None
+    default_incident: int | None = None  # where the room names no incident (a WhatsApp operator's current one)
 
 
 def _error(text: str) -> Reply:
@@ -65,7 +75,8 @@ class IncidentService:
     def __init__(self, *, uow: UnitOfWorkFactory, chat: Mapping[str, ChatAdapter], playbooks: Playbooks,
                  ladder: Ladder, clock: Clock, tz: tzinfo, postmortem_dir: Path,
                  postmortem_template: str = "blameless", outbox: OutboxSender | None = None,
-                 deliver_inline: bool = True, messenger: CustomerMessenger | None = None) -> None:
+                 deliver_inline: bool = True, messenger: CustomerMessenger | None = None,
+                 metrics: Metrics | None = None) -> None:
         self._uow = uow
         self._chat = chat
         self._playbooks = playbooks
@@ -76,9 +87,16 @@ class IncidentService:
         self._compiler = PostmortemCompiler(tz=tz, template=playbooks.postmortem_template(postmortem_template))
         self.briefs = BriefService(uow=uow, clock=clock, playbooks=playbooks, queue=self._queue, messenger=messenger)
         self.outbox = outbox or OutboxSender(uow=uow, chat=chat, clock=clock, customers=self.briefs)
+        from bot.operator_desk import OperatorDesk  # it builds on this module's Context
+
+        self.operators = OperatorDesk(service=self, uow=uow, clock=clock)
         # Inline: a command returns after its messages went out (console, tests). Background: the HTTP server
         # acks at once and the outbox delivers behind it, so a slow chat API never delays an ack.
         self._deliver_inline = deliver_inline
+        self.metrics: Metrics = metrics or NoMetrics()
+        # Alert intake (bot.alert_service.AlertIntake), attached by the composition root: its Declare buttons
+        # come back through press_button.
+        self.alerts: Any = None
         self._handlers: dict[type, Callable[[Context, Any], Awaitable[Reply | None]]] = {
             cmd.Declare: self._declare,
             cmd.ListIncidents: self._list,
@@ -87,8 +105,12 @@ class IncidentService:
             cmd.ShowPlaybook: self._playbook,
             cmd.CompilePostmortem: self._postmortem,
             cmd.LinkTenants: self._affects,
+            cmd.Follow: self._follow,
+            cmd.Unfollow: self._follow,
+            cmd.UseIncident: self._use,
             cmd.PrepareBrief: self._prepare_brief,
             cmd.SendBrief: self._send_brief,
+            cmd.Stats: self._stats,
         }
         self._changes: dict[type, Callable[[Context, Incident, Any, datetime], _Change]] = {
             cmd.Acknowledge: self._ack, cmd.PostStatus: self._status, cmd.ChangeSeverity: self._severity,
@@ -109,12 +131,20 @@ class IncidentService:
 
     async def execute(self, ctx: Context, command: cmd.Command) -> Reply | None:
         handler = self._handlers.get(type(command))
+        started = time.perf_counter()
+        ok = False
         try:
             if handler is not None:
-                return await handler(ctx, command)
-            return await self._mutate(ctx, command, self._changes[type(command)])
+                reply = await handler(ctx, command)
+            else:
+                reply = await self._mutate(ctx, command, self._changes[type(command)])
+            ok = reply is None or reply.ok
+            return reply
         except DomainError as problem:
             return _error(str(problem))
+        finally:
+            self.metrics.command_finished(command=type(command).__name__, seconds=time.perf_counter() - started,
+                                          ok=ok)
 
     async def press_button(self, ctx: Context, *, action: str, value: str) -> Reply | None:
         """Card and nudge buttons: Acknowledge, Resolve, Snooze, Send brief (Post update opens a form in the adapter)."""
@@ -122,6 +152,10 @@ class IncidentService:
             if not value.isdigit():
                 return _error(f"Unknown brief {value!r}.")
             return await self.execute(ctx, cmd.SendBrief(brief_id=int(value)))
+        if action == "declare":
+            if self.alerts is None:
+                return _error("Alert intake is not set up here, so there is nothing to declare from this button.")
+            return await self.alerts.declare_proposal(ctx, value)
         parsed = cmd.parse(f"show {value}")
         number = parsed.incident if isinstance(parsed, cmd.ShowIncident) else None
         commands = {"ack": cmd.Acknowledge(incident=number), "resolve": cmd.Resolve(incident=number),
@@ -202,35 +236,43 @@ class IncidentService:
         if command.tenants:
             async with self._uow() as uow:
                 await self.briefs.known_tenants(uow, command.tenants)
-        scenario = suggest_playbook(self._playbooks.scenarios.values(), f"{command.title} {command.impact or ''}")
-        checklist = [(FIRST_MINUTES, text) for text in level.first_minutes] + [(TRIAGE, t) for t in level.triage]
         async with self._uow() as uow:
             if not await self._first_delivery(uow, ctx.delivery_id):
                 return None
-            now = self._clock.now()
-            incident = Incident.declare(number=await uow.incidents.next_number(), title=command.title,
-                                        severity=level.name, impact=command.impact, reporter=ctx.actor.name,
-                                        now=now, checklist=checklist,
-                                        suggested_playbook=scenario.name if scenario else None,
-                                        platform=ctx.room.platform)
-            if command.tenants:
-                incident.link_tenants(by=ctx.actor.name, tenants=list(command.tenants), now=now)
-            await uow.incidents.add(incident)
-            await self._replan(uow, incident)
-            platform = ctx.room.platform
-            await self._queue(uow, incident, render.incident_card(incident, level, self._tz), operation="open_room",
-                        room=Room(platform, ctx.room.channel), platform=platform)
-            for section in (FIRST_MINUTES, TRIAGE):
-                message = render.checklist_message(incident, section)
-                if message is not None:
-                    await self._queue(uow, incident, message, platform=platform)
-            if scenario is not None:
-                await self._queue(uow, incident, render.playbook_message(scenario, suggested=True), platform=platform)
+            incident = await self.declare_in(uow, room=ctx.room, reporter=ctx.actor.name, title=command.title,
+                                             level=level, impact=command.impact, tenants=command.tenants)
+            concerned_incident.set(incident.number)
             await uow.commit()
         await self._deliver()
         if ctx.room.platform not in self._chat:
             return _info(f"Declared {incident.key}; no chat adapter for {ctx.room.platform!r} to open its room.")
         return _info(f"Declared {incident.key} ({level.name}): {incident.title}. Work it in its thread.")
+
+    async def declare_in(self, uow: UnitOfWork, *, room: Room, reporter: str, title: str, level: SeverityLevel,
+                         impact: str | None = None, tenants: tuple[str, ...] = (), context: str = "") -> Incident:
+        """Declare inside the caller's unit of work: the incident, its reminders and its room's first messages
+        (card, checklists, suggested playbook) in the outbox. The caller commits and then calls `_deliver`.
+        Alert intake uses it to link the alert in the same transaction. `context` helps pick the playbook."""
+        scenario = suggest_playbook(self._playbooks.scenarios.values(), f"{title} {impact or ''} {context}")
+        checklist = [(FIRST_MINUTES, text) for text in level.first_minutes] + [(TRIAGE, t) for t in level.triage]
+        now = self._clock.now()
+        incident = Incident.declare(number=await uow.incidents.next_number(), title=title, severity=level.name,
+                                    impact=impact, reporter=reporter, now=now, checklist=checklist,
+                                    suggested_playbook=scenario.name if scenario else None, platform=room.platform)
+        if tenants:
+            incident.link_tenants(by=reporter, tenants=list(tenants), now=now)
+        await uow.incidents.add(incident)
+        await self._replan(uow, incident)
+        platform = room.platform
+        await self._queue(uow, incident, render.incident_card(incident, level, self._tz), operation="open_room",
+                          room=Room(platform, room.channel), platform=platform)
+        for section in (FIRST_MINUTES, TRIAGE):
+            message = render.checklist_message(incident, section)
+            if message is not None:
+                await self._queue(uow, incident, message, platform=platform)
+        if scenario is not None:
+            await self._queue(uow, incident, render.playbook_message(scenario, suggested=True), platform=platform)
+        return incident
 
     # -- state changes ------------------------------------------------------------------------------
 
@@ -252,7 +294,7 @@ class IncidentService:
         await self._deliver()
         if outcome.reply is not None:
             return outcome.reply
-        if self._room_of(incident) == ctx.room or outcome.announce is None:
+        if self._is_home(incident, ctx) or outcome.announce is None:
             return None
         return _info(f"Done — posted in {incident.key}'s thread: {outcome.announce.text or outcome.announce.title}")
 
@@ -370,6 +412,68 @@ class IncidentService:
         return _Change(Message(text=f"{incident.key} reopened by {ctx.actor.name}; reminders resume.",
                                incident_key=incident.key, kind="update"))
 
+    # -- following from phones (WhatsApp operators) -------------------------------------------------------
+
+    async def _follow(self, ctx: Context, command: cmd.Follow | cmd.Unfollow) -> Reply | None:
+        chat = self._chat.get(ctx.room.platform)
+        if chat is None or chat.capabilities.threads:
+            return _error("Follow an incident from WhatsApp; here, its thread is where its updates are.")
+        async with self._uow() as uow:
+            incident = await self._incident_for(uow, ctx, command)
+            where = dict(number=incident.number, platform=ctx.room.platform, address=ctx.room.channel)
+            if isinstance(command, cmd.Follow):
+                changed = await uow.operators.follow(**where, now=self._clock.now())
+                text = (f"Following {incident.key}: its updates come to this phone." if changed
+                        else f"You already follow {incident.key}.")
+            else:
+                changed = await uow.operators.unfollow(**where)
+                text = f"No longer following {incident.key}." if changed else f"You were not following {incident.key}."
+            level = self.level(incident.severity)
+            await uow.commit()
+        if isinstance(command, cmd.Unfollow):
+            return _info(text, incident_key=incident.key)
+        summary = render.incident_summary(incident, level, self._clock.now(), self._tz)
+        return Reply(replace(summary, text=text, kind="reply"))
+
+    async def _use(self, ctx: Context, command: cmd.UseIncident) -> Reply:
+        async with self._uow() as uow:
+            incident = await self._incident_for(uow, ctx, command)
+        summary = render.incident_summary(incident, self.level(incident.severity), self._clock.now(), self._tz)
+        return Reply(replace(summary, text=f"Now working on {incident.key}: your messages go to its timeline.",
+                             kind="reply"))
+
+    async def operator_message(self, ctx: Context, *, text: str, message_id: str) -> Reply | None:
+        """A plain (non-command) message from an operator's phone: into their current incident's timeline,
+        and on to its room and its other followers."""
+        async with self._uow() as uow:
+            if not await self._first_delivery(uow, ctx.delivery_id):
+                return None
+            if ctx.default_incident is None:
+                return _info("You are not working on an incident yet. Declare one (inc declare P1 \"…\"), or "
+                             "pick one: inc use INC-7 (inc list shows them).")
+            incident = await uow.incidents.get(ctx.default_incident)
+            if incident is None:
+                return _error(await self._unknown_incident(uow, ctx.default_incident))
+            concerned_incident.set(incident.number)
+            incident.capture_message(by=ctx.actor.name, text=text, now=self._clock.now(), message_ref=message_id)
+            await uow.incidents.save(incident)
+            room = self._room_of(incident)
+            own_chat = room is not None and (room.platform, room.channel) == (ctx.room.platform, ctx.room.channel)
+            await self._queue(uow, incident, Message(text=f"💬 {ctx.actor.name} (WhatsApp): {text}",
+                                                     incident_key=incident.key, kind="info"), to_room=not own_chat)
+            await uow.commit()
+        await self._deliver()
+        return None
+
+    async def send_direct(self, *, room: Room, message: Message, dedupe_key: str | None = None) -> None:
+        """A message to one person's chat (a reply to a phone, which has no other way to answer)."""
+        async with self._uow() as uow:
+            await uow.outbox.enqueue(Outbound(platform=room.platform, operation="post", message=message,
+                                              dedupe_key=dedupe_key or uuid.uuid4().hex, room=room),
+                                     self._clock.now())
+            await uow.commit()
+        await self._deliver()
+
     # -- customer briefs ------------------------------------------------------------------------------
 
     async def _affects(self, ctx: Context, command: cmd.LinkTenants) -> Reply | None:
@@ -425,6 +529,11 @@ class IncidentService:
     async def customer_event(self, event: CustomerMessageReceived | CustomerMessageStatus) -> None:
         """A WhatsApp webhook event: a customer's message (window, STOP/START, reply into the thread) or a
         delivery status of a brief. Each event is processed once, however often WhatsApp retries it."""
+        if isinstance(event, CustomerMessageReceived):
+            operator = await self.operators.operator(event.phone)
+            if operator is not None:  # an operator's phone is a chat room, not a customer
+                await self.operators.handle(operator, event)
+                return
         key = (f"wa:{event.message_id}" if isinstance(event, CustomerMessageReceived)
                else f"wa-status:{event.message_id}:{event.status}")
         async with self._uow() as uow:
@@ -442,7 +551,7 @@ class IncidentService:
         await self._deliver()
 
     def _confirmation(self, incident: Incident, ctx: Context, announce: Message) -> Reply | None:
-        if self._room_of(incident) == ctx.room:
+        if self._is_home(incident, ctx):
             return None
         return _info(f"Done — posted in {incident.key}'s thread: {announce.text}")
 
@@ -459,6 +568,14 @@ class IncidentService:
 
     async def _help(self, ctx: Context, command: cmd.Help) -> Reply:
         return _info(cmd.help_text(command.topic))
+
+    async def _stats(self, ctx: Context, command: cmd.Stats) -> Reply:
+        now = self._clock.now()
+        since = now - command.period
+        async with self._uow() as uow:
+            incidents = await uow.reports.declared_since(since)
+        report = compute_stats(incidents, self.ladder, now=now, since=since)
+        return Reply(render_stats(report, self._tz, period=command.period))
 
     async def _playbook(self, ctx: Context, command: cmd.ShowPlaybook) -> Reply | None:
         async with self._uow() as uow:
@@ -477,7 +594,7 @@ class IncidentService:
             await self._queue(uow, incident, render.playbook_message(scenario))
             await uow.commit()
         await self._deliver()
-        return None if self._room_of(incident) == ctx.room else _info(f"Posted {scenario.name} in {incident.key}'s thread.")
+        return None if self._is_home(incident, ctx) else _info(f"Posted {scenario.name} in {incident.key}'s thread.")
 
     async def _postmortem(self, ctx: Context, command: cmd.CompilePostmortem) -> Reply | None:
         async with self._uow() as uow:
@@ -580,12 +697,17 @@ class IncidentService:
 
     async def _incident_for(self, uow: UnitOfWork, ctx: Context, command: cmd.Command,
                             required: bool = True) -> Incident:
-        if command.incident is not None:
-            incident = await uow.incidents.get(command.incident)
+        number = command.incident
+        incident = None
+        if number is None:
+            incident = await uow.incidents.get_by_room(ctx.room)
+            number = ctx.default_incident if incident is None else None
+        if number is not None:
+            incident = await uow.incidents.get(number)
             if incident is None:
-                raise DomainError(await self._unknown_incident(uow, command.incident))
-            return incident
-        incident = await uow.incidents.get_by_room(ctx.room)
+                raise DomainError(await self._unknown_incident(uow, number))
+        if incident is not None:
+            concerned_incident.set(incident.number)
         if incident is None and required:
             name = getattr(command, "name", "command")
             usage = cmd.USAGE.get(_COMMAND_WORDS.get(type(command), ""), "")
@@ -597,18 +719,42 @@ class IncidentService:
         open_keys = [i.key for i in await uow.incidents.list(open_only=True)]
         return f"Unknown incident INC-{number}. Open incidents: {', '.join(open_keys) or 'none'}."
 
+    def _is_home(self, incident: Incident, ctx: Context) -> bool:
+        """Was the command given where its announcement goes anyway? Then no separate confirmation. On a
+        platform without threads (WhatsApp) the incident's room is the person's own chat."""
+        room = self._room_of(incident)
+        if room == ctx.room:
+            return True
+        chat = self._chat.get(ctx.room.platform)
+        return (room is not None and chat is not None and not chat.capabilities.threads
+                and (room.platform, room.channel) == (ctx.room.platform, ctx.room.channel))
+
     def _room_of(self, incident: Incident) -> Room | None:
         if incident.platform is None or incident.channel is None:
             return None
         return Room(incident.platform, incident.channel, incident.thread)
 
     async def _queue(self, uow: UnitOfWork, incident: Incident, message: Message, *, operation: str = "post",
-                     room: Room | None = None, platform: str | None = None, dedupe_key: str | None = None) -> None:
-        """Write a message to the outbox in this unit of work's transaction; `_deliver` sends it after commit."""
-        outbound = Outbound(platform=platform or incident.platform or "", operation=operation,  # type: ignore[arg-type]
-                            message=message, dedupe_key=dedupe_key or uuid.uuid4().hex,
-                            incident_number=incident.number, room=room)
-        await uow.outbox.enqueue(outbound, self._clock.now())
+                     room: Room | None = None, platform: str | None = None, dedupe_key: str | None = None,
+                     to_room: bool = True) -> None:
+        """Write a message to the outbox in this unit of work's transaction (for the incident's room unless
+        `to_room` is False, and a copy for each follower); `_deliver` sends them after commit."""
+        key = dedupe_key or uuid.uuid4().hex
+        if to_room:
+            outbound = Outbound(platform=platform or incident.platform or "", operation=operation,  # type: ignore[arg-type]
+                                message=message, dedupe_key=key, incident_number=incident.number, room=room)
+            await uow.outbox.enqueue(outbound, self._clock.now())
+        if operation == "update_card":
+            return  # followers get the news itself, not a fresh card on every change
+        own = (incident.platform, incident.channel)
+        for follower_platform, address in await uow.operators.followers(incident.number):
+            if (follower_platform, address) in (own, _originator.get()):
+                continue
+            await uow.outbox.enqueue(Outbound(
+                platform=follower_platform, operation="post",
+                message=message if message.incident_key else replace(message, incident_key=incident.key),
+                dedupe_key=f"{key}>{follower_platform}:{address}", room=Room(follower_platform, address)),
+                self._clock.now())
 
     async def _queue_card(self, uow: UnitOfWork, incident: Incident) -> None:
         level = self.ladder.level(incident.severity)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from datetime import time
 from pathlib import Path
 from typing import Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
@@ -28,8 +29,21 @@ class Settings(BaseSettings):
     incident_mode: Literal["thread", "channel"] = Field("thread", alias="WARROOM_INCIDENT_MODE")
     log_level: str = Field("INFO", alias="WARROOM_LOG_LEVEL")
 
+    # WhatsApp numbers that may run incidents from their phone: "alice=+254700000001,+254700000002".
+    whatsapp_operators: str = Field("", alias="WARROOM_WHATSAPP_OPERATORS")
+
     http_host: str = Field("127.0.0.1", alias="WARROOM_HTTP_HOST")
     http_port: int = Field(3000, alias="WARROOM_HTTP_PORT")
+
+    # Operations (issue 8): alert intake, the deploy-freeze API, /metrics, the daily digest.
+    alert_token: SecretStr | None = Field(None, alias="WARROOM_ALERT_TOKEN")
+    freeze_token: SecretStr | None = Field(None, alias="WARROOM_FREEZE_TOKEN")
+    metrics_token: SecretStr | None = Field(None, alias="WARROOM_METRICS_TOKEN")
+    alert_rules: str = Field("default", alias="WARROOM_ALERT_RULES")
+    alert_platform: str | None = Field(None, alias="WARROOM_ALERT_PLATFORM")
+    alert_channel: str | None = Field(None, alias="WARROOM_ALERT_CHANNEL")
+    digest_time: str = Field("07:00", alias="WARROOM_DIGEST_TIME")
+    digest_timezone: str = Field("Africa/Nairobi", alias="WARROOM_DIGEST_TIMEZONE")
 
     slack_bot_token: SecretStr | None = Field(None, alias="SLACK_BOT_TOKEN")
     slack_signing_secret: SecretStr | None = Field(None, alias="SLACK_SIGNING_SECRET")
@@ -37,7 +51,25 @@ class Settings(BaseSettings):
     slack_incidents_channel: str | None = Field(None, alias="SLACK_INCIDENTS_CHANNEL")
     slack_api_url: str = Field("https://slack.com/api/", alias="SLACK_API_URL")
 
-    @field_validator("timezone")
+    @field_validator("alert_token", "freeze_token", "metrics_token", "alert_platform", "alert_channel", mode="before")
+    @classmethod
+    def _empty_is_unset(cls, value: object) -> object:
+        return None if isinstance(value, str) and not value.strip() else value
+
+    @field_validator("digest_time")
+    @classmethod
+    def _digest_time(cls, value: str) -> str:
+        value = value.strip().lower()
+        if value in ("off", "none", "disabled"):
+            return "off"
+        try:
+            hours, minutes = value.split(":")
+            clock = time(int(hours), int(minutes))
+        except ValueError:
+            raise ValueError(f"expected HH:MM on a 24-hour clock (e.g. 07:00) or off, got {value!r}") from None
+        return f"{clock:%H:%M}"
+
+    @field_validator("timezone", "digest_timezone")
     @classmethod
     def _known_timezone(cls, value: str) -> str:
         try:
@@ -49,6 +81,18 @@ class Settings(BaseSettings):
     @property
     def tz(self) -> ZoneInfo:
         return ZoneInfo(self.timezone)
+
+    @property
+    def digest_tz(self) -> ZoneInfo:
+        return ZoneInfo(self.digest_timezone)
+
+    @property
+    def digest_at(self) -> time | None:
+        """When the daily digest posts (local to digest_tz), or None when it is off."""
+        if self.digest_time == "off":
+            return None
+        hours, minutes = self.digest_time.split(":")
+        return time(int(hours), int(minutes))
 
     @property
     def slack_configured(self) -> bool:

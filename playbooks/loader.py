@@ -6,6 +6,7 @@ Layout of a playbook folder (every part optional in a user's folder, which overl
     scenarios/<name>.yaml        one scenario playbook per file
     briefs/<name>.yaml           one customer brief template per file
     postmortem/<name>.md         post-mortem templates ($placeholders, see POSTMORTEM_PLACEHOLDERS)
+    alerts/<name>.yaml           ordered alert rules: label matchers → level and action (WARROOM_ALERT_RULES)
 """
 
 from __future__ import annotations
@@ -18,7 +19,7 @@ from typing import TypeVar
 import yaml
 from pydantic import BaseModel, ValidationError
 
-from playbooks.schema import BriefTemplate, Ladder, Scenario
+from playbooks.schema import AlertRules, BriefTemplate, Ladder, Scenario
 
 BUNDLED = Path(__file__).resolve().parent
 
@@ -43,6 +44,8 @@ class Playbooks:
     scenarios: dict[str, Scenario]
     briefs: dict[str, BriefTemplate] = field(default_factory=dict)
     postmortem_templates: dict[str, str] = field(default_factory=dict)
+    alert_rules: dict[str, AlertRules] = field(default_factory=dict)
+    sources: dict[str, Path] = field(default_factory=dict)  # "alerts/<name>" → the file it came from
 
     def ladder(self, name: str) -> Ladder:
         try:
@@ -59,6 +62,21 @@ class Playbooks:
             raise PlaybookError(
                 f"Unknown post-mortem template {name!r}; available: {', '.join(sorted(self.postmortem_templates))}"
             ) from None
+
+    def alert_rules_for(self, name: str, ladder: Ladder) -> AlertRules:
+        """The alert rules named `name`, checked against the configured ladder: every rule's level must exist."""
+        try:
+            rules = self.alert_rules[name]
+        except KeyError:
+            raise PlaybookError(
+                f"Unknown alert rules {name!r}; available: {', '.join(sorted(self.alert_rules)) or 'none'}"
+            ) from None
+        try:
+            rules.check_ladder(ladder)
+        except ValueError as exc:
+            where = self.sources.get(f"alerts/{name}", Path(f"alerts/{name}.yaml"))
+            raise PlaybookError(f"{where}: {exc}") from None
+        return rules
 
 
 def _describe(error: ValidationError) -> str:
@@ -112,11 +130,15 @@ def _load_folder(root: Path, into: Playbooks) -> None:
         into.briefs[brief.name] = brief
     for path in sorted((root / "postmortem").glob("*.md")):
         into.postmortem_templates[path.stem] = _load_template(path)
+    for path in sorted((root / "alerts").glob("*.yaml")):
+        rules = _load_yaml_model(path, AlertRules)
+        into.alert_rules[rules.name] = rules
+        into.sources[f"alerts/{rules.name}"] = path
 
 
 def load_playbooks(extra: Path | None = None) -> Playbooks:
     """The bundled playbooks, overlaid by the files in `extra` (same name replaces), all validated."""
-    playbooks = Playbooks(ladders={}, scenarios={}, briefs={}, postmortem_templates={})
+    playbooks = Playbooks(ladders={}, scenarios={}, briefs={}, postmortem_templates={}, alert_rules={}, sources={})
     _load_folder(BUNDLED, playbooks)
     if extra is not None:
         if not extra.is_dir():

@@ -7,6 +7,8 @@ runbook fails at start-up with the file, the field and what is allowed, not at 3
 from __future__ import annotations
 
 import re
+from collections.abc import Mapping
+from dataclasses import dataclass
 from datetime import timedelta
 from typing import Annotated, Literal
 
@@ -108,7 +110,7 @@ class Scenario(_Strict):
 
 class BriefTemplate(_Strict):
     name: Slug
-    kind: Literal["investigating", "update", "resolved"]
+    kind: Literal["investigating", "update", "resolved", "operator"]
     language: Annotated[str, Field(pattern=r"^[a-z]{2}(_[A-Z]{2})?$")] = "en"
     whatsapp_template: Annotated[str, Field(pattern=r"^[a-z0-9_]{1,512}$")]
     parameters: tuple[Annotated[str, Field(pattern=r"^[a-z_]+$")], ...] = ()
@@ -141,3 +143,184 @@ class BriefTemplate(_Strict):
                 f"parameters are: {', '.join(self.parameters) or '(none)'}"
             )
         return self
+
+
+# -- alert rules ---------------------------------------------------------------------------------------
+
+_LABEL_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
+_LEVEL_NAME = re.compile(r"^[A-Za-z0-9]{1,8}$")
+_LADDER_KEY = re.compile(r"^(\*|[A-Za-z0-9-]{1,20})$")
+
+LevelRef = int | str  # a rank (1 = the ladder's most severe level) or a level name
+
+
+@dataclass(frozen=True)
+class LabelMatcher:
+    """One label condition: `value` (equal), `~regex` (full match), `!value` (not equal), `!~regex` (no match).
+    A missing label counts as the empty string, as in Alertmanager."""
+
+    label: str
+    op: Literal["=", "!=", "=~", "!~"]
+    value: str
+
+    @classmethod
+    def parse(cls, label: str, spec: str) -> "LabelMatcher":
+        op: Literal["=", "!=", "=~", "!~"] = "="
+        if spec.startswith("!~"):
+            op, spec = "!~", spec[2:]
+        elif spec.startswith("~"):
+            op, spec = "=~", spec[1:]
+        elif spec.startswith("!"):
+            op, spec = "!=", spec[1:]
+        if op in ("=~", "!~"):
+            spec = spec.strip()
+            if len(spec) >= 2 and spec[0] == spec[-1] and spec[0] in "\"'":
+                spec = spec[1:-1]  # ~"Postgres.*" reads like PromQL
+            try:
+                re.compile(spec)
+            except re.error as exc:
+                raise ValueError(f"label {label!r}: {spec!r} is not a valid regular expression ({exc})") from None
+        return cls(label=label, op=op, value=spec)
+
+    def matches(self, labels: Mapping[str, str]) -> bool:
+        actual = labels.get(self.label, "")
+        if self.op == "=":
+            return actual == self.value
+        if self.op == "!=":
+            return actual != self.value
+        found = re.fullmatch(self.value, actual) is not None
+        return found if self.op == "=~" else not found
+
+
+def _level_ref(value: object) -> object:
+    if isinstance(value, bool):
+        raise ValueError("level must be a rank (1 = most severe), a level name, or a map of ladder → level")
+    if isinstance(value, int):
+        if value < 1:
+            raise ValueError(f"level rank must be 1 or more (1 = the ladder's most severe level), got {value}")
+        return value
+    if isinstance(value, str):
+        if not _LEVEL_NAME.match(value.strip()):
+            raise ValueError(f"level {value!r} is not a level name (letters and digits, e.g. P1) or a rank like 1")
+        return value.strip()
+    raise ValueError("level must be a rank (1 = most severe), a level name, or a map of ladder → level")
+
+
+class AlertRule(_Strict):
+    """Alerts whose labels match every matcher get this rule's level and action (the first matching rule wins)."""
+
+    name: Slug
+    match: dict[str, str] = Field(default_factory=dict)
+    level: LevelRef | dict[str, LevelRef] | None = None
+    action: Literal["declare", "propose", "ignore"] = "declare"
+    auto_resolve: bool = False
+    title: Annotated[str, Field(min_length=1, max_length=300)] | None = None
+
+    @field_validator("match", mode="before")
+    @classmethod
+    def _match_is_a_mapping(cls, value: object) -> object:
+        if value is None:
+            return {}
+        if not isinstance(value, dict):
+            raise ValueError("match must be a mapping of label: value (value, ~regex, !value or !~regex)")
+        out = {}
+        for label, spec in value.items():
+            if not isinstance(label, str) or not _LABEL_NAME.match(label):
+                raise ValueError(f"label name {label!r} is not valid (letters, digits, _; not starting with a digit)")
+            if isinstance(spec, bool) or spec is None or not isinstance(spec, (str, int, float)):
+                raise ValueError(f"label {label!r}: expected a string (value, ~regex, !value or !~regex), got {spec!r}")
+            out[label] = str(spec)
+        return out
+
+    @field_validator("level", mode="before")
+    @classmethod
+    def _level_shape(cls, value: object) -> object:
+        if value is None:
+            return None
+        if isinstance(value, dict):
+            if not value:
+                raise ValueError("a level map needs at least one entry, e.g. {P0-P3: P1, '*': 1}")
+            for ladder in value:
+                if not isinstance(ladder, str) or not _LADDER_KEY.match(ladder):
+                    raise ValueError(f"level map keys are ladder names or '*', got {ladder!r}")
+            return {ladder: _level_ref(ref) for ladder, ref in value.items()}
+        return _level_ref(value)
+
+    @model_validator(mode="after")
+    def _consistent(self) -> "AlertRule":
+        for label, spec in self.match.items():
+            LabelMatcher.parse(label, spec)  # regexes compile
+        if self.action != "ignore" and self.level is None:
+            raise ValueError(f"rule {self.name!r}: level is required for action {self.action} "
+                             "(a rank like 1 = most severe, a level name like P1, or a map of ladder → level)")
+        if self.title is not None:
+            import string
+
+            try:
+                fields = [f for _, f, _, _ in string.Formatter().parse(self.title) if f is not None]
+            except ValueError as exc:
+                raise ValueError(f"title is not a valid template ({exc}); write {{{{ and }}}} for literal braces") from None
+            bad = sorted({f for f in fields if not _LABEL_NAME.match(f)})
+            if bad:
+                raise ValueError(f"title placeholders must be label or annotation names like {{alertname}}, "
+                                 f"got {', '.join('{' + b + '}' for b in bad)}")
+        return self
+
+    @property
+    def matchers(self) -> tuple[LabelMatcher, ...]:
+        return tuple(LabelMatcher.parse(label, spec) for label, spec in self.match.items())
+
+    def matches(self, labels: Mapping[str, str]) -> bool:
+        return all(matcher.matches(labels) for matcher in self.matchers)
+
+    def level_for(self, ladder: Ladder) -> SeverityLevel | None:
+        """This rule's level in `ladder`; raises ValueError saying what the ladder allows."""
+        ref = self.level
+        if ref is None:
+            return None
+        if isinstance(ref, dict):
+            if ladder.name in ref:
+                ref = ref[ladder.name]
+            elif "*" in ref:
+                ref = ref["*"]
+            else:
+                raise ValueError(f"no level for ladder {ladder.name} (the map has {', '.join(ref)}); "
+                                 f"add '{ladder.name}: <level>' or '\"*\": <rank>'")
+        ranks = ", ".join(f"{rank}={level.name}" for rank, level in enumerate(ladder.levels, start=1))
+        if isinstance(ref, int):
+            if ref > len(ladder.levels):
+                raise ValueError(f"level rank {ref} does not exist in ladder {ladder.name} "
+                                 f"({len(ladder.levels)} levels: {ranks})")
+            return ladder.levels[ref - 1]
+        level = ladder.level(ref)
+        if level is None:
+            raise ValueError(f"level {ref!r} is not in ladder {ladder.name}; allowed: "
+                             f"{', '.join(ladder.level_names)} or a rank ({ranks})")
+        return level
+
+
+class AlertRules(_Strict):
+    """An ordered list of alert rules (playbooks/alerts/<name>.yaml); WARROOM_ALERT_RULES picks one by name."""
+
+    name: Slug
+    description: NonEmptyText
+    rules: tuple[AlertRule, ...] = Field(min_length=1)
+
+    @model_validator(mode="after")
+    def _unique_names(self) -> "AlertRules":
+        names = [rule.name for rule in self.rules]
+        duplicates = sorted({n for n in names if names.count(n) > 1})
+        if duplicates:
+            raise ValueError(f"rule names must be unique, repeated: {', '.join(duplicates)}")
+        return self
+
+    def first_match(self, labels: Mapping[str, str]) -> AlertRule | None:
+        return next((rule for rule in self.rules if rule.matches(labels)), None)
+
+    def check_ladder(self, ladder: Ladder) -> None:
+        """Raise ValueError naming the rule's field when a level does not exist in `ladder`."""
+        for index, rule in enumerate(self.rules):
+            try:
+                rule.level_for(ladder)
+            except ValueError as exc:
+                raise ValueError(f"field 'rules.{index}.level' (rule {rule.name!r}): {exc}") from None

@@ -20,7 +20,7 @@ def alembic_config(url: str | None = None) -> Config:
     return config
 
 
-async def upgrade(engine: AsyncEngine, revision: str = "head") -> None:
+async def upgrade(engine: AsyncEngine, revision: str = "heads") -> None:
     """Migrate the database behind `engine` to `revision` inside one connection."""
 
     def _upgrade(connection) -> None:  # noqa: ANN001 - sync Connection

@@ -19,16 +19,19 @@ from sqlmodel import select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from bot.briefs import Brief, Contact, Recipient
+from bot.operators import Operator
 from bot.domain import ActionItem, ChecklistItem, EventKind, Incident, Role, Status, TimelineEvent
 from bot.outbox import message_from_json, message_to_json
-from bot.ports import DueReminder, Outbound, OutboxItem, ReminderPlan, Room
-from storage.tables import (ActionRow, BriefRecipientRow, BriefRow, ContactRow, CounterRow, DeliveryRow,
-                            IncidentRow, IncidentTenantRow, OutboxRow, ReminderRow, TimelineRow)
+from bot.ports import (AlertGroupRecord, AlertRecord, ConcurrentChange, DueReminder, FreezeEntry, MetricsSnapshot,
+                       Outbound, OutboxItem, ReminderPlan, Room)
+from storage.tables import (ActionRow, AlertGroupRow, AlertRow, BriefRecipientRow, BriefRow, ContactRow, CounterRow,
+                            DeliveryRow, FollowerRow, IncidentRow, IncidentTenantRow, OperatorRow, OutboxRow,
+                            ReminderRow, ScheduleRow, TimelineRow)
 
 _INCIDENT_COUNTER = "incident"
 _SCALARS = (
     "title", "severity", "impact", "reporter", "declared_at", "acknowledged_at", "acknowledged_by", "mitigated_at",
-    "resolved_at", "closed_at", "summary", "frozen", "suggested_playbook", "last_update_at", "last_nudge_at",
+    "resolved_at", "closed_at", "summary", "frozen", "frozen_at", "suggested_playbook", "last_update_at", "last_nudge_at",
     "snoozed_until", "escalations_sent", "resolution_escalated", "postmortem_at", "postmortem_reminded_at",
     "customer_update_due_at", "platform", "channel", "thread", "card_message",
 )
@@ -159,6 +162,10 @@ class SqlIncidentRepository:
         query = select(IncidentRow).order_by(IncidentRow.number)
         if open_only:
             query = query.where(IncidentRow.status.in_([s.value for s in Status if s.is_open]))  # type: ignore[attr-defined]
+        return await self.load_many(query)
+
+    async def load_many(self, query: Any) -> list[Incident]:
+        """Incidents for a select of IncidentRow, with their action items and tenants in two more queries."""
         rows = (await self._session.exec(query)).all()
         numbers = [row.number for row in rows]
         actions: dict[int, list[ActionRow]] = {n: [] for n in numbers}
@@ -531,6 +538,211 @@ class SqlCustomerRepository:
         return row
 
 
+class SqlOperatorRepository:
+    """Operators (allow-listed WhatsApp numbers) and incident followers."""
+
+    def __init__(self, session: AsyncSession) -> None:
+        self._session = session
+
+    async def add(self, *, phone: str, name: str, now: datetime) -> bool:
+        if await self._session.get(OperatorRow, phone) is not None:
+            return False
+        self._session.add(OperatorRow(phone=phone, name=name, added_at=now))
+        await self._session.flush()
+        return True
+
+    async def remove(self, phone: str) -> bool:
+        result = await self._session.exec(sa.delete(OperatorRow).where(OperatorRow.phone == phone))
+        return result.rowcount > 0
+
+    async def get(self, phone: str) -> Operator | None:
+        row = await self._session.get(OperatorRow, phone)
+        return Operator(phone=row.phone, name=row.name, current_incident=row.current_incident) if row else None
+
+    async def all(self) -> list[Operator]:
+        rows = (await self._session.exec(select(OperatorRow).order_by(OperatorRow.name))).all()
+        return [Operator(phone=r.phone, name=r.name, current_incident=r.current_incident) for r in rows]
+
+    async def set_current(self, phone: str, number: int) -> None:
+        await self._session.exec(sa.update(OperatorRow).where(OperatorRow.phone == phone)
+                                 .values(current_incident=number))
+
+    async def follow(self, *, number: int, platform: str, address: str, now: datetime) -> bool:
+        key = (number, platform, address)
+        if await self._session.get(FollowerRow, key) is not None:
+            return False
+        self._session.add(FollowerRow(incident_number=number, platform=platform, address=address, since=now))
+        await self._session.flush()
+        return True
+
+    async def unfollow(self, *, number: int, platform: str, address: str) -> bool:
+        result = await self._session.exec(sa.delete(FollowerRow).where(
+            FollowerRow.incident_number == number, FollowerRow.platform == platform, FollowerRow.address == address))
+        return result.rowcount > 0
+
+    async def followers(self, number: int) -> list[tuple[str, str]]:
+        rows = (await self._session.exec(select(FollowerRow.platform, FollowerRow.address).where(
+            FollowerRow.incident_number == number).order_by(FollowerRow.since))).all()
+        return [(platform, address) for platform, address in rows]
+
+
+def _group(row: AlertGroupRow) -> AlertGroupRecord:
+    return AlertGroupRecord(id=row.id, key=row.key, source=row.source, state=row.state, status=row.status,  # type: ignore[arg-type]
+                            title=row.title, incident_number=row.incident_number, rule=row.rule,
+                            severity=row.severity, auto_resolve=row.auto_resolve, labels=dict(row.labels or {}),
+                            proposed_at=row.proposed_at, updated_at=row.updated_at)
+
+
+class SqlAlertRepository:
+    """Alert groups and their alerts. The unique group key and the compare-and-set on its incident make two
+    concurrent deliveries of one alert declare once: the loser's transaction gets ConcurrentChange and retries."""
+
+    def __init__(self, session: AsyncSession) -> None:
+        self._session = session
+
+    async def group(self, key: str) -> AlertGroupRecord | None:
+        row = (await self._session.exec(select(AlertGroupRow).where(AlertGroupRow.key == key))).first()
+        return _group(row) if row else None
+
+    async def group_by_id(self, group_id: int) -> AlertGroupRecord | None:
+        row = await self._session.get(AlertGroupRow, group_id)
+        return _group(row) if row else None
+
+    async def add_group(self, *, key: str, source: str, state: str, status: str, title: str,
+                        incident_number: int | None, rule: str | None, severity: str | None, auto_resolve: bool,
+                        labels: dict, now: datetime) -> AlertGroupRecord:
+        row = AlertGroupRow(key=key, source=source, state=state, status=status, title=title,
+                            incident_number=incident_number, rule=rule, severity=severity, auto_resolve=auto_resolve,
+                            labels=labels, created_at=now, updated_at=now,
+                            proposed_at=now if state == "proposed" else None)
+        try:
+            async with self._session.begin_nested():
+                self._session.add(row)
+                await self._session.flush()
+        except IntegrityError:
+            raise ConcurrentChange(f"alert group {key!r} was added by another request") from None
+        return _group(row)
+
+    async def update_group(self, group_id: int, *, expected_incident: int | None, now: datetime,
+                           **values: object) -> None:
+        incident_is = (AlertGroupRow.incident_number.is_(None) if expected_incident is None  # type: ignore[union-attr]
+                       else AlertGroupRow.incident_number == expected_incident)
+        result = await self._session.exec(sa.update(AlertGroupRow).where(AlertGroupRow.id == group_id, incident_is)
+                                          .values(updated_at=now, **values))
+        if result.rowcount != 1:
+            raise ConcurrentChange(f"alert group {group_id} changed under this request")
+
+    async def alerts(self, group_id: int) -> dict[str, AlertRecord]:
+        rows = (await self._session.exec(select(AlertRow).where(AlertRow.group_id == group_id))).all()
+        return {row.fingerprint: AlertRecord(fingerprint=row.fingerprint, status=row.status, title=row.title,
+                                             first_seen_at=row.first_seen_at, last_seen_at=row.last_seen_at,
+                                             notifications=row.notifications) for row in rows}
+
+    async def record_alert(self, group_id: int, *, fingerprint: str, status: str, title: str, labels: dict,
+                           now: datetime) -> None:
+        row = (await self._session.exec(select(AlertRow).where(AlertRow.group_id == group_id,
+                                                               AlertRow.fingerprint == fingerprint))).first()
+        if row is None:
+            row = AlertRow(group_id=group_id, fingerprint=fingerprint, status=status, title=title, labels=labels,
+                           first_seen_at=now, last_seen_at=now, notifications=1)
+        else:
+            row.status, row.title, row.labels, row.last_seen_at = status, title, labels, now
+            row.notifications += 1
+        self._session.add(row)
+        await self._session.flush()
+
+    async def forget_alerts(self, group_id: int) -> None:
+        await self._session.exec(sa.delete(AlertRow).where(AlertRow.group_id == group_id))
+
+
+class SqlScheduleRepository:
+    def __init__(self, session: AsyncSession) -> None:
+        self._session = session
+
+    async def due_at(self, name: str) -> datetime | None:
+        row = await self._session.get(ScheduleRow, name)
+        return row.due_at if row else None
+
+    async def create(self, name: str, *, due_at: datetime) -> bool:
+        try:
+            async with self._session.begin_nested():
+                self._session.add(ScheduleRow(name=name, due_at=due_at))
+                await self._session.flush()
+        except IntegrityError:
+            return False
+        return True
+
+    async def move(self, name: str, *, seen_due: datetime, next_due: datetime, ran_at: datetime | None) -> bool:
+        values: dict[str, Any] = {"due_at": next_due}
+        if ran_at is not None:
+            values["last_run_at"] = ran_at
+        # The conditional UPDATE is the claim: on PostgreSQL a second replica blocks on the row and then finds
+        # due_at changed; on SQLite the write lock (BEGIN IMMEDIATE) serialises the two.
+        result = await self._session.exec(sa.update(ScheduleRow).where(ScheduleRow.name == name,
+                                                                       ScheduleRow.due_at == seen_due)
+                                          .values(**values))
+        return result.rowcount == 1
+
+
+_OPEN = [s.value for s in Status if s.is_open]
+
+
+class SqlReportRepository:
+    def __init__(self, session: AsyncSession, incidents: SqlIncidentRepository) -> None:
+        self._session = session
+        self._incidents = incidents
+
+    async def declared_since(self, since: datetime) -> list[Incident]:
+        return await self._incidents.load_many(
+            select(IncidentRow).where(IncidentRow.declared_at >= since).order_by(IncidentRow.number))
+
+    async def for_digest(self, *, since: datetime, postmortem_severities: Sequence[str]) -> list[Incident]:
+        dated_actions = sa.exists().where(ActionRow.incident_number == IncidentRow.number, ActionRow.done_at.is_(None),  # type: ignore[union-attr]
+                                          ActionRow.due.is_not(None))  # type: ignore[union-attr]
+        conditions = [
+            IncidentRow.status.in_(_OPEN),  # type: ignore[attr-defined]
+            IncidentRow.declared_at >= since,
+            IncidentRow.resolved_at >= since,  # type: ignore[operator]
+            dated_actions,
+        ]
+        if postmortem_severities:
+            conditions.append(sa.and_(IncidentRow.resolved_at.is_not(None), IncidentRow.postmortem_at.is_(None),  # type: ignore[union-attr]
+                                      IncidentRow.severity.in_(list(postmortem_severities))))  # type: ignore[attr-defined]
+        return await self._incidents.load_many(select(IncidentRow).where(sa.or_(*conditions))
+                                               .order_by(IncidentRow.number))
+
+    async def frozen(self) -> list[FreezeEntry]:
+        rows = (await self._session.exec(
+            select(IncidentRow.number, IncidentRow.title, IncidentRow.severity, IncidentRow.frozen_at,
+                   IncidentRow.declared_at)
+            .where(IncidentRow.frozen == sa.true(), IncidentRow.status.in_(_OPEN))  # type: ignore[attr-defined]
+            .order_by(IncidentRow.number))).all()
+        return [FreezeEntry(incident_number=number, title=title, severity=severity, since=frozen_at or declared_at)
+                for number, title, severity, frozen_at, declared_at in rows]
+
+    async def metrics(self) -> MetricsSnapshot:
+        async def grouped(column: Any, *where: Any) -> dict[str, int]:
+            query = select(column, sa.func.count()).group_by(column)
+            if where:
+                query = query.where(*where)
+            return {key: count for key, count in (await self._session.exec(query)).all()}
+
+        async def count(query: Any) -> int:
+            return int((await self._session.exec(query)).one())
+
+        return MetricsSnapshot(
+            open_by_severity=await grouped(IncidentRow.severity, IncidentRow.status.in_(_OPEN)),  # type: ignore[attr-defined]
+            declared_total=await count(select(sa.func.count()).select_from(IncidentRow)),
+            reminders_fired=await grouped(ReminderRow.kind, ReminderRow.status == "fired"),
+            escalations_total=await count(select(sa.func.count()).select_from(TimelineRow)
+                                          .where(TimelineRow.kind == EventKind.ESCALATION.value)),
+            outbox=await grouped(OutboxRow.status, OutboxRow.status != "delivered"),
+            frozen=await count(select(sa.func.count()).select_from(IncidentRow).where(
+                IncidentRow.frozen == sa.true(), IncidentRow.status.in_(_OPEN))),  # type: ignore[attr-defined]
+            alert_groups=await grouped(AlertGroupRow.state),
+        )
+
+
 class SqlUnitOfWork:
     def __init__(self, sessions: async_sessionmaker[AsyncSession]) -> None:
         self._sessions = sessions
@@ -542,6 +754,10 @@ class SqlUnitOfWork:
         self.deliveries = SqlDeliveryLog(self.session)
         self.outbox = SqlOutboxRepository(self.session)
         self.customers = SqlCustomerRepository(self.session)
+        self.operators = SqlOperatorRepository(self.session)
+        self.alerts = SqlAlertRepository(self.session)
+        self.schedules = SqlScheduleRepository(self.session)
+        self.reports = SqlReportRepository(self.session, self.incidents)
         return self
 
     async def __aexit__(self, *exc: object) -> None:

@@ -50,6 +50,7 @@ class IncidentRow(SQLModel, table=True):
     summary: str | None = None
     roles: dict = Field(default_factory=dict, sa_type=sa.JSON, nullable=False)
     frozen: bool = False
+    frozen_at: datetime | None = _when()  # when the deploy freeze went on
     checklist: list = Field(default_factory=list, sa_type=sa.JSON, nullable=False)
     suggested_playbook: str | None = None
     last_update_at: datetime | None = _when()
@@ -217,3 +218,75 @@ class BriefRecipientRow(SQLModel, table=True):
     via: str | None = Field(default=None, max_length=16)  # template | text
     error: str | None = None
     updated_at: datetime = Field(sa_type=UTCDateTime, nullable=False)
+
+
+class OperatorRow(SQLModel, table=True):
+    """A WhatsApp number allowed to run incidents (an operator), and the incident it is working on."""
+
+    __tablename__ = "operator"
+
+    phone: str = Field(primary_key=True, max_length=20)
+    name: str = Field(max_length=200)
+    added_at: datetime = Field(sa_type=UTCDateTime, nullable=False)
+    current_incident: int | None = Field(default=None, foreign_key="incident.number")
+
+
+class FollowerRow(SQLModel, table=True):
+    """Someone outside an incident's room who gets its messages mirrored (a WhatsApp operator's phone)."""
+
+    __tablename__ = "follower"
+
+    incident_number: int = Field(foreign_key="incident.number", primary_key=True)
+    platform: str = Field(max_length=32, primary_key=True)
+    address: str = Field(max_length=128, primary_key=True)
+    since: datetime = Field(sa_type=UTCDateTime, nullable=False)
+
+
+class AlertGroupRow(SQLModel, table=True):
+    """An alert group (an Alertmanager group, or one generic alert) → the incident it declared or proposed.
+    The unique key is what stops two concurrent deliveries of the same alert from declaring twice."""
+
+    __tablename__ = "alert_group"
+    __table_args__ = (sa.Index("ix_alert_group_incident", "incident_number"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    key: str = Field(max_length=200, unique=True)
+    source: str = Field(max_length=64)
+    state: str = Field(max_length=16)  # proposed | declared | ignored
+    status: str = Field(max_length=16)  # firing | resolved
+    title: str
+    incident_number: int | None = Field(default=None, foreign_key="incident.number")
+    rule: str | None = Field(default=None, max_length=64)
+    severity: str | None = Field(default=None, max_length=16)
+    auto_resolve: bool = False
+    labels: dict = Field(default_factory=dict, sa_type=sa.JSON, nullable=False)
+    created_at: datetime = Field(sa_type=UTCDateTime, nullable=False)
+    updated_at: datetime = Field(sa_type=UTCDateTime, nullable=False)
+    proposed_at: datetime | None = _when()
+
+
+class AlertRow(SQLModel, table=True):
+    """The latest state of one alert (fingerprint) in a group: a repeat of an unchanged alert is not news."""
+
+    __tablename__ = "alert"
+    __table_args__ = (sa.UniqueConstraint("group_id", "fingerprint"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    group_id: int = Field(foreign_key="alert_group.id")
+    fingerprint: str = Field(max_length=200)
+    status: str = Field(max_length=16)  # firing | resolved
+    title: str
+    labels: dict = Field(default_factory=dict, sa_type=sa.JSON, nullable=False)
+    first_seen_at: datetime = Field(sa_type=UTCDateTime, nullable=False)
+    last_seen_at: datetime = Field(sa_type=UTCDateTime, nullable=False)
+    notifications: int = 1
+
+
+class ScheduleRow(SQLModel, table=True):
+    """A recurring job's next due time (the daily digest); moved forward by whoever runs it, once."""
+
+    __tablename__ = "schedule"
+
+    name: str = Field(primary_key=True, max_length=32)
+    due_at: datetime = Field(sa_type=UTCDateTime, nullable=False)
+    last_run_at: datetime | None = _when()

@@ -180,7 +180,7 @@ async def test_brief_errors_are_clear(desk):
     assert unknown.message.text == ("Unknown tenant initech. Known tenants: acme, globex "
                                     "(add contacts with `warroom contacts add`).")
     bad_template = await desk.run("brief acme nope", room=thread)
-    assert bad_template.message.text == "No brief template 'nope'. Templates: investigating, resolved, update."
+    assert bad_template.message.text == "No brief template 'nope'. Templates: investigating, operator-update, resolved, update."
     missing = await desk.run("brief send 9", room=thread)
     assert missing.message.text == "No brief #9; prepare one with /incident brief <tenant>."
     await desk.ok("affects acme", room=thread)

@@ -199,7 +199,7 @@ def test_keywords_pick_the_right_scenario(bundled, title, expected):
 
 
 def test_briefs_exist_for_each_kind(bundled):
-    assert {brief.kind for brief in bundled.briefs.values()} == {"investigating", "update", "resolved"}
+    assert {brief.kind for brief in bundled.briefs.values()} == {"investigating", "update", "resolved", "operator"}
     assert bundled.briefs["investigating"].whatsapp_template == "incident_investigating"
     assert bundled.briefs["investigating"].parameters == ("area", "eta_minutes")
     assert bundled.briefs["update"].parameters == ("area", "update", "eta_minutes")

@@ -779,6 +779,10 @@ ERRORS: list[tuple[str, str]] = [
     ("reopen now", "reopen"),
     ("postmortem pdf", "postmortem"),
     ("affects", "affects"),
+    ("follow now", "follow"),
+    ("unfollow INC-2 please", "unfollow"),
+    ("use", "use"),
+    ("use x", "use"),
     ("affects ACME!", "affects"),
     ("brief", "brief"),
     ("brief acme eta=0", "brief"),
@@ -788,6 +792,10 @@ ERRORS: list[tuple[str, str]] = [
     ("brief acme when=now", "brief"),
     ("pm pdf", "postmortem"),
     ("list all", "list"),
+    ("stats soon", "stats"),
+    ("stats 0d", "stats"),
+    ("stats 400d", "stats"),
+    ("stats 30d extra", "stats"),
     ("ls all", "list"),
     ("show seven", "show"),
     ("help nonsense", "help"),
@@ -817,7 +825,8 @@ HAPPY: dict[str, str] = {
     "role": "role ic @a", "note": 'note "x"', "check": "check 1", "snooze": "snooze 30m", "playbook": "playbook",
     "freeze": "freeze on", "action": 'action "x"', "mitigate": "mitigate", "resolve": "resolve", "close": "close",
     "reopen": "reopen", "postmortem": "postmortem", "list": "list", "show": "show", "help": "help",
-    "affects": "affects acme", "brief": "brief all-affected",
+    "affects": "affects acme", "brief": "brief all-affected", "stats": "stats 7d",
+    "follow": "follow INC-3", "unfollow": "unfollow", "use": "use INC-9",
 }
 
 
@@ -976,3 +985,14 @@ def test_parse_never_raises_on_arbitrary_text(text: str) -> None:
 @example("action done ①")
 def test_parse_never_raises_on_plausible_command_lines(text: str) -> None:
     assert_parse_contract(text)
+
+
+# ------------------------------------------------------------------------------------------------------- stats
+
+
+@pytest.mark.parametrize(("text", "hours"), [("stats", 720), ("stats 30d", 720), ("stats 7d", 168), ("stats 4w", 672),
+                                             ("stats 24h", 24), ("stats 365d", 8760), ("stats 7 d", 168)])
+def test_stats_takes_an_optional_period_defaulting_to_30_days(text: str, hours: int) -> None:
+    from bot.commands import Stats
+
+    assert ok(text, Stats).period == timedelta(hours=hours)

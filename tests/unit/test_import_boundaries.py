@@ -20,7 +20,7 @@ ADAPTERS = ROOT / "adapters"
 
 FORBIDDEN_IN_BOT = frozenset({
     "slack_bolt", "slack_sdk", "discord", "httpx", "aiohttp", "sqlmodel", "sqlalchemy", "asyncpg", "aiosqlite",
-    "starlette", "uvicorn", "adapters", "storage",
+    "starlette", "uvicorn", "adapters", "storage", "prometheus_client",
 })
 COMPOSITION_ROOTS = frozenset({"bootstrap.py", "cli.py"})
 PERSISTENCE = frozenset({"sqlmodel", "sqlalchemy", "storage", "asyncpg", "aiosqlite", "alembic"})
