@@ -40,6 +40,7 @@ concerned_incident: ContextVar[int | None] = ContextVar("concerned_incident", de
 _originator: ContextVar[tuple[str, str] | None] = ContextVar("originator", default=None)
 
 FIRST_MINUTES = "first minutes"
+WINDOW_CLOSED = 131047  # WhatsApp: free text outside the 24-hour window
 TRIAGE = "triage"
 REMINDER_BATCH = 500
 
@@ -543,12 +544,30 @@ class IncidentService:
                 incident, message = await self.briefs.received(uow, event)
             else:
                 incident, message = await self.briefs.status(uow, event)
+                if incident is None and event.status == "failed" and event.error_code == WINDOW_CLOSED:
+                    await self._resend_as_template(uow, event)
             if incident is not None:
                 await uow.incidents.save(incident)
                 if message is not None:
                     await self._queue(uow, incident, message)
             await uow.commit()
         await self._deliver()
+
+    async def _resend_as_template(self, uow: UnitOfWork, event: CustomerMessageStatus) -> None:
+        """Meta often refuses free text outside the 24-hour window only later, in a `failed` status: a message
+        to an operator's phone then goes again as the approved operator template."""
+        sent = await uow.outbox.find_sent(platform="whatsapp", platform_message_id=event.message_id)
+        template = next((t for t in self._playbooks.briefs.values() if t.kind == "operator"), None)
+        if sent is None or sent.room is None or template is None:
+            return
+        key = sent.message.incident_key or sent.room.thread or "warroom"
+        text = " ".join((sent.message.title or "", sent.message.text)).strip() or key
+        await uow.outbox.enqueue(Outbound(
+            platform="whatsapp", operation="customer_message", message=sent.message,
+            dedupe_key=f"{sent.dedupe_key}>template", customer={
+                "phone": sent.room.channel, "via": "template", "template": template.whatsapp_template,
+                "language": template.language, "parameters": [key, " ".join(text.split())[:900]], "text": text}),
+            self._clock.now())
 
     def _confirmation(self, incident: Incident, ctx: Context, announce: Message) -> Reply | None:
         if self._is_home(incident, ctx):

@@ -341,6 +341,13 @@ class SqlOutboxRepository:
         rows = [row for row in result.scalars()]
         return [self._item(row, reclaimed=row.id in reclaimed) for row in sorted(rows, key=lambda r: r.id)]
 
+    async def find_sent(self, *, platform: str, platform_message_id: str) -> Outbound | None:
+        """The message that was delivered as `platform_message_id` (to act on a later failure report)."""
+        row = (await self._session.exec(select(OutboxRow).where(
+            OutboxRow.platform == platform, OutboxRow.platform_message_id == platform_message_id,
+            OutboxRow.status == "delivered").limit(1))).first()
+        return self._item(row).outbound if row else None
+
     async def release_claims(self, now: datetime) -> int:
         """Make every 'sending' row claimable now: for a process that knows no other sender is alive
         (SQLite's single scheduler at start-up)."""

@@ -169,3 +169,21 @@ async def test_a_slack_incident_followed_from_whatsapp_mirrors_updates_both_ways
     assert any(t.startswith("Status update from alice: rollback done on my side.") for t in slack_texts)
     await phones.send(ALICE, "watching the error rate")
     assert "💬 alice (WhatsApp): watching the error rate" in slack_texts + phones.slack.texts(thread)
+
+
+async def test_a_late_131047_failure_resends_the_operator_message_as_the_template(phones):
+    await phones.send(ALICE, 'inc declare P2 "x"')
+    [card] = [b for b in phones.fake.sent_to(ALICE.lstrip("+")) if b.json["type"] == "interactive"][:1]
+    wamid = card.response["messages"][0]["id"]
+    body = json.dumps({"object": "whatsapp_business_account", "entry": [{"id": "waba", "changes": [
+        {"field": "messages", "value": {"messaging_product": "whatsapp", "metadata": {"phone_number_id": "1"},
+                                        "statuses": [{"id": wamid, "status": "failed", "recipient_id": ALICE.lstrip("+"),
+                                                      "timestamp": str(int(phones.clock.now().timestamp())),
+                                                      "errors": [{"code": 131047, "title": "Re-engagement message"}]}]}}]}]}).encode()
+    for _ in range(2):  # Meta retries the webhook; one template goes out
+        response = await phones.http.post("/whatsapp/webhook", content=body, headers={
+            "content-type": "application/json", "X-Hub-Signature-256": sign(SECRET, body)})
+        assert response.status_code == 200
+    templates = [b for b in phones.received(ALICE) if b["type"] == "template"]
+    assert len(templates) == 1 and templates[0]["template"]["name"] == "warroom_operator_update"
+    assert templates[0]["template"]["components"][0]["parameters"][0]["text"] == "INC-1"
