@@ -4,6 +4,7 @@ and /metrics, parsed with prometheus-client's own parser."""
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
+from datetime import timedelta
 from pathlib import Path
 
 import httpx
@@ -55,7 +56,7 @@ def metric_samples(text: str) -> dict[tuple[str, tuple[tuple[str, str], ...]], f
 # ------------------------------------------------------------------------------------------------- alert intake
 
 
-async def test_alertmanager_webhook_with_the_token_declares(ops):
+async def test_alertmanager_and_generic_alerts_with_the_token_declare(ops):
     team, client = ops
     response = await client.post("/alerts/alertmanager", json=FIRING, headers=bearer(ALERT_TOKEN))
     assert response.status_code == 200
@@ -63,61 +64,69 @@ async def test_alertmanager_webhook_with_the_token_declares(ops):
                                "resolved": []}
     again = await client.post("/alerts/alertmanager", json=FIRING, headers=bearer(ALERT_TOKEN))
     assert again.status_code == 200 and again.json()["declared"] == []
+    generic = await client.post("/alerts/generic", headers=bearer(ALERT_TOKEN),
+                                json={"title": "Checkout 5xx above 5%", "severity": "critical", "source": "grafana"})
+    assert generic.status_code == 200 and generic.json()["declared"] == ["INC-2"]
 
 
-async def test_generic_alerts_with_the_token_declare(ops):
+WRONG_ALERT_AUTH = [{}, bearer("wrong"), {"Authorization": ALERT_TOKEN}, {"Authorization": f"Basic {ALERT_TOKEN}"},
+                    bearer(FREEZE_TOKEN), bearer(ALERT_TOKEN + "x"), bearer(ALERT_TOKEN[:-1])]
+
+
+async def test_a_missing_or_wrong_token_is_401_and_nothing_is_stored(ops):
     team, client = ops
-    response = await client.post("/alerts/generic", headers=bearer(ALERT_TOKEN),
-                                 json={"title": "Checkout 5xx above 5%", "severity": "critical", "source": "grafana"})
-    assert response.status_code == 200 and response.json()["declared"] == ["INC-1"]
-
-
-@pytest.mark.parametrize("headers", [{}, bearer("wrong"), {"Authorization": ALERT_TOKEN},
-                                     {"Authorization": f"Basic {ALERT_TOKEN}"}, bearer(FREEZE_TOKEN)])
-@pytest.mark.parametrize("path", ["/alerts/alertmanager", "/alerts/generic"])
-async def test_a_missing_or_wrong_token_is_401_and_nothing_is_stored(ops, headers, path):
-    team, client = ops
-    response = await client.post(path, json=FIRING if "alertmanager" in path else {"title": "x"}, headers=headers)
-    assert response.status_code == 401
-    assert response.headers["www-authenticate"].startswith("Bearer")
-    assert "bearer token" in response.json()["error"]
+    for path, body in (("/alerts/alertmanager", FIRING), ("/alerts/generic", {"title": "x"})):
+        for headers in WRONG_ALERT_AUTH:
+            response = await client.post(path, json=body, headers=headers)
+            assert response.status_code == 401, (path, headers)
+            assert response.headers["www-authenticate"].startswith("Bearer")
+            assert "bearer token" in response.json()["error"]
     assert await stored(team) == (0, 0, 0)
+    samples = metric_samples((await client.get("/metrics")).text)
+    rejects = ("warroom_webhook_rejects_total", (("endpoint", "generic"), ("reason", "unauthorized")))
+    assert samples[rejects] == len(WRONG_ALERT_AUTH)
 
 
-@pytest.mark.parametrize(("body", "message"), [
+MALFORMED = [
     (b"{not json", "body is not valid JSON"),
     (b"", "body is not valid JSON"),
     (b"\xff\xfe\x00garbage", "body is not valid JSON"),
     (b'{"version": "4", "alerts": "many"}', "field 'alerts' must be a list of alerts"),
     (b'{"version": "4", "alerts": [{"status": "maybe", "labels": {}}]}', 'alerts[0].status must be "firing"'),
+    (b'{"version": "4", "alerts": [{"status": "firing", "labels": {"a": [1]}}]}', "alerts[0].labels.a must be a string"),
     (b"[" * 100_000 + b"]" * 100_000, "body is not valid JSON"),  # nested past the recursion limit
-])
-async def test_a_malformed_alertmanager_body_is_400_saying_what_is_wrong(ops, body, message):
+]
+
+
+async def test_a_malformed_alertmanager_body_is_400_saying_what_is_wrong(ops):
     team, client = ops
-    response = await client.post("/alerts/alertmanager", content=body, headers=bearer(ALERT_TOKEN))
-    assert response.status_code == 400
-    assert message in response.json()["error"]
+    for body, message in MALFORMED:
+        response = await client.post("/alerts/alertmanager", content=body, headers=bearer(ALERT_TOKEN))
+        assert response.status_code == 400, body[:40]
+        assert message in response.json()["error"], (body[:40], response.json())
+    generic = await client.post("/alerts/generic", json={"severity": "critical"}, headers=bearer(ALERT_TOKEN))
+    assert generic.status_code == 400 and generic.json() == {"error": "title is required (a non-empty string)"}
     assert await stored(team) == (0, 0, 0)
 
 
-async def test_a_malformed_generic_body_is_400(ops):
-    team, client = ops
-    response = await client.post("/alerts/generic", json={"severity": "critical"}, headers=bearer(ALERT_TOKEN))
-    assert response.status_code == 400 and response.json() == {"error": "title is required (a non-empty string)"}
-
-
-async def test_endpoints_without_a_configured_token_are_off_not_open(tmp_path, database_url, clock):
-    team = await start_harness(make_settings(tmp_path, database_url=database_url), clock)
+async def test_unset_tokens_turn_endpoints_off_and_a_metrics_token_guards_metrics(tmp_path, database_url, clock):
+    team = await start_harness(make_settings(tmp_path, database_url=database_url, metrics_token="scrape-me"), clock)
     app = build_http_app(ops_routes(team.app))
     async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://warroom") as client:
         intake = await client.post("/alerts/alertmanager", json=FIRING, headers=bearer("anything"))
         freeze = await client.get("/api/freeze", headers=bearer("anything"))
-        metrics = await client.get("/metrics")  # no WARROOM_METRICS_TOKEN: open, like most exporters
+        unauthorised = await client.get("/metrics")
+        metrics = await client.get("/metrics", headers=bearer("scrape-me"))
     assert intake.status_code == 503 and "WARROOM_ALERT_TOKEN is not set" in intake.json()["error"]
     assert freeze.status_code == 503 and "WARROOM_FREEZE_TOKEN is not set" in freeze.json()["error"]
-    assert metrics.status_code == 200
+    assert (unauthorised.status_code, metrics.status_code) == (401, 200)
     assert await stored(team) == (0, 0, 0)
     await team.app.close()
+
+
+async def test_metrics_are_open_without_a_metrics_token(ops):
+    team, client = ops
+    assert (await client.get("/metrics")).status_code == 200
 
 
 # ------------------------------------------------------------------------------------------------------- freeze
@@ -149,11 +158,48 @@ async def test_freeze_is_423_while_an_open_incident_has_it_on_and_200_otherwise(
     assert after.status_code == 200 and after.json() == {"frozen": False, "incidents": []}
 
 
-@pytest.mark.parametrize("headers", [{}, bearer("nope"), bearer(ALERT_TOKEN)])
-async def test_freeze_without_its_token_is_401(ops, headers):
+async def test_a_freeze_on_before_the_upgrade_keeps_when_it_went_on(tmp_path, database_url, clock):
+    import sqlalchemy as sa
+
+    from storage.engine import create_engine
+    from storage.migrate import upgrade
+    from tests.support import BACKEND, START
+
+    engine = create_engine(database_url)
+    await upgrade(engine, "0003")
+    declared, frozen = START - timedelta(hours=2), START - timedelta(hours=1)
+    params = {"d": declared, "f": frozen} if BACKEND == "postgres" else \
+        {"d": declared.replace(tzinfo=None), "f": frozen.replace(tzinfo=None)}
+    async with engine.begin() as conn:
+        await conn.execute(sa.text(
+            "INSERT INTO incident (number, title, severity, reporter, status, declared_at, roles, frozen, checklist, "
+            "escalations_sent, resolution_escalated) VALUES (1, 'Legacy', 'P1', 'alice', 'declared', :d, '{}', true, "
+            "'[]', 0, false)"), params)
+        for kind, text, when in (("declared", "declared P1: Legacy", "d"), ("freeze", "deploy freeze on", "f")):
+            await conn.execute(sa.text(
+                "INSERT INTO timeline_event (incident_number, kind, author, text, occurred_at, recorded_at, source, "
+                f"pinned, deleted) VALUES (1, '{kind}', 'alice', '{text}', :{when}, :{when}, 'command', false, false)"),
+                params)
+        await conn.execute(sa.text("UPDATE counter SET value = 1 WHERE name = 'incident'"))
+    await engine.dispose()
+    settings = make_settings(tmp_path, database_url=database_url, freeze_token=FREEZE_TOKEN)
+    team = await start_harness(settings, clock)  # migrates to head
+    app = build_http_app(ops_routes(team.app))
+    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://warroom") as client:
+        response = await client.get("/api/freeze", headers=bearer(FREEZE_TOKEN))
+    assert response.status_code == 423
+    assert response.json()["since"] == frozen.isoformat()
+    await team.app.close()
+
+
+async def test_freeze_without_its_token_is_401(ops):
     team, client = ops
-    response = await client.get("/api/freeze", headers=headers)
-    assert response.status_code == 401
+    await team.ok('declare P1 "Payments down"')
+    await team.ok("freeze INC-1 on")
+    for headers in ({}, bearer("nope"), bearer(ALERT_TOKEN), {"Authorization": FREEZE_TOKEN}):
+        response = await client.get("/api/freeze", headers=headers)
+        assert response.status_code == 401, headers
+        assert "frozen" not in response.json()  # nothing about incidents leaks without the token
 
 
 # ------------------------------------------------------------------------------------------------------ metrics
@@ -170,6 +216,7 @@ async def test_metrics_in_prometheus_text_with_database_counts_and_process_count
     await client.post("/alerts/alertmanager", json=FIRING, headers=bearer("wrong"))
     await client.post("/alerts/alertmanager", content=b"{", headers=bearer(ALERT_TOKEN))
     await client.post("/alerts/alertmanager", json=FIRING, headers=bearer(ALERT_TOKEN))  # INC-4, P1
+    assert not (await team.run("ack INC-9")).ok  # an unknown incident: counted as an error
     team.chat.fail_next(RuntimeError("platform down"))
     await team.ok("status INC-2 \"looking\"")  # its thread post fails once: one message waits in the outbox
 
@@ -199,24 +246,7 @@ async def test_metrics_in_prometheus_text_with_database_counts_and_process_count
     assert samples[("warroom_command_duration_seconds_sum", declares)] > 0
     freezes = (("command", "SetFreeze"), ("outcome", "ok"))
     assert samples[("warroom_command_duration_seconds_count", freezes)] == 1
-
-
-async def test_metrics_failed_commands_count_as_errors(ops):
-    team, client = ops
-    reply = await team.run("ack INC-9")
-    assert not reply.ok
-    samples = metric_samples((await client.get("/metrics")).text)
     assert samples[("warroom_command_duration_seconds_count", (("command", "Acknowledge"), ("outcome", "error")))] == 1
-
-
-async def test_metrics_token_when_set(tmp_path, database_url, clock):
-    settings = make_settings(tmp_path, database_url=database_url, metrics_token="scrape-me")
-    team = await start_harness(settings, clock)
-    app = build_http_app(ops_routes(team.app))
-    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://warroom") as client:
-        assert (await client.get("/metrics")).status_code == 401
-        assert (await client.get("/metrics", headers=bearer("scrape-me"))).status_code == 200
-    await team.app.close()
 
 
 async def test_two_replicas_report_the_same_database_numbers(ops, clock):

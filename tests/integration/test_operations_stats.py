@@ -46,7 +46,7 @@ async def test_stats_for_the_last_30_days_per_severity(team):
     assert reply.message.footer.startswith("Declared since 2026-10-25 15:50 EAT")  # 30 days before now
 
 
-async def test_stats_over_a_shorter_period_leave_older_incidents_out(team):
+async def test_stats_over_a_shorter_period_leave_older_incidents_out_and_a_bad_period_shows_usage(team):
     await build_history(team)
     team.clock.advance(days=10)
     await team.ok('declare P3 "Typo on the invoice page"')
@@ -54,9 +54,6 @@ async def test_stats_over_a_shorter_period_leave_older_incidents_out(team):
     assert reply.message.title == "Incident stats, last 7 d: 1 incident"
     assert reply.message.text.splitlines()[:2] == ["P1 — no incidents", "P2 — no incidents"]
     assert (await team.ok("stats 30d")).message.title.endswith(": 4 incidents")
-
-
-async def test_stats_with_a_bad_period_shows_the_usage(team):
-    reply = await team.run("stats forever")
-    assert not reply.ok
-    assert "Bad period 'forever'" in reply.message.text and "Usage: /incident stats [30d]" in reply.message.text
+    bad = await team.run("stats forever")
+    assert not bad.ok
+    assert "Bad period 'forever'" in bad.message.text and "Usage: /incident stats [30d]" in bad.message.text

@@ -296,3 +296,27 @@ def test_an_invalid_rule_file_fails_at_load_with_its_path(tmp_path):
 def test_unknown_rule_set_lists_the_available_ones(playbooks):
     with pytest.raises(PlaybookError, match="Unknown alert rules 'nope'; available: default"):
         playbooks.alert_rules_for("nope", playbooks.ladder("P1-P3"))
+
+
+def test_the_console_shows_a_declare_button_it_cannot_press():
+    from adapters.text import to_text
+    from bot.ports import Button, Message
+
+    text = to_text(Message(title="Alert: Disk filling", text="1 alert firing",
+                           buttons=(Button("declare", "Declare P2", "alert-3", "primary"),
+                                    Button("ack", "Acknowledge", "INC-1"))))
+    assert "[Declare P2 (alert-3)]  [Acknowledge: /incident ack]" in text
+
+
+def test_alerts_go_to_the_configured_room_or_the_first_platforms_incidents_channel(tmp_path):
+    from adapters.memory import MemoryChat
+    from bot.bootstrap import alert_room
+    from bot.ports import Room
+    from tests.support import make_settings
+
+    chat = {"slack": MemoryChat("slack"), "console": MemoryChat("console")}
+    assert alert_room(make_settings(tmp_path), {}) == Room("console", "#incidents")
+    assert alert_room(make_settings(tmp_path, incidents_channel="#ops"), chat) == Room("slack", "#ops")
+    assert alert_room(make_settings(tmp_path, slack_incidents_channel="C0INC"), chat) == Room("slack", "C0INC")
+    assert alert_room(make_settings(tmp_path, alert_platform="console", alert_channel="#alerts"), chat) == \
+        Room("console", "#alerts")
