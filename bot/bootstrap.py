@@ -62,7 +62,9 @@ class Warroom:
         return True
 
     async def close(self) -> None:
-        self.ticker.shutdown()
+        await self.ticker.stop()
+        if self._takeover is not None:
+            await asyncio.gather(self._takeover, return_exceptions=True)
         try:  # let a background delivery in flight finish; what is left stays in the outbox for next time
             await asyncio.wait_for(self.service.outbox.wait_idle(), timeout=10)
         except Exception:  # a timeout, or a delivery that failed: nothing is lost either way

@@ -201,7 +201,7 @@ async def _serve(args: argparse.Namespace) -> int:
                 signal.signal(sig, handler)
         return 0
     finally:
-        app.ticker.shutdown()
+        await app.ticker.stop()
         if discord_runtime is not None:
             await discord_runtime.stop()
         if inbound is not None:

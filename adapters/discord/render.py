@@ -38,7 +38,9 @@ MAX_BUTTON_LABEL = 80
 # Users may be pinged (an assignee named in `/incident role ic @alice`); @everyone, @here and roles never are.
 SAFE_MENTIONS = discord.AllowedMentions(everyone=False, users=True, roles=False, replied_user=False)
 
-CUSTOM_ID = re.compile(r"warroom:(?P<action>ack|update|resolve|snooze):(?P<key>INC-[0-9]{1,9})")
+# Card buttons name an incident (INC-7); an alert proposal's Declare names the alert group; a brief's Send its id.
+CUSTOM_ID = re.compile(r"warroom:(?:(?P<action>ack|update|resolve|snooze):(?P<key>INC-[0-9]{1,9})"
+                       r"|(?P<action2>declare):(?P<key2>alert-[0-9]{1,9})|(?P<action3>brief_send):(?P<key3>[0-9]{1,9}))")
 
 _COLOURS = {"card": 0xE74C3C, "escalation": 0xC0392B, "nudge": 0xF1C40F, "reminder": 0xF39C12,
             "checklist": 0x3498DB, "playbook": 0x9B59B6, "postmortem": 0x2ECC71, "error": 0x95A5A6,
@@ -115,7 +117,9 @@ class CardButton(discord.ui.DynamicItem[discord.ui.Button], template=CUSTOM_ID):
     @classmethod
     async def from_custom_id(cls, interaction: discord.Interaction, item: discord.ui.Button,  # type: ignore[override]
                              match: re.Match[str], /) -> "CardButton":
-        return cls(match["action"], match["key"], label=item.label, style=item.style)
+        action = match["action"] or match["action2"] or match["action3"]
+        key = match["key"] or match["key2"] or match["key3"]
+        return cls(action, key, label=item.label, style=item.style)
 
     async def callback(self, interaction: discord.Interaction) -> None:  # type: ignore[override]
         inbound = getattr(interaction.client, "warroom", None)

@@ -69,7 +69,7 @@ class SlackInbound:
         app.event("app_mention")(self._on_mention)
         app.event("message")(self._on_message)
         app.event("reaction_added")(self._on_reaction)
-        app.action(re.compile(rf"^{ACTION_PREFIX}(ack|resolve|snooze)$"))(self._on_button)
+        app.action(re.compile(rf"^{ACTION_PREFIX}(ack|resolve|snooze|declare|brief_send)$"))(self._on_button)
         app.action(f"{ACTION_PREFIX}update")(self._on_update_button)
         app.view(DECLARE_VIEW)(self._on_declare_submitted)
         app.view(UPDATE_VIEW)(self._on_update_submitted)
