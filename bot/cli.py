@@ -9,6 +9,9 @@ import argparse
 import asyncio
 import logging
 import sys
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from typing import Any
 from pathlib import Path
 
 
@@ -294,11 +297,8 @@ async def _outbox(args: argparse.Namespace) -> int:
 
 
 async def _contacts(args: argparse.Namespace) -> int:
-    from bot.bootstrap import build
-
-    app = await build(_settings(), chat={})
-    briefs = app.service.briefs
-    try:
+    async with _offline_app() as app:
+        briefs = app.service.briefs
         if args.contacts_command == "add":
             contact = await briefs.add_contact(tenant=args.tenant, name=args.name, phone=args.phone)
             print(f"added {contact.name} at {contact.tenant} ({contact.phone})")
@@ -315,20 +315,12 @@ async def _contacts(args: argparse.Namespace) -> int:
                 print(f"{c.tenant:<16} {c.phone:<16} {c.name}" + ("  (opted out)" if c.opted_out else ""))
             if not contacts:
                 print("No contacts." + ("" if args.tenant else " Add one: warroom contacts add acme \"Jane Doe\" +254700000001"))
-    except ValueError as problem:
-        print(f"warroom: {problem}", file=sys.stderr)
-        return 1
-    finally:
-        await app.close()
     return 0
 
 
 async def _operators(args: argparse.Namespace) -> int:
-    from bot.bootstrap import build
-
-    app = await build(_settings(), chat={})
-    desk = app.service.operators
-    try:
+    async with _offline_app() as app:
+        desk = app.service.operators
         if args.operators_command == "add":
             added = await desk.add(phone=args.phone, name=args.name)
             print(f"added operator {args.name or args.phone}" if added else f"{args.phone} is already an operator")
@@ -342,12 +334,19 @@ async def _operators(args: argparse.Namespace) -> int:
                 print(f"{o.phone:<16} {o.name}" + (f"  (on INC-{o.current_incident})" if o.current_incident else ""))
             if not operators:
                 print("No operators. Add one: warroom operators add +254700000001 --name alice")
-    except ValueError as problem:
-        print(f"warroom: {problem}", file=sys.stderr)
-        return 1
+    return 0
+
+
+@asynccontextmanager
+async def _offline_app() -> AsyncIterator[Any]:
+    """The app without chat platforms, for one-shot commands; closed on the way out."""
+    from bot.bootstrap import build
+
+    app = await build(_settings(), chat={})
+    try:
+        yield app
     finally:
         await app.close()
-    return 0
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -446,6 +445,9 @@ def main(argv: list[str] | None = None) -> int:
     except PlaybookError as problem:
         print(f"warroom: {problem}", file=sys.stderr)
         return 2
+    except ValueError as problem:  # bad input to a one-shot command (a phone number, a CSV row…)
+        print(f"warroom: {problem}", file=sys.stderr)
+        return 1
     except KeyboardInterrupt:
         return 130
     return 2
