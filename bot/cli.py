@@ -11,8 +11,8 @@ import logging
 import sys
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from typing import Any
 from pathlib import Path
+from typing import Any
 
 
 def _settings():  # noqa: ANN202 - Settings, imported lazily
