@@ -38,6 +38,8 @@ from typing import Any
 
 from aiohttp import web
 
+from tests.fakes.recording import Recording
+
 PHONE_NUMBER_ID = "106540352242922"
 API_VERSION = "v21.0"
 TOKEN = "EAAG-secret-token-7f3a9c"  # the token the fake accepts unless told another
@@ -100,7 +102,9 @@ class _Failure:
     message: str | None
 
 
-class FakeGraphApi:
+class FakeGraphApi(Recording):
+    name = "fake Graph API"
+
     def __init__(self, *, token: str = TOKEN, phone_number_id: str = PHONE_NUMBER_ID,
                  version: str = API_VERSION) -> None:
         self.token = token
@@ -168,26 +172,8 @@ class FakeGraphApi:
         """Successful messages to `to`."""
         return [r for r in self.of("messages") if r.to == _digits(to)]
 
-    async def wait_for(self, predicate: Callable[["FakeGraphApi"], Any], *, timeout: float = 5.0) -> Any:
-        """Wait (on the fake's notifications, no polling) until `predicate(fake)` is truthy; returns it."""
-        assert self._changed is not None, "start() the fake first"
-        result: list[Any] = []
-
-        def check() -> bool:
-            value = predicate(self)
-            if value:
-                result.append(value)
-            return bool(value)
-
-        async with self._changed:
-            try:
-                await asyncio.wait_for(self._changed.wait_for(check), timeout)
-            except TimeoutError:
-                seen = "\n".join(f"  {r.status} {r.method} {r.path} {json.dumps(r.json)[:300]}"
-                                 for r in self.requests)
-                raise AssertionError(f"fake Graph API: condition not met within {timeout}s; "
-                                     f"requests:\n{seen}") from None
-        return result[-1]
+    def _recorded(self) -> str:
+        return "\n".join(f"  {r.status} {r.method} {r.path} {json.dumps(r.json)[:300]}" for r in self.requests)
 
     async def wait_requests(self, endpoint: str, *, count: int = 1, ok_only: bool = False,
                             timeout: float = 5.0) -> list[Request]:

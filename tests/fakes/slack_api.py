@@ -23,6 +23,8 @@ from typing import Any
 
 from aiohttp import web
 
+from tests.fakes.recording import Recording
+
 BOT_USER = "UBOT"
 BOT_ID = "BBOT"
 TEAM = "T0WARROOM"
@@ -55,7 +57,9 @@ class _Failure:
     where: Callable[[dict[str, Any]], bool] | None = None
 
 
-class FakeSlackApi:
+class FakeSlackApi(Recording):
+    name = "fake Slack"
+
     def __init__(self, *, users: dict[str, str] | None = None, page_size: int = 100) -> None:
         self.users = dict(users or {})
         self.page_size = page_size
@@ -135,25 +139,8 @@ class FakeSlackApi:
     def of(self, method: str, *, ok_only: bool = True) -> list[Call]:
         return [c for c in self.calls if c.method == method and (c.ok or not ok_only)]
 
-    async def wait_for(self, predicate: Callable[["FakeSlackApi"], Any], *, timeout: float = 5.0) -> Any:
-        """Wait (on the fake's own notifications, no polling sleeps) until `predicate(fake)` is truthy."""
-        assert self._changed is not None, "start() the fake first"
-        result: list[Any] = []
-
-        def check() -> bool:
-            value = predicate(self)
-            if value:
-                result.append(value)
-            return bool(value)
-
-        async with self._changed:
-            try:
-                await asyncio.wait_for(self._changed.wait_for(check), timeout)
-            except TimeoutError:
-                seen = "\n".join(f"  {c.status} {c.method} {json.dumps(c.params, default=str)[:300]}"
-                                 for c in self.calls)
-                raise AssertionError(f"fake Slack: condition not met within {timeout}s; calls:\n{seen}") from None
-        return result[-1]
+    def _recorded(self) -> str:
+        return "\n".join(f"  {c.status} {c.method} {json.dumps(c.params, default=str)[:300]}" for c in self.calls)
 
     async def wait_calls(self, method: str, *, count: int = 1, where: Callable[[Call], bool] | None = None,
                          timeout: float = 5.0) -> list[Call]:
