@@ -11,15 +11,20 @@ import asyncio
 import base64
 import logging
 import random
+from collections import OrderedDict
 from collections.abc import Callable, Mapping
-from dataclasses import asdict
+from dataclasses import asdict, dataclass
 from datetime import timedelta
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 from bot.ports import (Attachment, Button, ChatAdapter, ChecklistLine, Clock, DeliveryError, Field, Message,
                        OutboxItem, Posted, Room, UnitOfWorkFactory)
 
+if TYPE_CHECKING:
+    from bot.domain import Incident
+
 log = logging.getLogger("warroom.outbox")
+ROOMS_KEPT = 10_000
 
 
 # -- (de)serialisation of neutral messages ---------------------------------------------------------
@@ -55,6 +60,16 @@ class _RoomNotOpen(Exception):
     """The incident's room is not open yet (its open_room is still queued); try again shortly."""
 
 
+@dataclass(frozen=True)
+class _Where:
+    """Where an incident lives in chat. Set once, when its room opens, and never changed after."""
+
+    platform: str | None
+    channel: str
+    thread: str | None
+    card_message: str | None
+
+
 class CustomerDelivery(Protocol):
     """Sends `customer_message` rows (WhatsApp briefs) and records each recipient's outcome."""
 
@@ -81,6 +96,17 @@ class OutboxSender:
         self._jitter = jitter
         self._background: asyncio.Task[int] | None = None
         self._again = False
+        self._rooms: OrderedDict[int, _Where] = OrderedDict()  # incident number → its room, most recent last
+
+    def note_room(self, incident: Incident) -> None:
+        """Remember where an incident lives once its room is open, so sending to it needs no database read."""
+        if incident.channel is None:
+            return
+        self._rooms[incident.number] = _Where(incident.platform, incident.channel, incident.thread,
+                                              incident.card_message)
+        self._rooms.move_to_end(incident.number)
+        while len(self._rooms) > ROOMS_KEPT:
+            self._rooms.popitem(last=False)
 
     async def drain(self) -> int:
         """Deliver everything deliverable now (in order per incident); returns how many were delivered."""
@@ -156,6 +182,7 @@ class OutboxSender:
                         incident.attach_room(platform=posted.room.platform, channel=posted.room.channel,
                                              thread=posted.room.thread, card_message=posted.message_id)
                         await uow.incidents.save(incident)
+                        self.note_room(incident)
                 await uow.outbox.delivered(item.id, self._clock.now(), posted.message_id if posted else None)
                 await uow.commit()
             return True
@@ -171,9 +198,15 @@ class OutboxSender:
         if chat is None:
             raise DeliveryError(f"no chat adapter for platform {out.platform!r} is configured", permanent=True)
         incident = None
-        if out.incident_number is not None:
+        where = self._rooms.get(out.incident_number) if out.incident_number is not None else None
+        # The incident is read only when its room is not known yet (or to open it): a room never moves.
+        if out.incident_number is not None and (out.operation == "open_room" or (
+                where is None and (out.room is None or out.operation == "update_card"))):
             async with self._uow() as uow:
                 incident = await uow.incidents.get(out.incident_number)
+            if incident is not None:
+                self.note_room(incident)
+                where = self._rooms.get(incident.number)
         if out.operation == "open_room":
             if incident is None or out.room is None:
                 raise DeliveryError("open_room needs an incident and a channel", permanent=True)
@@ -184,16 +217,16 @@ class OutboxSender:
                                                  title=incident.title, card=out.message, delivery=item.delivery)
         room = out.room
         if room is None:
-            if incident is None or incident.channel is None:
+            if where is None:
                 raise _RoomNotOpen()
-            room = Room(incident.platform or out.platform, incident.channel, incident.thread)
+            room = Room(where.platform or out.platform, where.channel, where.thread)
         if out.operation == "update_card":
-            if incident is None or incident.card_message is None:
+            if where is None or where.card_message is None:
                 raise _RoomNotOpen()
             if chat.capabilities.edits:
                 card_room = Room(room.platform, room.channel)
-                await chat.update(posted=Posted(card_room, incident.card_message), message=out.message)
-                return Posted(card_room, incident.card_message)
+                await chat.update(posted=Posted(card_room, where.card_message), message=out.message)
+                return Posted(card_room, where.card_message)
         return await chat.post(room=room, message=out.message, delivery=item.delivery)
 
     async def _mark(self, item: OutboxItem, *, retry_in: float | None = None, error: str = "",

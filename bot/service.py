@@ -652,9 +652,10 @@ class IncidentService:
         async with self._uow() as uow:
             now = self._clock.now()
             due = await uow.reminders.claim_due(now, REMINDER_BATCH)
+            loaded = await uow.incidents.get_many([reminder.incident_number for reminder in due]) if due else {}
             touched: dict[int, Incident] = {}
             for reminder in due:
-                incident = touched.get(reminder.incident_number) or await uow.incidents.get(reminder.incident_number)
+                incident = loaded.get(reminder.incident_number)
                 if incident is None:
                     continue
                 touched[incident.number] = incident
@@ -758,6 +759,7 @@ class IncidentService:
                      to_room: bool = True) -> None:
         """Write a message to the outbox in this unit of work's transaction (for the incident's room unless
         `to_room` is False, and a copy for each follower); `_deliver` sends them after commit."""
+        self.outbox.note_room(incident)
         key = dedupe_key or uuid.uuid4().hex
         if to_room:
             outbound = Outbound(platform=platform or incident.platform or "", operation=operation,  # type: ignore[arg-type]

@@ -7,6 +7,7 @@ from pathlib import Path
 import sqlalchemy as sa
 from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
+from sqlalchemy.pool import AsyncAdaptedQueuePool
 
 SQLITE_BUSY_TIMEOUT_MS = 5000
 
@@ -28,7 +29,15 @@ def create_engine(url: str) -> AsyncEngine:
         database = make_url(url).database
         if database and database != ":memory:":
             Path(database).expanduser().parent.mkdir(parents=True, exist_ok=True)
-        engine = create_async_engine(url, connect_args={"timeout": SQLITE_BUSY_TIMEOUT_MS / 1000})
+            # SQLite has one writer, and every transaction here takes the write lock (BEGIN IMMEDIATE below). Two
+            # connections in one process would queue in SQLite's busy handler, which polls with sleeps of up to
+            # 100 ms; one pooled connection makes them queue in asyncio instead, first come first served, woken
+            # the moment the previous transaction ends. Waiting longer than the busy timeout fails as SQLite did.
+            pool: dict = {"poolclass": AsyncAdaptedQueuePool, "pool_size": 1, "max_overflow": 0,
+                          "pool_timeout": SQLITE_BUSY_TIMEOUT_MS / 1000}
+        else:
+            pool = {}
+        engine = create_async_engine(url, connect_args={"timeout": SQLITE_BUSY_TIMEOUT_MS / 1000}, **pool)
 
         @sa.event.listens_for(engine.sync_engine, "connect")
         def _sqlite_pragmas(dbapi_connection, _record):  # noqa: ANN001 - DB-API connection

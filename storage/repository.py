@@ -83,9 +83,35 @@ def _to_event(row: TimelineRow) -> TimelineEvent:
     )
 
 
+_NEW_ROWS: dict[tuple[str, str], Any] = {}
+
+
+def _insert_new(session: AsyncSession, table: sa.Table, key: str) -> Any:
+    """`INSERT … ON CONFLICT (key) DO NOTHING RETURNING key` for the session's dialect (SQLite and PostgreSQL):
+    one statement instead of a savepoint around an insert that may fail, built once and executed with
+    parameters. A row comes back only when it was inserted."""
+    dialect = session.bind.dialect.name
+    statement = _NEW_ROWS.get((dialect, table.name))
+    if statement is None:
+        if dialect == "postgresql":
+            from sqlalchemy.dialects.postgresql import insert
+        else:
+            from sqlalchemy.dialects.sqlite import insert
+        statement = _NEW_ROWS[(dialect, table.name)] = (
+            insert(table).on_conflict_do_nothing(index_elements=[key]).returning(table.c[key]))
+    return statement
+
+
 class SqlIncidentRepository:
     def __init__(self, session: AsyncSession) -> None:
         self._session = session
+        # What this unit of work read or wrote per incident (row values, tenant links, action rows), so that a
+        # save writes only what changed instead of re-reading the children and rewriting the whole row.
+        self._known: dict[int, tuple[dict[str, Any], set[str], dict[int, ActionRow]]] = {}
+
+    def _remember(self, incident: Incident, actions: Sequence[ActionRow], tenants: Sequence[str]) -> Incident:
+        self._known[incident.number] = (_row_values(incident), set(tenants), {a.number: a for a in actions})
+        return incident
 
     async def next_number(self) -> int:
         # A row-locked increment in the declaring transaction: numbers stay unique and gapless, because a
@@ -100,31 +126,48 @@ class SqlIncidentRepository:
         return value
 
     async def add(self, incident: Incident) -> None:
-        self._session.add(IncidentRow(number=incident.number, **_row_values(incident)))
+        values = _row_values(incident)
+        self._session.add(IncidentRow(number=incident.number, **values))
         await self._session.flush()
+        self._known[incident.number] = (values, set(), {})
         await self._write_children(incident)
 
     async def save(self, incident: Incident) -> None:
-        await self._session.exec(
-            sa.update(IncidentRow).where(IncidentRow.number == incident.number).values(**_row_values(incident))
-        )
+        values = _row_values(incident)
+        known = self._known.get(incident.number)
+        if known is None or known[0] != values:  # a message captured into the timeline changes no column
+            await self._session.exec(
+                sa.update(IncidentRow).where(IncidentRow.number == incident.number).values(**values)
+            )
+            if known is not None:
+                self._known[incident.number] = (values, known[1], known[2])
         await self._write_children(incident)
 
     async def _write_children(self, incident: Incident) -> None:
-        linked = set((await self._session.exec(
-            select(IncidentTenantRow.tenant).where(IncidentTenantRow.incident_number == incident.number))).all())
+        known = self._known.get(incident.number)
+        if known is not None:
+            linked, existing = known[1], known[2]
+        else:
+            linked = set((await self._session.exec(
+                select(IncidentTenantRow.tenant).where(IncidentTenantRow.incident_number == incident.number))).all())
+            existing = {
+                row.number: row
+                for row in (await self._session.exec(
+                    select(ActionRow).where(ActionRow.incident_number == incident.number))).all()
+            }
         for tenant in incident.tenants:
             if tenant not in linked:
                 self._session.add(IncidentTenantRow(incident_number=incident.number, tenant=tenant))
-        existing = {
-            row.number: row
-            for row in (await self._session.exec(
-                select(ActionRow).where(ActionRow.incident_number == incident.number))).all()
-        }
+                linked.add(tenant)
         for item in incident.actions:
-            row = existing.get(item.number) or ActionRow(incident_number=incident.number, number=item.number,
-                                                         text=item.text, created_by=item.created_by,
-                                                         created_at=item.created_at)
+            row = existing.get(item.number)
+            if row is None:
+                row = existing[item.number] = ActionRow(incident_number=incident.number, number=item.number,
+                                                        text=item.text, created_by=item.created_by,
+                                                        created_at=item.created_at)
+            elif (row.text, row.owner, row.due, row.done_at, row.done_by, row.overdue_reminded) == (
+                    item.text, item.owner, item.due, item.done_at, item.done_by, item.overdue_reminded):
+                continue
             row.text, row.owner, row.due = item.text, item.owner, item.due
             row.done_at, row.done_by, row.overdue_reminded = item.done_at, item.done_by, item.overdue_reminded
             self._session.add(row)
@@ -143,7 +186,7 @@ class SqlIncidentRepository:
         actions = (await self._session.exec(select(ActionRow).where(ActionRow.incident_number == row.number))).all()
         tenants = (await self._session.exec(
             select(IncidentTenantRow.tenant).where(IncidentTenantRow.incident_number == row.number))).all()
-        return _to_incident(row, actions, tenants)
+        return self._remember(_to_incident(row, actions, tenants), actions, tenants)
 
     async def get(self, number: int) -> Incident | None:
         return await self._load(await self._session.get(IncidentRow, number))
@@ -157,6 +200,15 @@ class SqlIncidentRepository:
             query = query.where(IncidentRow.thread == room.thread)
         row = (await self._session.exec(query.order_by(IncidentRow.number.desc()).limit(1))).first()  # type: ignore[union-attr]
         return await self._load(row)
+
+    async def get_many(self, numbers: Sequence[int]) -> dict[int, Incident]:
+        """Several incidents in three queries (rows, action items, tenants), by number; unknown ones left out."""
+        found: dict[int, Incident] = {}
+        unique = sorted(set(numbers))
+        for start in range(0, len(unique), 500):
+            query = select(IncidentRow).where(IncidentRow.number.in_(unique[start:start + 500]))  # type: ignore[attr-defined]
+            found.update((incident.number, incident) for incident in await self.load_many(query))
+        return found
 
     async def list(self, *, open_only: bool) -> list[Incident]:
         query = select(IncidentRow).order_by(IncidentRow.number)
@@ -177,7 +229,8 @@ class SqlIncidentRepository:
             for link in (await self._session.exec(select(IncidentTenantRow).where(
                     IncidentTenantRow.incident_number.in_(numbers)))).all():  # type: ignore[attr-defined]
                 tenants[link.incident_number].append(link.tenant)
-        return [_to_incident(row, actions[row.number], tenants[row.number]) for row in rows]
+        return [self._remember(_to_incident(row, actions[row.number], tenants[row.number]), actions[row.number],
+                               tenants[row.number]) for row in rows]
 
     async def timeline(self, number: int) -> list[TimelineEvent]:
         rows = (await self._session.exec(
@@ -259,13 +312,9 @@ class SqlDeliveryLog:
         self._session = session
 
     async def first_time(self, delivery_id: str, now: datetime) -> bool:
-        try:
-            async with self._session.begin_nested():
-                self._session.add(DeliveryRow(delivery_id=delivery_id[:200], received_at=now))
-                await self._session.flush()
-        except IntegrityError:
-            return False
-        return True
+        inserted = await self._session.exec(_insert_new(self._session, DeliveryRow.__table__, "delivery_id"),
+                                            params={"delivery_id": delivery_id[:200], "received_at": now})
+        return inserted.first() is not None
 
 
 @dataclass(frozen=True)
@@ -284,6 +333,39 @@ class OutboxEntry:
     summary: str
 
 
+_OUTBOX_COLUMNS = [column for column in OutboxRow.__table__.columns if column.name != "id"]
+_NO_SYNC = {"synchronize_session": False}  # no outbox rows are loaded in the session these updates run in
+# The claim's statements are built once (parameters: now, limit, ids, until): building them is most of a
+# claim's cost, and the outbox is claimed after every change.
+_READY = sa.or_(
+    sa.and_(OutboxRow.status == "pending", OutboxRow.next_attempt_at <= sa.bindparam("now")),
+    # A sender that crashed mid-delivery leaves 'sending' rows; once their lease ends they are retried.
+    sa.and_(OutboxRow.status == "sending", OutboxRow.claimed_until < sa.bindparam("now")),  # type: ignore[operator]
+)
+_EARLIER = aliased(OutboxRow)
+# Per incident only the oldest waiting message is deliverable, so a thread reads in the order things
+# happened (and posts wait for the room they go into).
+_BLOCKED = sa.exists().where(_EARLIER.incident_number == OutboxRow.incident_number, _EARLIER.id < OutboxRow.id,
+                             _EARLIER.status.in_(("pending", "sending")))
+_CLAIMABLE = (
+    select(OutboxRow.id, OutboxRow.status)
+    .where(_READY, sa.or_(OutboxRow.incident_number.is_(None), ~_BLOCKED))  # type: ignore[union-attr]
+    .order_by(OutboxRow.id).limit(sa.bindparam("limit"))  # type: ignore[arg-type]
+)
+_CLAIMABLE_LOCKED = _CLAIMABLE.with_for_update(skip_locked=True, of=OutboxRow)  # replicas claim disjoint rows
+_CLAIM = (
+    sa.update(OutboxRow).where(OutboxRow.id.in_(sa.bindparam("ids", expanding=True)), _READY)  # type: ignore[union-attr]
+    .values(status="sending", claimed_until=sa.bindparam("until"))
+    .returning(OutboxRow).execution_options(**_NO_SYNC)
+)
+_DELIVERED = (
+    sa.update(OutboxRow).where(OutboxRow.id == sa.bindparam("item_id"))
+    .values(status="delivered", delivered_at=sa.bindparam("at"), platform_message_id=sa.bindparam("message_id"),
+            claimed_until=None, attempts=OutboxRow.attempts + 1)
+    .execution_options(**_NO_SYNC)
+)
+
+
 class SqlOutboxRepository:
     _WAITING = ("pending", "sending")
 
@@ -299,45 +381,18 @@ class SqlOutboxRepository:
             message=message_to_json(outbound.message), next_attempt_at=now, created_at=now,
             customer=outbound.customer,
         )
-        try:
-            async with self._session.begin_nested():
-                self._session.add(row)
-                await self._session.flush()
-        except IntegrityError:
-            pass  # same dedupe key already queued: one message, not two
-
-    def _ready(self, now: datetime) -> sa.ColumnElement[bool]:
-        return sa.or_(
-            sa.and_(OutboxRow.status == "pending", OutboxRow.next_attempt_at <= now),
-            # A sender that crashed mid-delivery leaves 'sending' rows; once their lease ends they are retried.
-            sa.and_(OutboxRow.status == "sending", OutboxRow.claimed_until < now),
-        )
+        values = {column.name: getattr(row, column.name) for column in _OUTBOX_COLUMNS}
+        # Same dedupe key already queued: one message, not two.
+        await self._session.exec(_insert_new(self._session, OutboxRow.__table__, "dedupe_key"), params=values)
 
     async def claim(self, now: datetime, limit: int, lease: timedelta) -> list[OutboxItem]:
-        earlier = aliased(OutboxRow)
-        blocked = (
-            sa.exists().where(earlier.incident_number == OutboxRow.incident_number, earlier.id < OutboxRow.id,
-                              earlier.status.in_(self._WAITING))
-        )
-        # Per incident only the oldest waiting message is deliverable, so a thread reads in the order things
-        # happened (and posts wait for the room they go into).
-        candidates = (
-            select(OutboxRow.id, OutboxRow.status)
-            .where(self._ready(now), sa.or_(OutboxRow.incident_number.is_(None), ~blocked))  # type: ignore[union-attr]
-            .order_by(OutboxRow.id).limit(limit)  # type: ignore[arg-type]
-        )
-        if self._session.bind.dialect.name == "postgresql":
-            candidates = candidates.with_for_update(skip_locked=True, of=OutboxRow)
-        found = (await self._session.exec(candidates)).all()
+        candidates = _CLAIMABLE_LOCKED if self._session.bind.dialect.name == "postgresql" else _CLAIMABLE
+        found = (await self._session.exec(candidates, params={"now": now, "limit": limit})).all()
         ids = [row_id for row_id, _ in found]
         reclaimed = {row_id for row_id, status in found if status == "sending"}
         if not ids:
             return []
-        result = await self._session.exec(
-            sa.update(OutboxRow).where(OutboxRow.id.in_(ids), self._ready(now))  # type: ignore[union-attr]
-            .values(status="sending", claimed_until=now + lease)
-            .returning(OutboxRow)
-        )
+        result = await self._session.exec(_CLAIM, params={"ids": ids, "now": now, "until": now + lease})
         rows = [row for row in result.scalars()]
         return [self._item(row, reclaimed=row.id in reclaimed) for row in sorted(rows, key=lambda r: r.id)]
 
@@ -364,18 +419,17 @@ class SqlOutboxRepository:
         return OutboxItem(id=row.id, outbound=outbound, attempts=row.attempts, reclaimed=reclaimed)  # type: ignore[arg-type]
 
     async def delivered(self, item_id: int, now: datetime, platform_message_id: str | None) -> None:
-        await self._session.exec(sa.update(OutboxRow).where(OutboxRow.id == item_id).values(
-            status="delivered", delivered_at=now, platform_message_id=platform_message_id, claimed_until=None,
-            attempts=OutboxRow.attempts + 1))
+        await self._session.exec(_DELIVERED, params={"item_id": item_id, "at": now, "message_id": platform_message_id})
 
     async def retry_later(self, item_id: int, at: datetime, error: str, *, count_attempt: bool = True) -> None:
-        await self._session.exec(sa.update(OutboxRow).where(OutboxRow.id == item_id).values(
-            status="pending", next_attempt_at=at, last_error=error[:1000], claimed_until=None,
+        await self._session.exec(sa.update(OutboxRow).where(OutboxRow.id == item_id).execution_options(
+            **_NO_SYNC).values(status="pending", next_attempt_at=at, last_error=error[:1000], claimed_until=None,
             attempts=OutboxRow.attempts + (1 if count_attempt else 0)))
 
     async def give_up(self, item_id: int, now: datetime, error: str) -> None:
-        await self._session.exec(sa.update(OutboxRow).where(OutboxRow.id == item_id).values(
-            status="failed", last_error=error[:1000], claimed_until=None, attempts=OutboxRow.attempts + 1))
+        await self._session.exec(sa.update(OutboxRow).where(OutboxRow.id == item_id).execution_options(
+            **_NO_SYNC).values(status="failed", last_error=error[:1000], claimed_until=None,
+                               attempts=OutboxRow.attempts + 1))
 
     async def entries(self, statuses: tuple[str, ...]) -> list[OutboxEntry]:
         rows = (await self._session.exec(
