@@ -82,6 +82,7 @@ TARGETS = {  # metric → (target, comparison)
     "declare.e2e_median_ms": (10.0, "<="),
     "declare.cpu_ms": (6.0, "<="),
     "postgres.r2_command_p99_ms": (100.0, "<="),
+    "postgres.r2_lost": (0, "<="),
 }
 
 
@@ -343,6 +344,21 @@ class Bench:
                        duplicated=len(stored) - len(kept))
         return out
 
+    async def saturate(self, servers: list[Proc], fake: Proc, threads: list[str], run: str, cwd: Path) -> dict:
+        """Closed loop: `saturate_concurrency` requests always in flight (1 declare in 11), for
+        `saturate_seconds`: the request rate the server sustains, and its CPU per request there."""
+        cpu0 = sum(s.cpu() for s in servers)
+        result = await self.load({"mode": "closed", "targets": [s.url for s in servers],
+                                  "duration": self.config.saturate_seconds,
+                                  "concurrency": self.config.saturate_concurrency, "threads": threads, "run": run},
+                                 cwd)
+        done = sum(v for kind in result["status"].values() for k, v in kind.items() if k == "200")
+        await self.quiet(fake, servers, settle=1.0)
+        cpu = sum(s.cpu() for s in servers) - cpu0
+        latencies = result["latency"]["command"] + result["latency"]["event"]
+        return {"rps": done / result["elapsed"], "p50_ms": percentile(latencies, 50) * 1000,
+                "p99_ms": percentile(latencies, 99) * 1000, "cpu_per_request_ms": cpu / max(1, done) * 1000}
+
     async def scenario_ack(self) -> None:
         """Rows 1 and 2: warroom on SQLite, then bare Bolt, the same load, pair by pair."""
         runs = []
@@ -355,18 +371,21 @@ class Bench:
             server = await self.warroom(db, fake, cwd)
             self.say(f"ack run {i + 1}/{self.config.runs}: warroom, {self.config.ack_seconds:g} s")
             ours = await self.mixed_load([server], fake, threads, f"r{i}", cwd, self.config.ack_seconds, db)
+            ours["saturated"] = await self.saturate([server], fake, threads, f"rs{i}", cwd)
             await self.stop_all()
             fake = await self.fake(cwd)
             bare = await self.bare(fake, cwd)
             self.say(f"ack run {i + 1}/{self.config.runs}: bare Bolt, {self.config.ack_seconds:g} s")
             floor = await self.mixed_load([bare], fake, threads, f"b{i}", cwd, self.config.ack_seconds, None)
+            floor["saturated"] = await self.saturate([bare], fake, threads, f"bs{i}", cwd)
             await self.stop_all()
             ratio = ours["cpu_per_request_ms"] / floor["cpu_per_request_ms"]
             runs.append({"warroom": ours, "bare": floor, "cpu_ratio": ratio})
             self.say(f"  warroom ack p50 {ours['command_p50_ms']:.1f} ms p99 {ours['command_p99_ms']:.1f} ms, "
                      f"events p99 {ours['event_p99_ms']:.1f} ms, lost {ours['lost']}, "
                      f"cpu/req {ours['cpu_per_request_ms']:.2f} ms; bare p99 {floor['command_p99_ms']:.1f} ms "
-                     f"cpu/req {floor['cpu_per_request_ms']:.2f} ms; ratio {ratio:.2f}")
+                     f"cpu/req {floor['cpu_per_request_ms']:.2f} ms; ratio {ratio:.2f}; saturated "
+                     f"{ours['saturated']['rps']:.0f} vs bare {floor['saturated']['rps']:.0f} req/s")
         self.results["ack"] = {"runs": runs, "metrics": {
             "command_p50_ms": summary([r["warroom"]["command_p50_ms"] for r in runs]),
             "command_p99_ms": summary([r["warroom"]["command_p99_ms"] for r in runs]),
@@ -380,6 +399,8 @@ class Bench:
             "bare_cpu_per_request_ms": summary([r["bare"]["cpu_per_request_ms"] for r in runs]),
             "bare_command_p99_ms": summary([r["bare"]["command_p99_ms"] for r in runs]),
             "cpu_ratio": summary([r["cpu_ratio"] for r in runs]),
+            "saturated_rps": summary([r["warroom"]["saturated"]["rps"] for r in runs]),
+            "bare_saturated_rps": summary([r["bare"]["saturated"]["rps"] for r in runs]),
             "drain_after_load_s": summary([r["warroom"]["drain_after_load_s"] for r in runs]),
         }}
 
@@ -565,16 +586,9 @@ class Bench:
                     self.say(f"postgres run {i + 1}/{config.runs}: {replicas} replica(s), {config.pg_seconds:g} s")
                     mixed = await self.mixed_load(list(servers), fake, threads, f"p{i}x{replicas}", cwd,
                                                   config.pg_seconds, db)
-                    cpu0 = sum(s.cpu() for s in servers)
-                    saturated = await self.load({"mode": "closed", "targets": [s.url for s in servers],
-                                                 "duration": config.saturate_seconds,
-                                                 "concurrency": config.saturate_concurrency, "threads": threads,
-                                                 "run": f"s{i}x{replicas}"}, cwd)
-                    done = sum(v for kind in saturated["status"].values() for k, v in kind.items() if k == "200")
-                    mixed["saturated_rps"] = done / saturated["elapsed"]
-                    mixed["saturated_p99_ms"] = percentile(saturated["latency"]["command"] +
-                                                           saturated["latency"]["event"], 99) * 1000
-                    mixed["saturated_cpu_s"] = sum(s.cpu() for s in servers) - cpu0
+                    saturated = await self.saturate(list(servers), fake, threads, f"s{i}x{replicas}", cwd)
+                    mixed["saturated_rps"] = saturated["rps"]
+                    mixed["saturated"] = saturated
                     run[f"r{replicas}"] = mixed
                     self.say(f"  ack p50 {mixed['command_p50_ms']:.1f} ms p99 {mixed['command_p99_ms']:.1f} ms, "
                              f"lost {mixed['lost']}; saturated {mixed['saturated_rps']:.0f} req/s")
@@ -638,6 +652,8 @@ ROWS = [  # scenario label, measure label, metric key, unit, target text
     ("2 same load, bare slack-bolt AsyncApp", "CPU/request warroom", "ack.cpu_per_request_ms", "ms", ""),
     ("", "CPU/request bare Bolt", "ack.bare_cpu_per_request_ms", "ms", ""),
     ("", "ratio warroom / bare (pairwise)", "ack.cpu_ratio", "×", "≤ 2.0"),
+    ("", "saturated req/s warroom (closed loop)", "ack.saturated_rps", "", ""),
+    ("", "saturated req/s bare Bolt", "ack.bare_saturated_rps", "", ""),
     ("3 10,000 incidents, nudges due over window", "lateness p50", "reminders.lateness_p50_s", "s", ""),
     ("", "lateness p99", "reminders.lateness_p99_s", "s", "≤ 1 s"),
     ("", "duplicates", "reminders.duplicates", "", "0"),
