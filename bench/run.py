@@ -15,10 +15,11 @@ import os
 import platform
 import shutil
 import signal
+import statistics
 import sys
 import tempfile
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any
@@ -27,7 +28,7 @@ import aiohttp
 import psutil
 
 from bench import seed
-from bench.common import CHANNEL, SECRET, TOKEN, command_body, free_port, percentile, signed_headers, summary
+from bench.common import SECRET, TOKEN, command_body, free_port, percentile, signed_headers, summary
 
 BENCH = Path(__file__).resolve().parent
 SCENARIOS = ("ack", "reminders", "postmortem", "startup", "declare", "postgres")
@@ -491,7 +492,7 @@ class Bench:
                     raise RuntimeError(f"postmortem failed: {status} {text[:300]}")
                 await self.quiet(fake, settle=0.5)  # the upload goes out in the background; let it finish
             document = max((cwd / "postmortems").glob("*.md"), key=lambda p: p.stat().st_mtime)
-            run = {"command_s": statistics_median(times), "command_all_s": times, "cpu_s": statistics_median(cpus),
+            run = {"command_s": statistics.median(times), "command_all_s": times, "cpu_s": statistics.median(cpus),
                    "document_bytes": document.stat().st_size}
             runs.append(run)
             self.say(f"  compile over HTTP median {run['command_s']:.3f} s (cpu {run['cpu_s']:.3f} s), "
@@ -518,8 +519,8 @@ class Bench:
             await asyncio.sleep(config.idle_seconds)
             idle.append(server.rss() / MB)
             await server.stop()
-        self.say(f"start-up median {statistics_median(starts):.3f} s (first start, migrating: {first_start:.3f} s), "
-                 f"idle RSS median {statistics_median(idle):.1f} MB")
+        self.say(f"start-up median {statistics.median(starts):.3f} s (first start, migrating: {first_start:.3f} s), "
+                 f"idle RSS median {statistics.median(idle):.1f} MB")
         await self.stop_all()
         self.results["startup"] = {"runs": {"health_s": starts, "idle_rss_mb": idle, "first_start_s": first_start},
                                    "metrics": {"health_s": summary(starts), "idle_rss_mb": summary(idle)}}
@@ -542,8 +543,8 @@ class Bench:
                 latencies.append(e2e)
                 acks.append(ack)
             cpu = server.cpu() - cpu0
-            run = {"e2e_median_ms": statistics_median(latencies) * 1000,
-                   "e2e_p99_ms": percentile(latencies, 99) * 1000, "ack_median_ms": statistics_median(acks) * 1000,
+            run = {"e2e_median_ms": statistics.median(latencies) * 1000,
+                   "e2e_p99_ms": percentile(latencies, 99) * 1000, "ack_median_ms": statistics.median(acks) * 1000,
                    "cpu_ms": cpu / config.declares * 1000}
             runs.append(run)
             self.say(f"  end to end median {run['e2e_median_ms']:.1f} ms (ack {run['ack_median_ms']:.1f} ms), "
@@ -609,12 +610,6 @@ class Bench:
             "r2_saturated_rps": summary([r["r2"]["saturated_rps"] for r in runs]),
             "throughput_ratio": summary([r["throughput_ratio"] for r in runs]),
         }}
-
-
-def statistics_median(values: list[float]) -> float:
-    import statistics
-
-    return statistics.median(values)
 
 
 # -- report ------------------------------------------------------------------------------------------------
@@ -774,7 +769,7 @@ async def _main(args: argparse.Namespace) -> int:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m bench", description=__doc__.split("\n\n")[0])
-    parser.add_argument("--quick", action="store_true", help="short durations and 2 runs (about 6 minutes)")
+    parser.add_argument("--quick", action="store_true", help="short durations and 2 runs (about 12 minutes; full: about 45)")
     parser.add_argument("--scenario", action="append", choices=SCENARIOS,
                         help="run only this scenario (repeatable); results.json keeps the others' last results")
     parser.add_argument("--runs", type=int, help="runs per scenario (default: 3 full, 2 quick)")
