@@ -79,14 +79,19 @@ class SlackInbound:
     # -- bookkeeping: in-flight work (graceful shutdown) and what finished (tests wait on it) -------------
 
     @asynccontextmanager
-    async def _work(self, key: str, what: str, *, room: Room | None = None,
-                    user: str | None = None) -> AsyncIterator[None]:
+    async def _work(self, key: str, what: str, *, room: Room | None = None, user: str | None = None,
+                    redeliver: bool = False) -> AsyncIterator[None]:
+        """Bookkeeping around one listener. A failed event (`redeliver`) propagates: Bolt answers 500 and
+        Slack delivers it again (its event id makes that safe if part of it did commit). A failed command or
+        button cannot come back, so its user is told instead."""
         task = asyncio.current_task()
         if task is not None:
             self._in_flight.add(task)
         try:
             yield
         except Exception:
+            if redeliver:
+                raise  # logged by _on_error
             log.exception("slack %s (%s) failed", what, key)
             if room is not None and user is not None:
                 try:
@@ -183,7 +188,8 @@ class SlackInbound:
     async def _on_mention(self, event: dict, body: dict, context: Any) -> None:
         user = event.get("user")
         room = self.room(event["channel"], event.get("thread_ts"))
-        async with self._work(body.get("event_id") or event.get("ts", ""), "app_mention", room=room, user=user):
+        key = body.get("event_id") or event.get("ts", "")
+        async with self._work(key, "app_mention", room=room, user=user, redeliver=bool(body.get("event_id"))):
             text = leading_mention(event.get("text") or "", context.bot_user_id)
             if text is None or not user:
                 return  # a mention mid-sentence is conversation: the message event puts it in the timeline
@@ -199,7 +205,7 @@ class SlackInbound:
     async def _on_message(self, event: dict, body: dict, context: Any) -> None:
         subtype = event.get("subtype")
         key = body.get("event_id") or event.get("ts", "")
-        async with self._work(key, f"message {subtype or ''}".strip()):
+        async with self._work(key, f"message {subtype or ''}".strip(), redeliver=bool(body.get("event_id"))):
             if subtype == "message_changed":
                 await self._edited(event, body)
             elif subtype == "message_deleted":
@@ -250,7 +256,8 @@ class SlackInbound:
 
     async def _on_reaction(self, event: dict, body: dict) -> None:
         item = event.get("item") or {}
-        async with self._work(body.get("event_id") or event.get("event_ts", ""), "reaction_added"):
+        async with self._work(body.get("event_id") or event.get("event_ts", ""), "reaction_added",
+                              redeliver=bool(body.get("event_id"))):
             if event.get("reaction") != PIN_REACTION or item.get("type") != "message":
                 return
             channel, ts = item["channel"], item["ts"]

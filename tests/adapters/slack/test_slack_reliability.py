@@ -133,3 +133,23 @@ async def test_a_failed_upload_is_retried_whole_and_the_postmortem_arrives_once(
     [completed] = slack.fake.of("files.completeUploadExternal")
     assert completed.params["thread_ts"] == thread
     assert not [c for c in slack.fake.of("chat.postMessage") if "Post-mortem" in c.params["text"]]
+
+
+async def test_a_message_the_database_could_not_store_is_answered_500_and_its_redelivery_stored_once(slack):
+    card = await slack.declare()
+    thread = card.response["ts"]
+    ts = slack.fake.add_message(INCIDENTS, text="rolled back the deploy", user="U0BOB0002", thread_ts=thread)
+    event = {"type": "message", "user": "U0BOB0002", "text": "rolled back the deploy", "ts": ts,
+             "channel": INCIDENTS, "thread_ts": thread, "event_ts": ts}
+    slack.errors_expected = True
+    async with slack.app.engine.begin() as connection:  # the timeline table is gone: every insert fails
+        await connection.exec_driver_sql("ALTER TABLE timeline_event RENAME TO timeline_event_away")
+
+    refused = await slack.send_event_without_waiting(event, event_id="Ev0DBDOWN1")
+
+    assert refused.status_code == 500  # Slack delivers it again; a 200 would have lost it
+    async with slack.app.engine.begin() as connection:
+        await connection.exec_driver_sql("ALTER TABLE timeline_event_away RENAME TO timeline_event")
+    await slack.event(event, event_id="Ev0DBDOWN1", retry_num=1, times=2)
+    await slack.event(event, event_id="Ev0DBDOWN1", retry_num=2, times=3)
+    assert (await slack.service.export_postmortem(1)).count("rolled back the deploy") == 1
