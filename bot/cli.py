@@ -212,6 +212,8 @@ async def _serve(args: argparse.Namespace) -> int:
         if messenger is not None:
             await messenger.aclose()
         await app.close()
+        if slack is not None:
+            await slack.aclose()  # after the outbox stopped sending
 
 
 def _playbooks_check(args: argparse.Namespace) -> int:

@@ -110,6 +110,13 @@ class TimelineEvent:
     id: int | None = None
 
 
+def chat_message(*, by: str, text: str, now: datetime, message_ref: str | None) -> TimelineEvent:
+    """The timeline entry for a human message in an incident's room. It needs nothing from the incident (a
+    message is recorded in any state, even after close), so many can be written without loading incidents."""
+    return TimelineEvent(kind=EventKind.MESSAGE, author=by, text=text, occurred_at=now, recorded_at=now,
+                         source="chat", message_ref=message_ref)
+
+
 @dataclass
 class ChecklistItem:
     number: int
@@ -383,7 +390,7 @@ class Incident:
 
     def capture_message(self, *, by: str, text: str, now: datetime, message_ref: str | None) -> None:
         """A human message in the incident's room; recorded even after close (late context still matters)."""
-        self._record(EventKind.MESSAGE, by, now, text, source="chat", message_ref=message_ref)
+        self.new_timeline.append(chat_message(by=by, text=text, now=now, message_ref=message_ref))
 
     def record_nudge(self, *, now: datetime, text: str) -> None:
         self.last_nudge_at = now

@@ -14,7 +14,7 @@ import random
 from collections import OrderedDict
 from collections.abc import Callable, Mapping
 from dataclasses import asdict, dataclass
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any, Protocol
 
 from bot.ports import (Attachment, Button, ChatAdapter, ChecklistLine, Clock, DeliveryError, Field, Message,
@@ -97,6 +97,7 @@ class OutboxSender:
         self._background: asyncio.Task[int] | None = None
         self._again = False
         self._rooms: OrderedDict[int, _Where] = OrderedDict()  # incident number → its room, most recent last
+        self._openings: dict[str, tuple[str, str]] = {}  # open_room dedupe key → (incident key, title)
 
     def note_room(self, incident: Incident) -> None:
         """Remember where an incident lives once its room is open, so sending to it needs no database read."""
@@ -108,8 +109,21 @@ class OutboxSender:
         while len(self._rooms) > ROOMS_KEPT:
             self._rooms.popitem(last=False)
 
+    def note_opening(self, dedupe_key: str, incident: Incident) -> None:
+        """Remember what opening a new incident's room needs (its key and title) under the open_room message's
+        own key, so that sending the card needs no database read (a rolled-back declare's key never comes
+        back). After a restart the sender reads the incident instead."""
+        self._openings[dedupe_key] = (incident.key, incident.title)
+        while len(self._openings) > ROOMS_KEPT:
+            self._openings.pop(next(iter(self._openings)))
+
     async def drain(self) -> int:
-        """Deliver everything deliverable now (in order per incident); returns how many were delivered."""
+        """Deliver everything deliverable now (in order per incident); returns how many were delivered.
+
+        One round: claim what is ready (per incident, the oldest waiting message and the ready ones right
+        behind it), send each incident's messages in order while different incidents go in parallel, then
+        record every outcome in one transaction. A declare's card and checklists are one claim and one
+        record, not two transactions per message."""
         delivered = 0
         while True:
             async with self._uow() as uow:
@@ -117,9 +131,12 @@ class OutboxSender:
                 await uow.commit()
             if not items:
                 return delivered
-            results = await asyncio.gather(*(self._deliver_one(item) for item in items))
-            delivered += sum(results)
-            if not any(results):
+            chains = await asyncio.gather(*(self._deliver_chain(chain) for chain in _chains(items)))
+            outcomes = [outcome for chain in chains for outcome in chain]
+            await self._record(outcomes)
+            sent = sum(1 for outcome in outcomes if outcome.delivered)
+            delivered += sent
+            if not sent:
                 return delivered  # everything claimed was put back for later: stop instead of spinning
 
     async def release_claims(self) -> int:
@@ -155,37 +172,70 @@ class OutboxSender:
         if self._background is not None:
             await asyncio.shield(self._background)
 
-    async def _deliver_one(self, item: OutboxItem) -> bool:
+    async def _deliver_chain(self, chain: list[OutboxItem]) -> list[_Outcome]:
+        """One incident's claimed messages, in order; after a failure the rest wait (unsent) for the next round."""
+        outcomes: list[_Outcome] = []
+        for index, item in enumerate(chain):
+            outcome = await self._attempt(item)
+            outcomes.append(outcome)
+            if not outcome.delivered:
+                outcomes.extend(_Outcome(later, released=True) for later in chain[index + 1:])
+                break
+        return outcomes
+
+    async def _attempt(self, item: OutboxItem) -> _Outcome:
         async with self._limit:
             out = item.outbound
             where = f"INC-{out.incident_number}" if out.incident_number else "no incident"
             try:
                 posted = await self._send(item)
             except _RoomNotOpen:
-                await self._mark(item, retry_in=self._base_delay, error="incident room not open yet", count=False)
-                return False
+                return _Outcome(item, retry_in=self._base_delay, error="incident room not open yet", count=False)
             except DeliveryError as problem:
                 log.warning("outbox %s (%s, %s): %s", item.id, where, out.operation, problem)
                 if problem.permanent:
-                    await self._mark(item, give_up=str(problem))
-                else:
-                    await self._mark(item, retry_in=problem.retry_after, error=str(problem))
-                return False
+                    return _Outcome(item, give_up=str(problem))
+                return _Outcome(item, retry_in=problem.retry_after, error=str(problem))
             except Exception as problem:  # timeouts, connection errors, 5xx from SDKs that don't classify
                 log.warning("outbox %s (%s, %s): %r", item.id, where, out.operation, problem)
-                await self._mark(item, retry_in=None, error=repr(problem)[:500])
-                return False
-            async with self._uow() as uow:
-                if out.operation == "open_room" and out.incident_number is not None and posted is not None:
-                    incident = await uow.incidents.get(out.incident_number)
-                    if incident is not None:
-                        incident.attach_room(platform=posted.room.platform, channel=posted.room.channel,
-                                             thread=posted.room.thread, card_message=posted.message_id)
-                        await uow.incidents.save(incident)
-                        self.note_room(incident)
-                await uow.outbox.delivered(item.id, self._clock.now(), posted.message_id if posted else None)
-                await uow.commit()
-            return True
+                return _Outcome(item, error=repr(problem)[:500])
+            if out.operation == "open_room" and out.incident_number is not None and posted is not None:
+                # The rest of this incident's chain goes into the room just opened (recorded in _record).
+                self._rooms[out.incident_number] = _Where(posted.room.platform, posted.room.channel,
+                                                          posted.room.thread, posted.message_id)
+            return _Outcome(item, delivered=True, posted=posted)
+
+    async def _record(self, outcomes: list[_Outcome]) -> None:
+        """Every outcome of a round in one transaction: delivered, retry later, given up, or put back."""
+        now = self._clock.now()
+        customers_failed: list[tuple[OutboxItem, str]] = []
+        async with self._uow() as uow:
+            delivered: list[tuple[int, str | None]] = []
+            released: list[int] = []
+            for outcome in outcomes:
+                item, out = outcome.item, outcome.item.outbound
+                if outcome.delivered:
+                    posted = outcome.posted
+                    if out.operation == "open_room" and out.incident_number is not None and posted is not None:
+                        incident = await uow.incidents.get(out.incident_number)
+                        if incident is not None:
+                            incident.attach_room(platform=posted.room.platform, channel=posted.room.channel,
+                                                 thread=posted.room.thread, card_message=posted.message_id)
+                            await uow.incidents.save(incident)
+                            self.note_room(incident)
+                    delivered.append((item.id, posted.message_id if posted else None))
+                elif outcome.released:
+                    released.append(item.id)
+                else:
+                    failed = await self._mark(uow, outcome, now)
+                    if failed is not None:
+                        customers_failed.append((item, failed))
+            await uow.outbox.delivered_many(delivered, now)
+            await uow.outbox.release(released)
+            await uow.commit()
+        if self.customers is not None:
+            for item, reason in customers_failed:
+                await self.customers.give_up(item, reason)
 
     async def _send(self, item: OutboxItem) -> Posted | None:
         out = item.outbound
@@ -199,6 +249,11 @@ class OutboxSender:
             raise DeliveryError(f"no chat adapter for platform {out.platform!r} is configured", permanent=True)
         incident = None
         where = self._rooms.get(out.incident_number) if out.incident_number is not None else None
+        opening = self._openings.pop(out.dedupe_key, None) if out.operation == "open_room" else None
+        if opening is not None and out.room is not None and not item.delivery.maybe_sent:
+            # Declared by this process and never tried: nothing to check in the database first.
+            return await chat.open_incident_room(channel=out.room.channel, incident_key=opening[0],
+                                                 title=opening[1], card=out.message, delivery=item.delivery)
         # The incident is read only when its room is not known yet (or to open it): a room never moves.
         if out.incident_number is not None and (out.operation == "open_room" or (
                 where is None and (out.room is None or out.operation == "update_card"))):
@@ -229,27 +284,49 @@ class OutboxSender:
                 return Posted(card_room, where.card_message)
         return await chat.post(room=room, message=out.message, delivery=item.delivery)
 
-    async def _mark(self, item: OutboxItem, *, retry_in: float | None = None, error: str = "",
-                    give_up: str | None = None, count: bool = True) -> None:
-        now = self._clock.now()
-        async with self._uow() as uow:
-            attempts = item.attempts + (1 if count else 0)
-            if give_up is not None or attempts >= self.max_attempts:
-                reason = give_up or f"gave up after {attempts} attempts: {error}"
-                log.error("outbox %s undeliverable (%s): %s", item.id,
-                          f"INC-{item.outbound.incident_number}" if item.outbound.incident_number else "-", reason)
-                await uow.outbox.give_up(item.id, now, reason)
-                if item.outbound.operation == "customer_message" and self.customers is not None and give_up is None:
-                    await uow.commit()
-                    await self.customers.give_up(item, reason)
-                    return
-            else:
-                if retry_in is None:
-                    retry_in = min(self._max_delay, self._base_delay * 2 ** (attempts - 1))
-                    retry_in *= 0.5 + self._jitter() / 2  # jitter: replicas don't retry in lockstep
-                await uow.outbox.retry_later(item.id, now + timedelta(seconds=retry_in), error,
-                                             count_attempt=count)
-            await uow.commit()
+    async def _mark(self, uow: Any, outcome: _Outcome, now: datetime) -> str | None:
+        """Retry later, or give up; returns the reason when a customer message was given up on after retries
+        (its recipient's status is updated once this transaction has committed)."""
+        item = outcome.item
+        attempts = item.attempts + (1 if outcome.count else 0)
+        if outcome.give_up is not None or attempts >= self.max_attempts:
+            reason = outcome.give_up or f"gave up after {attempts} attempts: {outcome.error}"
+            log.error("outbox %s undeliverable (%s): %s", item.id,
+                      f"INC-{item.outbound.incident_number}" if item.outbound.incident_number else "-", reason)
+            await uow.outbox.give_up(item.id, now, reason)
+            if item.outbound.operation == "customer_message" and outcome.give_up is None:
+                return reason
+            return None
+        retry_in = outcome.retry_in
+        if retry_in is None:
+            retry_in = min(self._max_delay, self._base_delay * 2 ** (attempts - 1))
+            retry_in *= 0.5 + self._jitter() / 2  # jitter: replicas don't retry in lockstep
+        await uow.outbox.retry_later(item.id, now + timedelta(seconds=retry_in), outcome.error,
+                                     count_attempt=outcome.count)
+        return None
+
+
+@dataclass
+class _Outcome:
+    """What happened to one claimed message in a round."""
+
+    item: OutboxItem
+    delivered: bool = False
+    posted: Posted | None = None
+    released: bool = False  # not attempted: an earlier message of its incident failed
+    retry_in: float | None = None
+    error: str = ""
+    give_up: str | None = None  # permanent failure
+    count: bool = True  # counts as an attempt
+
+
+def _chains(items: list[OutboxItem]) -> list[list[OutboxItem]]:
+    """Claimed messages grouped per incident, oldest first; messages without an incident each on their own."""
+    chains: dict[object, list[OutboxItem]] = {}
+    for item in sorted(items, key=lambda i: i.id):
+        number = item.outbound.incident_number
+        chains.setdefault(number if number is not None else ("alone", item.id), []).append(item)
+    return list(chains.values())
 
 
 __all__ = ["OutboxSender", "message_from_json", "message_to_json"]

@@ -11,7 +11,7 @@ import logging
 import time
 import uuid
 from contextvars import ContextVar
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta, tzinfo
 from pathlib import Path
@@ -19,7 +19,8 @@ from typing import Any
 
 from bot import commands as cmd
 from bot import render
-from bot.domain import NOTE_TAGS, DomainError, EventKind, Incident, Role, Status, format_duration
+from bot.batching import GroupCommit
+from bot.domain import NOTE_TAGS, DomainError, EventKind, Incident, Role, Status, chat_message, format_duration
 from bot.postmortem import PostmortemCompiler, postmortem_filename
 from bot.brief_service import BriefService
 from bot.outbox import OutboxSender
@@ -63,6 +64,17 @@ def _info(text: str, **extra: Any) -> Reply:
     return Reply(Message(text=text, kind="reply", **extra))
 
 
+@dataclass(frozen=True)
+class _Said:
+    """A human message waiting for its batch (see `capture_message`)."""
+
+    room: Room
+    author: str
+    text: str
+    message_id: str
+    delivery_id: str | None
+
+
 @dataclass
 class _Change:
     """What a command did: what to announce in the incident's room and whether the card changed."""
@@ -98,6 +110,8 @@ class IncidentService:
         # Alert intake (bot.alert_service.AlertIntake), attached by the composition root: its Declare buttons
         # come back through press_button.
         self.alerts: Any = None
+        # Chat messages are most of the traffic: those that arrive together are written in one transaction.
+        self._said: GroupCommit[_Said, bool] = GroupCommit(self._capture_batch)
         self._handlers: dict[type, Callable[[Context, Any], Awaitable[Reply | None]]] = {
             cmd.Declare: self._declare,
             cmd.ListIncidents: self._list,
@@ -167,16 +181,31 @@ class IncidentService:
 
     async def capture_message(self, *, room: Room, actor: Actor, text: str, message_id: str,
                               delivery_id: str | None = None) -> bool:
-        """A human message in a room; recorded in the timeline when the room is an incident's. True if kept."""
+        """A human message in a room; recorded in the timeline when the room is an incident's. True if kept.
+        Returns once the message is committed (with the others that arrived at the same time)."""
+        return await self._said.submit(_Said(room, actor.name, text, message_id, delivery_id))
+
+    async def _capture_batch(self, batch: Sequence[_Said]) -> list[bool]:
         async with self._uow() as uow:
-            # Room first: chatter outside incident rooms is most traffic and leaves no delivery row behind.
-            incident = await uow.incidents.get_by_room(room)
-            if incident is None or not await self._first_delivery(uow, delivery_id):
-                return False
-            incident.capture_message(by=actor.name, text=text, now=self._clock.now(), message_ref=message_id)
-            await uow.incidents.save(incident)
+            now = self._clock.now()
+            # Rooms first: chatter outside incident rooms is most traffic and leaves no delivery row behind.
+            homes = await uow.incidents.numbers_by_room({said.room for said in batch})
+            fresh = await uow.deliveries.first_times(
+                {said.delivery_id for said in batch if said.delivery_id and said.room in homes}, now)
+            kept: list[bool] = []
+            events = []
+            for said in batch:
+                number = homes.get(said.room)
+                keep = number is not None and (said.delivery_id is None or said.delivery_id in fresh)
+                if keep and said.delivery_id:
+                    fresh.discard(said.delivery_id)  # the same delivery twice in one batch is kept once
+                if keep:
+                    events.append((number, chat_message(by=said.author, text=said.text, now=now,
+                                                        message_ref=said.message_id)))
+                kept.append(keep)
+            await uow.incidents.append_timeline(events)
             await uow.commit()
-        return True
+        return kept
 
     async def revise_message(self, *, room: Room, message_id: str, text: str | None = None, deleted: bool = False,
                              pinned: bool = False, delivery_id: str | None = None) -> bool:
@@ -761,6 +790,8 @@ class IncidentService:
         `to_room` is False, and a copy for each follower); `_deliver` sends them after commit."""
         self.outbox.note_room(incident)
         key = dedupe_key or uuid.uuid4().hex
+        if operation == "open_room":
+            self.outbox.note_opening(key, incident)
         if to_room:
             outbound = Outbound(platform=platform or incident.platform or "", operation=operation,  # type: ignore[arg-type]
                                 message=message, dedupe_key=key, incident_number=incident.number, room=room)

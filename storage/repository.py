@@ -6,7 +6,7 @@ timeline events) and re-plans its reminders, and all of it commits or none of it
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
@@ -82,6 +82,22 @@ def _to_event(row: TimelineRow) -> TimelineEvent:
         deleted=row.deleted,
     )
 
+
+def _timeline_values(number: int, event: TimelineEvent) -> dict[str, Any]:
+    return {"incident_number": number, "kind": event.kind.value, "author": event.author, "text": event.text,
+            "occurred_at": event.occurred_at, "recorded_at": event.recorded_at, "source": event.source,
+            "message_ref": event.message_ref, "pinned": event.pinned, "deleted": event.deleted}
+
+
+# Built once: statements compiled per call would cost more than the work they do on the hot paths.
+_INSERT_TIMELINE = sa.insert(TimelineRow.__table__)
+_ROOM_COLUMNS = (IncidentRow.number, IncidentRow.platform, IncidentRow.channel, IncidentRow.thread)
+_NUMBERS_BY_THREAD = sa.select(*_ROOM_COLUMNS).where(
+    sa.tuple_(IncidentRow.platform, IncidentRow.channel, IncidentRow.thread).in_(
+        sa.bindparam("rooms", expanding=True)))
+_NUMBERS_BY_CHANNEL = sa.select(*_ROOM_COLUMNS).where(
+    sa.tuple_(IncidentRow.platform, IncidentRow.channel).in_(sa.bindparam("rooms", expanding=True)),
+    IncidentRow.thread.is_(None))  # type: ignore[union-attr]
 
 _NEW_ROWS: dict[tuple[str, str], Any] = {}
 
@@ -171,14 +187,8 @@ class SqlIncidentRepository:
             row.text, row.owner, row.due = item.text, item.owner, item.due
             row.done_at, row.done_by, row.overdue_reminded = item.done_at, item.done_by, item.overdue_reminded
             self._session.add(row)
-        for event in incident.take_new_timeline():
-            self._session.add(
-                TimelineRow(incident_number=incident.number, kind=event.kind.value, author=event.author,
-                            text=event.text, occurred_at=event.occurred_at, recorded_at=event.recorded_at,
-                            source=event.source, message_ref=event.message_ref, pinned=event.pinned,
-                            deleted=event.deleted)
-            )
         await self._session.flush()
+        await self.append_timeline([(incident.number, event) for event in incident.take_new_timeline()])
 
     async def _load(self, row: IncidentRow | None) -> Incident | None:
         if row is None:
@@ -200,6 +210,29 @@ class SqlIncidentRepository:
             query = query.where(IncidentRow.thread == room.thread)
         row = (await self._session.exec(query.order_by(IncidentRow.number.desc()).limit(1))).first()  # type: ignore[union-attr]
         return await self._load(row)
+
+    async def numbers_by_room(self, rooms: Collection[Room]) -> dict[Room, int]:
+        """Which incident each room belongs to (as `get_by_room`, the newest), in at most two queries."""
+        found: dict[Room, int] = {}
+        threads = [(r.platform, r.channel, r.thread) for r in rooms if r.thread is not None]
+        channels = [(r.platform, r.channel) for r in rooms if r.thread is None]
+        if threads:
+            for number, platform, channel, thread in await self._session.exec(
+                    _NUMBERS_BY_THREAD, params={"rooms": threads}):
+                room = Room(platform, channel, thread)
+                found[room] = max(number, found.get(room, 0))
+        if channels:
+            for number, platform, channel, _ in await self._session.exec(
+                    _NUMBERS_BY_CHANNEL, params={"rooms": channels}):
+                room = Room(platform, channel, None)
+                found[room] = max(number, found.get(room, 0))
+        return found
+
+    async def append_timeline(self, events: Sequence[tuple[int, TimelineEvent]]) -> None:
+        """Add events to incidents' timelines without loading the incidents (chat messages, many at once)."""
+        if events:
+            await self._session.exec(_INSERT_TIMELINE, params=[_timeline_values(number, event)
+                                                               for number, event in events])
 
     async def get_many(self, numbers: Sequence[int]) -> dict[int, Incident]:
         """Several incidents in three queries (rows, action items, tenants), by number; unknown ones left out."""
@@ -316,6 +349,15 @@ class SqlDeliveryLog:
                                             params={"delivery_id": delivery_id[:200], "received_at": now})
         return inserted.first() is not None
 
+    async def first_times(self, delivery_ids: Collection[str], now: datetime) -> set[str]:
+        """Record several delivery ids at once; returns those seen for the first time."""
+        wanted = {delivery_id[:200]: delivery_id for delivery_id in delivery_ids}
+        if not wanted:
+            return set()
+        inserted = await self._session.exec(_insert_new(self._session, DeliveryRow.__table__, "delivery_id"),
+                                            params=[{"delivery_id": key, "received_at": now} for key in wanted])
+        return {wanted[key] for key in inserted.scalars()}
+
 
 @dataclass(frozen=True)
 class OutboxEntry:
@@ -348,7 +390,7 @@ _EARLIER = aliased(OutboxRow)
 _BLOCKED = sa.exists().where(_EARLIER.incident_number == OutboxRow.incident_number, _EARLIER.id < OutboxRow.id,
                              _EARLIER.status.in_(("pending", "sending")))
 _CLAIMABLE = (
-    select(OutboxRow.id, OutboxRow.status)
+    select(OutboxRow.id, OutboxRow.status, OutboxRow.incident_number)
     .where(_READY, sa.or_(OutboxRow.incident_number.is_(None), ~_BLOCKED))  # type: ignore[union-attr]
     .order_by(OutboxRow.id).limit(sa.bindparam("limit"))  # type: ignore[arg-type]
 )
@@ -358,11 +400,27 @@ _CLAIM = (
     .values(status="sending", claimed_until=sa.bindparam("until"))
     .returning(OutboxRow).execution_options(**_NO_SYNC)
 )
+# The waiting messages of the incidents whose oldest one was claimed: the ready ones right behind it go with it.
+_WAITING_BEHIND = (
+    select(OutboxRow.id, OutboxRow.incident_number, OutboxRow.status, OutboxRow.next_attempt_at,
+           OutboxRow.claimed_until)
+    .where(OutboxRow.incident_number.in_(sa.bindparam("numbers", expanding=True)),  # type: ignore[union-attr]
+           OutboxRow.status.in_(("pending", "sending")))  # type: ignore[attr-defined]
+    .order_by(OutboxRow.incident_number, OutboxRow.id)  # type: ignore[arg-type]
+)
+_WAITING_BEHIND_LOCKED = _WAITING_BEHIND.with_for_update(of=OutboxRow)
+_CHAIN_LIMIT = 50
+_OUTBOX = OutboxRow.__table__
+# Core statements on the table (not the ORM entity): executed with a list of parameter sets they are one
+# executemany, which the ORM would turn into a bulk update by primary key.
 _DELIVERED = (
-    sa.update(OutboxRow).where(OutboxRow.id == sa.bindparam("item_id"))
+    sa.update(_OUTBOX).where(_OUTBOX.c.id == sa.bindparam("item_id"))
     .values(status="delivered", delivered_at=sa.bindparam("at"), platform_message_id=sa.bindparam("message_id"),
-            claimed_until=None, attempts=OutboxRow.attempts + 1)
-    .execution_options(**_NO_SYNC)
+            claimed_until=None, attempts=_OUTBOX.c.attempts + 1)
+)
+_RELEASE = (
+    sa.update(_OUTBOX).where(_OUTBOX.c.id.in_(sa.bindparam("ids", expanding=True)), _OUTBOX.c.status == "sending")
+    .values(status="pending", claimed_until=None)
 )
 
 
@@ -386,12 +444,36 @@ class SqlOutboxRepository:
         await self._session.exec(_insert_new(self._session, OutboxRow.__table__, "dedupe_key"), params=values)
 
     async def claim(self, now: datetime, limit: int, lease: timedelta) -> list[OutboxItem]:
-        candidates = _CLAIMABLE_LOCKED if self._session.bind.dialect.name == "postgresql" else _CLAIMABLE
-        found = (await self._session.exec(candidates, params={"now": now, "limit": limit})).all()
-        ids = [row_id for row_id, _ in found]
-        reclaimed = {row_id for row_id, status in found if status == "sending"}
+        """Claim what is deliverable now: per incident its oldest waiting message and the ready ones right
+        behind it (up to the first that is not ready), so the sender can send them in order in one round;
+        messages without an incident on their own. Claimed rows are 'sending' until their lease ends."""
+        postgres = self._session.bind.dialect.name == "postgresql"
+        found = (await self._session.exec(_CLAIMABLE_LOCKED if postgres else _CLAIMABLE,
+                                          params={"now": now, "limit": limit})).all()
+        ids = [row_id for row_id, _, _ in found]
+        reclaimed = {row_id for row_id, status, _ in found if status == "sending"}
         if not ids:
             return []
+        heads = {number: row_id for row_id, _, number in found if number is not None}
+        if heads:
+            # Only the oldest waiting message of an incident can be claimed by anyone (on PostgreSQL under
+            # SKIP LOCKED), so the ones behind a head we hold are ours to take: no other sender can get there.
+            behind = (await self._session.exec(_WAITING_BEHIND_LOCKED if postgres else _WAITING_BEHIND,
+                                               params={"numbers": list(heads)})).all()
+            taken: dict[int, int] = {}
+            stopped: set[int] = set()
+            for row_id, number, status, next_attempt_at, claimed_until in behind:
+                if row_id <= heads[number] or number in stopped:
+                    continue
+                ready = (next_attempt_at <= now) if status == "pending" else (
+                    claimed_until is not None and claimed_until < now)
+                if not ready or taken.get(number, 0) >= _CHAIN_LIMIT:
+                    stopped.add(number)  # order: nothing after a message that must wait
+                    continue
+                taken[number] = taken.get(number, 0) + 1
+                ids.append(row_id)
+                if status == "sending":
+                    reclaimed.add(row_id)
         result = await self._session.exec(_CLAIM, params={"ids": ids, "now": now, "until": now + lease})
         rows = [row for row in result.scalars()]
         return [self._item(row, reclaimed=row.id in reclaimed) for row in sorted(rows, key=lambda r: r.id)]
@@ -418,8 +500,16 @@ class SqlOutboxRepository:
                             customer=row.customer)
         return OutboxItem(id=row.id, outbound=outbound, attempts=row.attempts, reclaimed=reclaimed)  # type: ignore[arg-type]
 
-    async def delivered(self, item_id: int, now: datetime, platform_message_id: str | None) -> None:
-        await self._session.exec(_DELIVERED, params={"item_id": item_id, "at": now, "message_id": platform_message_id})
+    async def delivered_many(self, sent: Sequence[tuple[int, str | None]], now: datetime) -> None:
+        """Mark messages delivered: (outbox id, the platform's id for the message)."""
+        if sent:
+            await self._session.exec(_DELIVERED, params=[{"item_id": item_id, "at": now, "message_id": message_id}
+                                                         for item_id, message_id in sent])
+
+    async def release(self, ids: Sequence[int]) -> None:
+        """Put claimed messages back unsent (not an attempt): an earlier message of their incident failed."""
+        if ids:
+            await self._session.exec(_RELEASE, params={"ids": list(ids)})
 
     async def retry_later(self, item_id: int, at: datetime, error: str, *, count_attempt: bool = True) -> None:
         await self._session.exec(sa.update(OutboxRow).where(OutboxRow.id == item_id).execution_options(
@@ -604,6 +694,9 @@ class SqlOperatorRepository:
 
     def __init__(self, session: AsyncSession) -> None:
         self._session = session
+        # Followers per incident as read in this transaction: every message queued asks, and a declare or a
+        # reminder round queues several for the same incident.
+        self._followers: dict[int, list[tuple[str, str]]] = {}
 
     async def add(self, *, phone: str, name: str, now: datetime) -> bool:
         if await self._session.get(OperatorRow, phone) is not None:
@@ -629,6 +722,7 @@ class SqlOperatorRepository:
                                  .values(current_incident=number))
 
     async def follow(self, *, number: int, platform: str, address: str, now: datetime) -> bool:
+        self._followers.pop(number, None)
         key = (number, platform, address)
         if await self._session.get(FollowerRow, key) is not None:
             return False
@@ -637,14 +731,17 @@ class SqlOperatorRepository:
         return True
 
     async def unfollow(self, *, number: int, platform: str, address: str) -> bool:
+        self._followers.pop(number, None)
         result = await self._session.exec(sa.delete(FollowerRow).where(
             FollowerRow.incident_number == number, FollowerRow.platform == platform, FollowerRow.address == address))
         return result.rowcount > 0
 
     async def followers(self, number: int) -> list[tuple[str, str]]:
-        rows = (await self._session.exec(select(FollowerRow.platform, FollowerRow.address).where(
-            FollowerRow.incident_number == number).order_by(FollowerRow.since))).all()
-        return [(platform, address) for platform, address in rows]
+        if number not in self._followers:
+            rows = (await self._session.exec(select(FollowerRow.platform, FollowerRow.address).where(
+                FollowerRow.incident_number == number).order_by(FollowerRow.since))).all()
+            self._followers[number] = [(platform, address) for platform, address in rows]
+        return list(self._followers[number])
 
 
 def _group(row: AlertGroupRow) -> AlertGroupRecord:

@@ -123,12 +123,20 @@ class _ServerErrorRetry(AsyncServerErrorRetryHandler):
 
 def make_web_client(*, token: str, base_url: str = "https://slack.com/api/", rate_limit_retries: int = 3,
                     server_error_retries: int = 2, connection_retries: int = 2, backoff: float = 0.5,
-                    jitter: float = 1.0, timeout: int = 30) -> AsyncWebClient:
+                    jitter: float = 1.0, timeout: int = 30, shared_session: bool = False) -> AsyncWebClient:
     """One AsyncWebClient for everything (Bolt's listeners included), with retries for 429, 5xx and
-    connection errors. `base_url` points it at a proxy or a test fake."""
+    connection errors. `base_url` points it at a proxy or a test fake. `shared_session` (call it inside the
+    running event loop) keeps one aiohttp session with its connection pool for every call; without it
+    slack-sdk opens and closes a session per call, which costs twice the CPU of the call itself."""
     calculator = BackoffRetryIntervalCalculator(backoff_factor=backoff, jitter=_ScaledJitter(jitter))
+    session = None
+    if shared_session:
+        import aiohttp
+
+        session = aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=timeout))
     return AsyncWebClient(
         token=token,
+        session=session,
         base_url=base_url if base_url.endswith("/") else base_url + "/",
         timeout=timeout,
         retry_handlers=[
@@ -143,7 +151,8 @@ def slack_chat_from_settings(settings: "Settings", *, clock: Clock | None = None
     """The adapter as `warroom serve` runs it: bot token, API base URL, incident mode, announce channel."""
     if settings.slack_bot_token is None:
         raise ValueError("SLACK_BOT_TOKEN is not set")
-    client = make_web_client(token=settings.slack_bot_token.get_secret_value(), base_url=settings.slack_api_url)
+    client = make_web_client(token=settings.slack_bot_token.get_secret_value(), base_url=settings.slack_api_url,
+                             shared_session=True)
     return SlackChat(client=client, incident_mode=settings.incident_mode,
                      announce_channel=settings.slack_incidents_channel, clock=clock)
 
@@ -200,6 +209,12 @@ class SlackChat:
         self._opened: OrderedDict[str, str] = OrderedDict()  # incident key → channel created for it
 
     # -- the port ------------------------------------------------------------------------------------
+
+    async def aclose(self) -> None:
+        """Close the Web API client's shared HTTP session, if it has one."""
+        session = getattr(self.client, "session", None)
+        if session is not None and not session.closed:
+            await session.close()
 
     async def open_incident_room(self, *, channel: str, incident_key: str, title: str, card: Message,
                                  delivery: Delivery | None = None) -> Posted:

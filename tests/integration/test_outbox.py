@@ -193,3 +193,47 @@ async def test_a_burst_through_a_flaky_chat_api_is_delivered_exactly_once(team):
     assert sum(1 for s in team.chat.sent if s.message.kind == "card") == 10
     async with team.service._uow() as uow:  # noqa: SLF001
         assert await uow.outbox.entries(("failed",)) == []
+
+
+async def test_a_declare_is_delivered_in_one_claim_and_one_record(team):
+    import sqlalchemy as sa
+
+    transactions = []
+
+    def began(connection) -> None:  # noqa: ANN001
+        transactions.append(connection)
+
+    sa.event.listen(team.app.engine.sync_engine, "begin", began)
+    try:
+        await team.ok('declare P1 "Payments down"')
+    finally:
+        sa.event.remove(team.app.engine.sync_engine, "begin", began)
+
+    assert [s.message.kind for s in team.chat.sent][:3] == ["card", "checklist", "checklist"]
+    # the declare itself; one claim of the card and everything behind it; one record of the outcomes; the
+    # claim that finds the outbox empty
+    assert len(transactions) == 4
+
+
+async def test_after_a_failure_mid_incident_the_messages_behind_it_wait_unsent_and_keep_their_order(team):
+    from bot.ports import Message, Outbound
+
+    await team.ok('declare P1 "x"')
+    thread = await team.room(1)
+    async with team.service._uow() as uow:  # noqa: SLF001 - four messages queued together for INC-1
+        for text in ("m1", "m2", "m3", "m4"):
+            await uow.outbox.enqueue(Outbound(platform="console", operation="post", message=Message(text=text),
+                                              dedupe_key=text, incident_number=1), team.clock.now())
+        await uow.commit()
+    previous = team.chat.on_sent
+    team.chat.on_sent = lambda sent: (previous(sent), sent.message.text == "m1"
+                                      and team.chat.fail_next(ConnectionError("down")))
+
+    await team.service.outbox.drain()
+
+    assert [t for t in team.chat.texts(thread) if t.startswith("m")] == ["m1"]
+    waiting = {e.summary: e.attempts for e in await _entries(team, "pending", "sending")}
+    assert waiting == {"m2": 1, "m3": 0, "m4": 0}  # m3 and m4 were put back, never attempted
+    team.clock.advance(seconds=5)
+    await team.service.outbox.drain()
+    assert [t for t in team.chat.texts(thread) if t.startswith("m")] == ["m1", "m2", "m3", "m4"]
