@@ -412,9 +412,6 @@ class Incident:
         self.actions[number - 1].overdue_reminded = True
         self._record(EventKind.ACTION_OVERDUE, BOT_AUTHOR, now, text, source="bot")
 
-    def attach_room(self, *, platform: str, channel: str, thread: str | None, card_message: str | None) -> None:
-        self.platform, self.channel, self.thread, self.card_message = platform, channel, thread, card_message
-
     # -- helpers ------------------------------------------------------------------------------------
 
     def holder_summary(self) -> str:

@@ -217,12 +217,9 @@ class OutboxSender:
                 if outcome.delivered:
                     posted = outcome.posted
                     if out.operation == "open_room" and out.incident_number is not None and posted is not None:
-                        incident = await uow.incidents.get(out.incident_number)
-                        if incident is not None:
-                            incident.attach_room(platform=posted.room.platform, channel=posted.room.channel,
-                                                 thread=posted.room.thread, card_message=posted.message_id)
-                            await uow.incidents.save(incident)
-                            self.note_room(incident)
+                        await uow.incidents.attach_room(out.incident_number, platform=posted.room.platform,
+                                                        channel=posted.room.channel, thread=posted.room.thread,
+                                                        card_message=posted.message_id)
                     delivered.append((item.id, posted.message_id if posted else None))
                 elif outcome.released:
                     released.append(item.id)

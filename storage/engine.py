@@ -9,6 +9,8 @@ from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 from sqlalchemy.pool import AsyncAdaptedQueuePool
 
+from storage.inline_sqlite import inline_connector
+
 SQLITE_BUSY_TIMEOUT_MS = 5000
 
 
@@ -34,16 +36,22 @@ def create_engine(url: str) -> AsyncEngine:
             # 100 ms; one pooled connection makes them queue in asyncio instead, first come first served, woken
             # the moment the previous transaction ends. Waiting longer than the busy timeout fails as SQLite did.
             pool: dict = {"poolclass": AsyncAdaptedQueuePool, "pool_size": 1, "max_overflow": 0,
-                          "pool_timeout": SQLITE_BUSY_TIMEOUT_MS / 1000}
+                          "pool_timeout": SQLITE_BUSY_TIMEOUT_MS / 1000,
+                          # sqlite3 on the event loop thread instead of aiosqlite's worker thread (see
+                          # storage.inline_sqlite: the thread hops were most of the CPU of every command).
+                          "async_creator": inline_connector(str(Path(database).expanduser()),
+                                                            lock_timeout=SQLITE_BUSY_TIMEOUT_MS / 1000)}
+            busy_timeout_ms = 0  # waiting for another process's lock happens in asyncio (inline_sqlite)
         else:
-            pool = {}
-        engine = create_async_engine(url, connect_args={"timeout": SQLITE_BUSY_TIMEOUT_MS / 1000}, **pool)
+            pool = {"connect_args": {"timeout": SQLITE_BUSY_TIMEOUT_MS / 1000}}
+            busy_timeout_ms = SQLITE_BUSY_TIMEOUT_MS
+        engine = create_async_engine(url, **pool)
 
         @sa.event.listens_for(engine.sync_engine, "connect")
         def _sqlite_pragmas(dbapi_connection, _record):  # noqa: ANN001 - DB-API connection
             cursor = dbapi_connection.cursor()
             cursor.execute("PRAGMA journal_mode=WAL")
-            cursor.execute(f"PRAGMA busy_timeout={SQLITE_BUSY_TIMEOUT_MS}")
+            cursor.execute(f"PRAGMA busy_timeout={busy_timeout_ms}")
             cursor.execute("PRAGMA foreign_keys=ON")
             cursor.execute("PRAGMA synchronous=NORMAL")
             cursor.close()
@@ -51,7 +59,8 @@ def create_engine(url: str) -> AsyncEngine:
             # first write starts SQLite's own transaction and RELEASE commits it, so "record the delivery id,
             # then the message" committed the first half on its own. Take transaction control back (as
             # SQLAlchemy's SQLite docs advise) and begin every unit of work explicitly.
-            dbapi_connection.isolation_level = None
+            if dbapi_connection.isolation_level is not None:  # inline connections are opened that way
+                dbapi_connection.isolation_level = None
 
         @sa.event.listens_for(engine.sync_engine, "begin")
         def _sqlite_begin(connection):  # noqa: ANN001 - sync Connection

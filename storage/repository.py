@@ -99,6 +99,26 @@ _NUMBERS_BY_CHANNEL = sa.select(*_ROOM_COLUMNS).where(
     sa.tuple_(IncidentRow.platform, IncidentRow.channel).in_(sa.bindparam("rooms", expanding=True)),
     IncidentRow.thread.is_(None))  # type: ignore[union-attr]
 
+_INCIDENT = IncidentRow.__table__
+_NEXT_NUMBER = (sa.update(CounterRow.__table__).where(CounterRow.__table__.c.name == _INCIDENT_COUNTER)
+                .values(value=CounterRow.__table__.c.value + 1).returning(CounterRow.__table__.c.value))
+_INSERT_INCIDENT = sa.insert(_INCIDENT)
+# The SET clause comes from the parameters' keys (every scalar column), the row from `incident_key`.
+_UPDATE_INCIDENT = sa.update(_INCIDENT).where(_INCIDENT.c.number == sa.bindparam("incident_key"))
+_ATTACH_ROOM = (sa.update(_INCIDENT).where(_INCIDENT.c.number == sa.bindparam("incident_key"),
+                                          _INCIDENT.c.channel.is_(None))
+                .values(platform=sa.bindparam("to_platform"), channel=sa.bindparam("to_channel"),
+                        thread=sa.bindparam("to_thread"), card_message=sa.bindparam("to_card")))
+_ACTIONS_OF = select(ActionRow).where(ActionRow.incident_number == sa.bindparam("number"))
+_TENANTS_OF = select(IncidentTenantRow.tenant).where(IncidentTenantRow.incident_number == sa.bindparam("number"))
+_REMINDER = ReminderRow.__table__
+_PENDING_REMINDERS = sa.select(_REMINDER.c.id, _REMINDER.c.kind, _REMINDER.c.subject, _REMINDER.c.due_at).where(
+    _REMINDER.c.incident_number == sa.bindparam("number"), _REMINDER.c.status == "pending")
+_DELETE_REMINDERS = sa.delete(_REMINDER).where(_REMINDER.c.id.in_(sa.bindparam("ids", expanding=True)))
+_INSERT_REMINDERS = sa.insert(_REMINDER)
+_FOLLOWERS_OF = (select(FollowerRow.platform, FollowerRow.address)
+                 .where(FollowerRow.incident_number == sa.bindparam("number")).order_by(FollowerRow.since))
+
 _NEW_ROWS: dict[tuple[str, str], Any] = {}
 
 
@@ -132,19 +152,14 @@ class SqlIncidentRepository:
     async def next_number(self) -> int:
         # A row-locked increment in the declaring transaction: numbers stay unique and gapless, because a
         # rolled-back declare rolls its increment back too.
-        result = await self._session.exec(
-            sa.update(CounterRow).where(CounterRow.name == _INCIDENT_COUNTER)
-            .values(value=CounterRow.value + 1).returning(CounterRow.value)
-        )
-        value = result.scalar_one_or_none()
+        value = (await self._session.exec(_NEXT_NUMBER)).scalar_one_or_none()
         if value is None:
             raise RuntimeError("incident counter row missing: run `warroom db upgrade`")
         return value
 
     async def add(self, incident: Incident) -> None:
         values = _row_values(incident)
-        self._session.add(IncidentRow(number=incident.number, **values))
-        await self._session.flush()
+        await self._session.exec(_INSERT_INCIDENT, params={"number": incident.number, **values})
         self._known[incident.number] = (values, set(), {})
         await self._write_children(incident)
 
@@ -152,9 +167,7 @@ class SqlIncidentRepository:
         values = _row_values(incident)
         known = self._known.get(incident.number)
         if known is None or known[0] != values:  # a message captured into the timeline changes no column
-            await self._session.exec(
-                sa.update(IncidentRow).where(IncidentRow.number == incident.number).values(**values)
-            )
+            await self._session.exec(_UPDATE_INCIDENT, params={"incident_key": incident.number, **values})
             if known is not None:
                 self._known[incident.number] = (values, known[1], known[2])
         await self._write_children(incident)
@@ -171,10 +184,12 @@ class SqlIncidentRepository:
                 for row in (await self._session.exec(
                     select(ActionRow).where(ActionRow.incident_number == incident.number))).all()
             }
+        added = False
         for tenant in incident.tenants:
             if tenant not in linked:
                 self._session.add(IncidentTenantRow(incident_number=incident.number, tenant=tenant))
                 linked.add(tenant)
+                added = True
         for item in incident.actions:
             row = existing.get(item.number)
             if row is None:
@@ -187,15 +202,16 @@ class SqlIncidentRepository:
             row.text, row.owner, row.due = item.text, item.owner, item.due
             row.done_at, row.done_by, row.overdue_reminded = item.done_at, item.done_by, item.overdue_reminded
             self._session.add(row)
-        await self._session.flush()
+            added = True
+        if added:
+            await self._session.flush()
         await self.append_timeline([(incident.number, event) for event in incident.take_new_timeline()])
 
     async def _load(self, row: IncidentRow | None) -> Incident | None:
         if row is None:
             return None
-        actions = (await self._session.exec(select(ActionRow).where(ActionRow.incident_number == row.number))).all()
-        tenants = (await self._session.exec(
-            select(IncidentTenantRow.tenant).where(IncidentTenantRow.incident_number == row.number))).all()
+        actions = (await self._session.exec(_ACTIONS_OF, params={"number": row.number})).all()
+        tenants = (await self._session.exec(_TENANTS_OF, params={"number": row.number})).all()
         return self._remember(_to_incident(row, actions, tenants), actions, tenants)
 
     async def get(self, number: int) -> Incident | None:
@@ -210,6 +226,14 @@ class SqlIncidentRepository:
             query = query.where(IncidentRow.thread == room.thread)
         row = (await self._session.exec(query.order_by(IncidentRow.number.desc()).limit(1))).first()  # type: ignore[union-attr]
         return await self._load(row)
+
+    async def attach_room(self, number: int, *, platform: str, channel: str, thread: str | None,
+                          card_message: str | None) -> None:
+        """Record where an incident's room opened (once: a room never moves), without loading the incident."""
+        await self._session.exec(_ATTACH_ROOM, params={"incident_key": number, "to_platform": platform,
+                                                       "to_channel": channel, "to_thread": thread,
+                                                       "to_card": card_message})
+        self._known.pop(number, None)
 
     async def numbers_by_room(self, rooms: Collection[Room]) -> dict[Room, int]:
         """Which incident each room belongs to (as `get_by_room`, the newest), in at most two queries."""
@@ -292,21 +316,23 @@ class SqlReminderRepository:
 
     async def replace_pending(self, incident_number: int, plans: Sequence[ReminderPlan], now: datetime) -> None:
         """Make the incident's pending reminders exactly `plans`; unchanged ones keep their rows."""
-        pending = (await self._session.exec(
-            select(ReminderRow).where(ReminderRow.incident_number == incident_number, ReminderRow.status == "pending")
-        )).all()
+        pending = (await self._session.exec(_PENDING_REMINDERS, params={"number": incident_number})).all()
         wanted = {(plan.kind, plan.subject, plan.due_at) for plan in plans}
         kept = set()
-        for row in pending:
-            key = (row.kind, row.subject, row.due_at)
+        dropped = []
+        for row_id, kind, subject, due_at in pending:
+            key = (kind, subject, due_at)
             if key in wanted and key not in kept:
                 kept.add(key)
             else:
-                await self._session.delete(row)
-        for kind, subject, due_at in sorted(wanted - kept, key=lambda k: (k[2], k[0], k[1])):
-            self._session.add(ReminderRow(incident_number=incident_number, kind=kind, subject=subject,
-                                          due_at=due_at, created_at=now))
-        await self._session.flush()
+                dropped.append(row_id)
+        if dropped:
+            await self._session.exec(_DELETE_REMINDERS, params={"ids": dropped})
+        added = [{"incident_number": incident_number, "kind": kind, "subject": subject, "due_at": due_at,
+                  "status": "pending", "created_at": now}
+                 for kind, subject, due_at in sorted(wanted - kept, key=lambda k: (k[2], k[0], k[1]))]
+        if added:
+            await self._session.exec(_INSERT_REMINDERS, params=added)
 
     async def claim_due(self, now: datetime, limit: int) -> list[DueReminder]:
         """Claim due reminders for this transaction. The conditional UPDATE (status still 'pending') is what
@@ -375,7 +401,6 @@ class OutboxEntry:
     summary: str
 
 
-_OUTBOX_COLUMNS = [column for column in OutboxRow.__table__.columns if column.name != "id"]
 _NO_SYNC = {"synchronize_session": False}  # no outbox rows are loaded in the session these updates run in
 # The claim's statements are built once (parameters: now, limit, ids, until): building them is most of a
 # claim's cost, and the outbox is claimed after every change.
@@ -396,9 +421,9 @@ _CLAIMABLE = (
 )
 _CLAIMABLE_LOCKED = _CLAIMABLE.with_for_update(skip_locked=True, of=OutboxRow)  # replicas claim disjoint rows
 _CLAIM = (
-    sa.update(OutboxRow).where(OutboxRow.id.in_(sa.bindparam("ids", expanding=True)), _READY)  # type: ignore[union-attr]
+    sa.update(OutboxRow.__table__).where(OutboxRow.__table__.c.id.in_(sa.bindparam("ids", expanding=True)), _READY)
     .values(status="sending", claimed_until=sa.bindparam("until"))
-    .returning(OutboxRow).execution_options(**_NO_SYNC)
+    .returning(*OutboxRow.__table__.columns)
 )
 # The waiting messages of the incidents whose oldest one was claimed: the ready ones right behind it go with it.
 _WAITING_BEHIND = (
@@ -431,15 +456,15 @@ class SqlOutboxRepository:
         self._session = session
 
     async def enqueue(self, outbound: Outbound, now: datetime) -> None:
-        row = OutboxRow(
-            dedupe_key=outbound.dedupe_key, platform=outbound.platform, operation=outbound.operation,
-            incident_number=outbound.incident_number,
-            room_channel=outbound.room.channel if outbound.room else None,
-            room_thread=outbound.room.thread if outbound.room else None,
-            message=message_to_json(outbound.message), next_attempt_at=now, created_at=now,
-            customer=outbound.customer,
-        )
-        values = {column.name: getattr(row, column.name) for column in _OUTBOX_COLUMNS}
+        values = {
+            "dedupe_key": outbound.dedupe_key, "platform": outbound.platform, "operation": outbound.operation,
+            "incident_number": outbound.incident_number,
+            "room_channel": outbound.room.channel if outbound.room else None,
+            "room_thread": outbound.room.thread if outbound.room else None,
+            "message": message_to_json(outbound.message), "status": "pending", "attempts": 0,
+            "next_attempt_at": now, "claimed_until": None, "delivered_at": None, "platform_message_id": None,
+            "last_error": None, "created_at": now, "customer": outbound.customer,
+        }
         # Same dedupe key already queued: one message, not two.
         await self._session.exec(_insert_new(self._session, OutboxRow.__table__, "dedupe_key"), params=values)
 
@@ -475,8 +500,8 @@ class SqlOutboxRepository:
                 if status == "sending":
                     reclaimed.add(row_id)
         result = await self._session.exec(_CLAIM, params={"ids": ids, "now": now, "until": now + lease})
-        rows = [row for row in result.scalars()]
-        return [self._item(row, reclaimed=row.id in reclaimed) for row in sorted(rows, key=lambda r: r.id)]
+        rows = sorted(result.all(), key=lambda r: r.id)
+        return [self._item(row, reclaimed=row.id in reclaimed) for row in rows]
 
     async def find_sent(self, *, platform: str, platform_message_id: str) -> Outbound | None:
         """The message that was delivered as `platform_message_id` (to act on a later failure report)."""
@@ -493,7 +518,8 @@ class SqlOutboxRepository:
         return result.rowcount
 
     @staticmethod
-    def _item(row: OutboxRow, reclaimed: bool = False) -> OutboxItem:
+    def _item(row: Any, reclaimed: bool = False) -> OutboxItem:
+        """An OutboxItem from an outbox row (ORM object or Core row: the same attribute names)."""
         room = Room(row.platform, row.room_channel, row.room_thread) if row.room_channel else None
         outbound = Outbound(platform=row.platform, operation=row.operation, message=message_from_json(row.message),  # type: ignore[arg-type]
                             dedupe_key=row.dedupe_key, incident_number=row.incident_number, room=room,
@@ -738,8 +764,7 @@ class SqlOperatorRepository:
 
     async def followers(self, number: int) -> list[tuple[str, str]]:
         if number not in self._followers:
-            rows = (await self._session.exec(select(FollowerRow.platform, FollowerRow.address).where(
-                FollowerRow.incident_number == number).order_by(FollowerRow.since))).all()
+            rows = (await self._session.exec(_FOLLOWERS_OF, params={"number": number})).all()
             self._followers[number] = [(platform, address) for platform, address in rows]
         return list(self._followers[number])
 

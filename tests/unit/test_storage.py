@@ -19,12 +19,63 @@ def test_urls_people_write_get_async_drivers():
         async_url("mysql://u@h/db")
 
 
-async def test_sqlite_runs_in_wal_mode_with_a_busy_timeout(tmp_path):
+async def test_sqlite_runs_in_wal_mode(tmp_path):
     engine = create_engine(f"sqlite:///{tmp_path / 'w.db'}")
     async with engine.connect() as conn:
         assert (await conn.execute(sa.text("PRAGMA journal_mode"))).scalar() == "wal"
-        assert (await conn.execute(sa.text("PRAGMA busy_timeout"))).scalar() == 5000
     await engine.dispose()
+
+
+async def test_a_transaction_waits_for_another_process_lock_without_blocking_the_event_loop(tmp_path):
+    import asyncio
+    import sqlite3
+
+    path = tmp_path / "w.db"
+    engine = create_engine(f"sqlite:///{path}")
+    await upgrade(engine)
+    other = sqlite3.connect(path, isolation_level=None)  # another process's connection, as SQLite sees it
+    other.execute("BEGIN IMMEDIATE")
+    factory = SqlUnitOfWorkFactory(engine)
+    from datetime import timezone
+
+    async def record() -> bool:
+        async with factory() as uow:
+            first = await uow.deliveries.first_time("evt-1", datetime(2026, 1, 1, tzinfo=timezone.utc))
+            await uow.commit()
+            return first
+
+    waiting = asyncio.create_task(record())
+    ticks = 0
+    while ticks < 20:  # the loop keeps turning while the transaction waits for the lock
+        await asyncio.sleep(0.005)
+        ticks += 1
+    assert not waiting.done()
+    other.rollback()
+    assert await asyncio.wait_for(waiting, 5) is True
+    other.close()
+    await engine.dispose()
+
+
+async def test_waiting_for_a_lock_gives_up_after_the_lock_timeout(tmp_path):
+    import sqlite3
+
+    from storage.inline_sqlite import inline_connector
+
+    path = tmp_path / "w.db"
+    other = sqlite3.connect(path, isolation_level=None)
+    other.execute("CREATE TABLE t (x)")
+    other.execute("BEGIN IMMEDIATE")
+    connection = await inline_connector(str(path), lock_timeout=0.05)()
+    cursor = await connection.cursor()
+    with pytest.raises(sqlite3.OperationalError, match="database is locked"):
+        await cursor.execute("BEGIN IMMEDIATE")
+    other.rollback()
+    await cursor.execute("BEGIN IMMEDIATE")
+    await cursor.execute("INSERT INTO t VALUES (1)")
+    await connection.commit()
+    assert other.execute("SELECT x FROM t").fetchall() == [(1,)]
+    other.close()
+    await connection.close()
 
 
 async def test_naive_datetimes_are_refused(tmp_path):
