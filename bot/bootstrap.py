@@ -138,5 +138,7 @@ async def build(settings: Settings, *, chat: Mapping[str, ChatAdapter], clock: C
     app = Warroom(settings=settings, service=service, playbooks=playbooks, ticker=None,  # type: ignore[arg-type]
                   engine=engine, scheduler_lock=SchedulerLock(settings.database_url), alerts=service.alerts,
                   operations=operations, metrics=metrics)
-    app.ticker = ReminderTicker(app.tick, interval_seconds=settings.tick_seconds)  # digest, reminders, outbox
+    # digest, reminders, outbox; woken early for a reminder due before the next beat
+    app.ticker = ReminderTicker(app.tick, interval_seconds=settings.tick_seconds,
+                                next_due=lambda: app.service.next_reminder_due, clock=clock)
     return app

@@ -112,6 +112,8 @@ class IncidentService:
         self.alerts: Any = None
         # Chat messages are most of the traffic: those that arrive together are written in one transaction.
         self._said: GroupCommit[_Said, bool] = GroupCommit(self._capture_batch)
+        # When the next pending reminder is due, as the last reminder round saw it (the ticker wakes for it).
+        self.next_reminder_due: datetime | None = None
         self._handlers: dict[type, Callable[[Context, Any], Awaitable[Reply | None]]] = {
             cmd.Declare: self._declare,
             cmd.ListIncidents: self._list,
@@ -694,6 +696,8 @@ class IncidentService:
             for incident in touched.values():
                 await uow.incidents.save(incident)
                 await self._replan(uow, incident)
+            if len(due) < REMINDER_BATCH:
+                self.next_reminder_due = await uow.reminders.next_due()
             await uow.commit()
         if due:
             await self._deliver()

@@ -116,6 +116,7 @@ _PENDING_REMINDERS = sa.select(_REMINDER.c.id, _REMINDER.c.kind, _REMINDER.c.sub
     _REMINDER.c.incident_number == sa.bindparam("number"), _REMINDER.c.status == "pending")
 _DELETE_REMINDERS = sa.delete(_REMINDER).where(_REMINDER.c.id.in_(sa.bindparam("ids", expanding=True)))
 _INSERT_REMINDERS = sa.insert(_REMINDER)
+_NEXT_DUE = sa.select(sa.func.min(_REMINDER.c.due_at)).where(_REMINDER.c.status == "pending")
 _FOLLOWERS_OF = (select(FollowerRow.platform, FollowerRow.address)
                  .where(FollowerRow.incident_number == sa.bindparam("number")).order_by(FollowerRow.since))
 
@@ -357,6 +358,10 @@ class SqlReminderRepository:
         )
         claimed = [DueReminder(id=r[0], incident_number=r[1], kind=r[2], due_at=r[3], subject=r[4]) for r in result]
         return sorted(claimed, key=lambda r: (r.due_at, r.id))
+
+    async def next_due(self) -> datetime | None:
+        """When the earliest pending reminder is due (None when none is pending)."""
+        return (await self._session.exec(_NEXT_DUE)).scalar_one_or_none()
 
     async def pending(self, incident_number: int | None = None) -> list[ReminderPlan]:
         query = select(ReminderRow).where(ReminderRow.status == "pending")

@@ -183,3 +183,35 @@ async def test_the_apscheduler_ticker_fires_due_reminders(team):
     finally:
         ticker.shutdown()
     assert len(team.kinds("nudge")) == 1
+
+
+async def test_the_ticker_wakes_for_a_reminder_due_before_its_next_beat(team):
+    from datetime import timedelta
+
+    await _declare(team)
+    async with team.service._uow() as uow:  # noqa: SLF001 - when the first nudge is due
+        [nudge] = [p for p in await uow.reminders.pending(1) if p.kind == "update_nudge"]
+    team.clock.current = nudge.due_at - timedelta(seconds=1)
+    ticked = asyncio.Event()
+    fired = asyncio.Event()
+
+    async def fire_and_signal() -> int:
+        count = await team.service.fire_due_reminders()
+        ticked.set()
+        if count:
+            fired.set()
+        return count
+
+    # A heartbeat of a minute: only the early wake-up can fire the nudge within the test's few seconds.
+    ticker = ReminderTicker(fire_and_signal, interval_seconds=60, clock=team.clock,
+                            next_due=lambda: team.service.next_reminder_due)
+    ticker.start()
+    try:
+        await asyncio.wait_for(ticked.wait(), timeout=5)  # the first beat: nothing due yet, one second to go
+        assert not fired.is_set()
+        team.clock.advance(seconds=1)
+        await asyncio.wait_for(fired.wait(), timeout=5)
+    finally:
+        await ticker.stop()
+    assert ticker.ticks >= 2
+    assert any("update" in text.lower() for text in team.kinds("nudge"))
