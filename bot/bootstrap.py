@@ -121,6 +121,7 @@ async def build(settings: Settings, *, chat: Mapping[str, ChatAdapter], clock: C
         metrics=metrics,
     )
     service.outbox.lease = timedelta(seconds=settings.outbox_lease_seconds)
+    uow.on_outbox_written(service.outbox.queued)  # a drain in progress goes round again for what is new
     room = alert_room(settings, chat)
     service.alerts = AlertIntake(service=service, uow=uow, ladder=ladder, room=room, clock=clock,
                                  rules=playbooks.alert_rules_for(settings.alert_rules, ladder))

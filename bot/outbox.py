@@ -13,7 +13,7 @@ import logging
 import random
 from collections import OrderedDict
 from collections.abc import Callable, Mapping
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any, Protocol
 
@@ -31,10 +31,18 @@ ROOMS_KEPT = 10_000
 
 
 def message_to_json(message: Message) -> dict[str, Any]:
-    data = asdict(message)
-    if message.attachment is not None:
-        data["attachment"]["content"] = base64.b64encode(message.attachment.content).decode("ascii")
-    return data
+    # Spelled out rather than dataclasses.asdict, whose generic deep copy was ≈5% of a declare's CPU.
+    attachment = message.attachment
+    return {
+        "text": message.text, "title": message.title,
+        "fields": [{"label": f.label, "value": f.value} for f in message.fields],
+        "checklist": [{"number": c.number, "text": c.text, "done": c.done} for c in message.checklist],
+        "buttons": [{"action": b.action, "label": b.label, "value": b.value, "style": b.style}
+                    for b in message.buttons],
+        "footer": message.footer, "incident_key": message.incident_key, "kind": message.kind,
+        "attachment": {"filename": attachment.filename, "mime_type": attachment.mime_type, "title": attachment.title,
+                       "content": base64.b64encode(attachment.content).decode("ascii")} if attachment else None,
+    }
 
 
 def message_from_json(data: dict[str, Any]) -> Message:
@@ -97,6 +105,8 @@ class OutboxSender:
         self._background: asyncio.Task[int] | None = None
         self._again = False
         self._rooms: OrderedDict[int, _Where] = OrderedDict()  # incident number → its room, most recent last
+        self._queued = 0  # bumped by `queued()`: a drain knows whether something new came in while it sent
+        self._notified = False  # whether anyone calls `queued()`; if not, a drain cannot trust the count
         self._openings: dict[str, tuple[str, str]] = {}  # open_room dedupe key → (incident key, title)
 
     def note_room(self, incident: Incident) -> None:
@@ -126,6 +136,7 @@ class OutboxSender:
         record, not two transactions per message."""
         delivered = 0
         while True:
+            seen = self._queued
             async with self._uow() as uow:
                 items = await uow.outbox.claim(self._clock.now(), self._batch, self.lease)
                 await uow.commit()
@@ -138,6 +149,16 @@ class OutboxSender:
             delivered += sent
             if not sent:
                 return delivered  # everything claimed was put back for later: stop instead of spinning
+            if self._notified and sent == len(outcomes) and len(items) < self._batch and self._queued == seen:
+                # All of it went out and nothing was queued here meanwhile: another claim would come back
+                # empty (what other replicas queue, or retries coming due, the next tick picks up).
+                return delivered
+
+    def queued(self) -> None:
+        """Messages were committed to the outbox in this process (a drain running now goes round again).
+        Wired to the unit of work by the composition root; without it every drain ends with an empty claim."""
+        self._notified = True
+        self._queued += 1
 
     async def release_claims(self) -> int:
         """Take over every message another sender was delivering (only safe when no other sender lives)."""

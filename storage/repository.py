@@ -6,7 +6,7 @@ timeline events) and re-plans its reminders, and all of it commits or none of it
 
 from __future__ import annotations
 
-from collections.abc import Collection, Sequence
+from collections.abc import Callable, Collection, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
@@ -120,22 +120,29 @@ _NEXT_DUE = sa.select(sa.func.min(_REMINDER.c.due_at)).where(_REMINDER.c.status 
 _FOLLOWERS_OF = (select(FollowerRow.platform, FollowerRow.address)
                  .where(FollowerRow.incident_number == sa.bindparam("number")).order_by(FollowerRow.since))
 
-_NEW_ROWS: dict[tuple[str, str], Any] = {}
+_NEW_ROWS: dict[tuple[str, str, bool], Any] = {}
 
 
-def _insert_new(session: AsyncSession, table: sa.Table, key: str) -> Any:
+def _insert_quietly(session: AsyncSession, table: sa.Table, key: str) -> Any:
+    """`INSERT … ON CONFLICT (key) DO NOTHING` without RETURNING: for many rows at once (executemany)."""
+    return _insert_new(session, table, key, returning=False)
+
+
+def _insert_new(session: AsyncSession, table: sa.Table, key: str, *, returning: bool = True) -> Any:
     """`INSERT … ON CONFLICT (key) DO NOTHING RETURNING key` for the session's dialect (SQLite and PostgreSQL):
     one statement instead of a savepoint around an insert that may fail, built once and executed with
     parameters. A row comes back only when it was inserted."""
     dialect = session.bind.dialect.name
-    statement = _NEW_ROWS.get((dialect, table.name))
+    statement = _NEW_ROWS.get((dialect, table.name, returning))
     if statement is None:
         if dialect == "postgresql":
             from sqlalchemy.dialects.postgresql import insert
         else:
             from sqlalchemy.dialects.sqlite import insert
-        statement = _NEW_ROWS[(dialect, table.name)] = (
-            insert(table).on_conflict_do_nothing(index_elements=[key]).returning(table.c[key]))
+        statement = insert(table).on_conflict_do_nothing(index_elements=[key])
+        if returning:
+            statement = statement.returning(table.c[key])
+        _NEW_ROWS[(dialect, table.name, returning)] = statement
     return statement
 
 
@@ -459,8 +466,11 @@ class SqlOutboxRepository:
 
     def __init__(self, session: AsyncSession) -> None:
         self._session = session
+        self._queued: list[dict[str, Any]] = []
 
     async def enqueue(self, outbound: Outbound, now: datetime) -> None:
+        """Queue a message in this transaction. Rows are written together (one executemany) before the
+        transaction commits or anything reads the outbox in it; a command queues several."""
         values = {
             "dedupe_key": outbound.dedupe_key, "platform": outbound.platform, "operation": outbound.operation,
             "incident_number": outbound.incident_number,
@@ -470,13 +480,22 @@ class SqlOutboxRepository:
             "next_attempt_at": now, "claimed_until": None, "delivered_at": None, "platform_message_id": None,
             "last_error": None, "created_at": now, "customer": outbound.customer,
         }
+        self._queued.append(values)
+
+    async def flush(self) -> int:
+        """Write the queued rows; returns how many were queued."""
+        if not self._queued:
+            return 0
+        queued, self._queued = self._queued, []
         # Same dedupe key already queued: one message, not two.
-        await self._session.exec(_insert_new(self._session, OutboxRow.__table__, "dedupe_key"), params=values)
+        await self._session.exec(_insert_quietly(self._session, OutboxRow.__table__, "dedupe_key"), params=queued)
+        return len(queued)
 
     async def claim(self, now: datetime, limit: int, lease: timedelta) -> list[OutboxItem]:
         """Claim what is deliverable now: per incident its oldest waiting message and the ready ones right
         behind it (up to the first that is not ready), so the sender can send them in order in one round;
         messages without an incident on their own. Claimed rows are 'sending' until their lease ends."""
+        await self.flush()
         postgres = self._session.bind.dialect.name == "postgresql"
         found = (await self._session.exec(_CLAIMABLE_LOCKED if postgres else _CLAIMABLE,
                                           params={"now": now, "limit": limit})).all()
@@ -510,6 +529,7 @@ class SqlOutboxRepository:
 
     async def find_sent(self, *, platform: str, platform_message_id: str) -> Outbound | None:
         """The message that was delivered as `platform_message_id` (to act on a later failure report)."""
+        await self.flush()
         row = (await self._session.exec(select(OutboxRow).where(
             OutboxRow.platform == platform, OutboxRow.platform_message_id == platform_message_id,
             OutboxRow.status == "delivered").limit(1))).first()
@@ -518,6 +538,7 @@ class SqlOutboxRepository:
     async def release_claims(self, now: datetime) -> int:
         """Make every 'sending' row claimable now: for a process that knows no other sender is alive
         (SQLite's single scheduler at start-up)."""
+        await self.flush()
         result = await self._session.exec(sa.update(OutboxRow).where(OutboxRow.status == "sending")
                                           .values(claimed_until=now - timedelta(seconds=1)))
         return result.rowcount
@@ -553,6 +574,7 @@ class SqlOutboxRepository:
                                attempts=OutboxRow.attempts + 1))
 
     async def entries(self, statuses: tuple[str, ...]) -> list[OutboxEntry]:
+        await self.flush()
         rows = (await self._session.exec(
             select(OutboxRow).where(OutboxRow.status.in_(statuses)).order_by(OutboxRow.id))).all()  # type: ignore[attr-defined]
         return [OutboxEntry(id=r.id, status=r.status, platform=r.platform, operation=r.operation,  # type: ignore[arg-type]
@@ -562,6 +584,7 @@ class SqlOutboxRepository:
                 for r in rows]
 
     async def requeue_failed(self, now: datetime, ids: list[int] | None = None) -> int:
+        await self.flush()
         query = sa.update(OutboxRow).where(OutboxRow.status == "failed")
         if ids:
             query = query.where(OutboxRow.id.in_(ids))  # type: ignore[union-attr]
@@ -570,6 +593,7 @@ class SqlOutboxRepository:
         return result.rowcount
 
     async def counts(self) -> dict[str, int]:
+        await self.flush()
         rows = (await self._session.exec(
             select(OutboxRow.status, sa.func.count()).group_by(OutboxRow.status))).all()
         return {status: count for status, count in rows}
@@ -932,8 +956,10 @@ class SqlReportRepository:
 
 
 class SqlUnitOfWork:
-    def __init__(self, sessions: async_sessionmaker[AsyncSession]) -> None:
+    def __init__(self, sessions: async_sessionmaker[AsyncSession],
+                 outbox_listeners: Sequence[Callable[[], None]] = ()) -> None:
         self._sessions = sessions
+        self._outbox_listeners = outbox_listeners
 
     async def __aenter__(self) -> "SqlUnitOfWork":
         self.session = self._sessions()
@@ -953,13 +979,22 @@ class SqlUnitOfWork:
         await self.session.close()
 
     async def commit(self) -> None:
+        wrote = await self.outbox.flush()
         await self.session.commit()
+        if wrote:
+            for listener in self._outbox_listeners:
+                listener()
 
 
 class SqlUnitOfWorkFactory:
     def __init__(self, engine: AsyncEngine) -> None:
         self.engine = engine
         self._sessions = async_sessionmaker(engine, class_=AsyncSession, expire_on_commit=False)
+        self._outbox_listeners: list[Callable[[], None]] = []
+
+    def on_outbox_written(self, listener: Callable[[], None]) -> None:
+        """Call `listener` after every commit that wrote outbox rows (the sender learns there is more)."""
+        self._outbox_listeners.append(listener)
 
     def __call__(self) -> SqlUnitOfWork:
-        return SqlUnitOfWork(self._sessions)
+        return SqlUnitOfWork(self._sessions, self._outbox_listeners)

@@ -98,3 +98,18 @@ def test_fast_clock_runs_time_faster_and_waits_add_up():
     assert fast.now() == T0 + timedelta(minutes=1)
     fast.advance(minutes=20)
     assert fast.now() == T0 + timedelta(minutes=21)
+
+
+def test_an_outbox_message_survives_its_round_trip_through_json_with_every_field():
+    import json
+
+    from bot.outbox import message_from_json, message_to_json
+    from bot.ports import Attachment, Button, ChecklistLine, Field, Message
+
+    message = Message(text="t", title="INC-1", fields=(Field("Severity", "P1"),),
+                      checklist=(ChecklistLine(1, "page the owner", done=True),),
+                      buttons=(Button("ack", "Acknowledge", "INC-1", style="primary"),), footer="f",
+                      incident_key="INC-1", kind="card",
+                      attachment=Attachment("pm.md", b"# PM\n\xe2\x9c\x93", title="post-mortem"))
+
+    assert message_from_json(json.loads(json.dumps(message_to_json(message)))) == message
