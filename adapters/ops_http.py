@@ -9,19 +9,20 @@ Each endpoint has its own token so a CI pipeline that may ask "are deploys froze
 endpoint whose token is not configured answers 503 saying which variable to set (never open by default).
 
 Metrics: counts that describe incidents are read from the database at scrape time (correct on every replica);
-webhook rejects, alerts received and command latency are this process's own counters. Starlette is imported
-inside `ops_routes()` so `bot.bootstrap` can build `PrometheusMetrics` without the HTTP extras installed.
+webhook rejects, alerts received and command latency are this process's own counters, kept as plain numbers and
+turned into Prometheus metric families when /metrics is scraped, so prometheus_client (≈5 MB) is imported only
+by a server that is scraped. Starlette is imported inside `ops_routes()` so `bot.bootstrap` can build
+`PrometheusMetrics` without the HTTP extras installed.
 """
 
 from __future__ import annotations
 
+import bisect
 import hmac
 import json
+from collections import Counter
 from collections.abc import Iterable, Sequence
 from typing import TYPE_CHECKING, Any
-
-from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, Histogram, generate_latest
-from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 
 from bot.ports import MetricsSnapshot
 
@@ -36,38 +37,65 @@ ALERT_GROUP_STATES = ("declared", "proposed", "ignored")
 
 
 class PrometheusMetrics:
-    """The process-local half of /metrics, behind the core's `Metrics` port. One registry per instance (not the
-    global one), so several apps in one process (tests) never collide."""
+    """The process-local half of /metrics, behind the core's `Metrics` port. Plain counters per instance (no
+    global registry), so several apps in one process (tests) never collide."""
 
     def __init__(self) -> None:
-        self.registry = CollectorRegistry(auto_describe=True)
-        self.webhook_rejects = Counter("warroom_webhook_rejects", "Webhook requests refused, by endpoint and reason",
-                                       ["endpoint", "reason"], registry=self.registry)
-        self.alerts = Counter("warroom_alerts_received", "Alerts received, by endpoint and alert status",
-                              ["endpoint", "status"], registry=self.registry)
-        self.command_seconds = Histogram("warroom_command_duration_seconds",
-                                         "Time to run an /incident command, by command and outcome",
-                                         ["command", "outcome"], buckets=COMMAND_BUCKETS, registry=self.registry)
+        self.webhook_rejects: Counter[tuple[str, str]] = Counter()  # (endpoint, reason)
+        self.alerts: Counter[tuple[str, str]] = Counter()  # (endpoint, alert status)
+        # (command, outcome) → per-bucket counts (not cumulative; the last is above every bound), count, sum
+        self.commands: dict[tuple[str, str], tuple[list[int], list[float]]] = {}
 
     def command_finished(self, *, command: str, seconds: float, ok: bool) -> None:
-        self.command_seconds.labels(command=command, outcome="ok" if ok else "error").observe(seconds)
+        buckets, totals = self.commands.setdefault((command, "ok" if ok else "error"),
+                                                   ([0] * (len(COMMAND_BUCKETS) + 1), [0, 0.0]))
+        buckets[bisect.bisect_left(COMMAND_BUCKETS, seconds)] += 1  # a bucket counts values <= its bound
+        totals[0] += 1
+        totals[1] += seconds
 
     def webhook_rejected(self, *, endpoint: str, reason: str) -> None:
-        self.webhook_rejects.labels(endpoint=endpoint, reason=reason).inc()
+        self.webhook_rejects[(endpoint, reason)] += 1
 
     def alerts_received(self, *, source: str, status: str, count: int) -> None:
-        self.alerts.labels(endpoint=source, status=status).inc(count)
+        self.alerts[(source, status)] += count
+
+    def families(self) -> Iterable[Any]:
+        from prometheus_client.core import CounterMetricFamily, HistogramMetricFamily
+        from prometheus_client.utils import floatToGoString
+
+        rejects = CounterMetricFamily("warroom_webhook_rejects", "Webhook requests refused, by endpoint and reason",
+                                      labels=["endpoint", "reason"])
+        for labels, value in sorted(self.webhook_rejects.items()):
+            rejects.add_metric(list(labels), value)
+        yield rejects
+        alerts = CounterMetricFamily("warroom_alerts_received", "Alerts received, by endpoint and alert status",
+                                     labels=["endpoint", "status"])
+        for labels, value in sorted(self.alerts.items()):
+            alerts.add_metric(list(labels), value)
+        yield alerts
+        commands = HistogramMetricFamily("warroom_command_duration_seconds",
+                                         "Time to run an /incident command, by command and outcome",
+                                         labels=["command", "outcome"])
+        for labels, (buckets, (count, total)) in sorted(self.commands.items()):
+            cumulative, running = [], 0
+            for bound, n in zip((*COMMAND_BUCKETS, float("inf")), buckets):
+                running += n
+                cumulative.append((floatToGoString(bound), running))
+            commands.add_metric(list(labels), cumulative, sum_value=total)
+        yield commands
 
 
 class _Scrape:
-    """One scrape: the database snapshot as metric families, then the process-local registry."""
+    """One scrape: the database snapshot as metric families, then the process-local counters."""
 
-    def __init__(self, snapshot: MetricsSnapshot, severities: Sequence[str], local: CollectorRegistry | None) -> None:
+    def __init__(self, snapshot: MetricsSnapshot, severities: Sequence[str], local: PrometheusMetrics | None) -> None:
         self._snapshot = snapshot
         self._severities = severities
         self._local = local
 
-    def collect(self) -> Iterable[Metric]:
+    def collect(self) -> Iterable[Any]:
+        from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
+
         s = self._snapshot
         open_incidents = GaugeMetricFamily("warroom_open_incidents", "Open incidents (declared, acknowledged or "
                                            "mitigated) by current severity", labels=["severity"])
@@ -94,12 +122,14 @@ class _Scrape:
             groups.add_metric([state], s.alert_groups.get(state, 0))
         yield groups
         if self._local is not None:
-            yield from self._local.collect()
+            yield from self._local.families()
 
 
 def render_metrics(snapshot: MetricsSnapshot, *, severities: Sequence[str],
                    metrics: PrometheusMetrics | None = None) -> bytes:
-    return generate_latest(_Scrape(snapshot, severities, metrics.registry if metrics else None))  # type: ignore[arg-type]
+    from prometheus_client import generate_latest
+
+    return generate_latest(_Scrape(snapshot, severities, metrics))  # type: ignore[arg-type]
 
 
 def _bearer(header: str | None) -> str | None:
@@ -190,6 +220,8 @@ def ops_routes(app: Any) -> list["BaseRoute"]:
         refused = check(request, "metrics", metrics_token, "WARROOM_METRICS_TOKEN", required=False)
         if refused is not None:
             return refused
+        from prometheus_client import CONTENT_TYPE_LATEST
+
         snapshot = await app.operations.metrics()
         local = metrics if isinstance(metrics, PrometheusMetrics) else None
         return Response(render_metrics(snapshot, severities=severities, metrics=local),
