@@ -5,6 +5,11 @@ caps at a few hundred transactions a second however little each one does. `Group
 submit; one worker runs everything queued so far as one batch (one transaction), then the next batch with
 whatever arrived meanwhile. There is no timer: a lone message is written at once, a burst shares commits.
 
+Under load a batch may wait `delay` seconds for company before it runs (PostgreSQL's commit_delay does the
+same): only when the previous batch started less than `busy_window` ago, so a lone message on a quiet server is
+never held back. At 500 chat messages a second a batch then carries a few messages instead of one, which is most
+of the CPU a message costs.
+
 Each caller still gets its own result only after its batch committed, so "answered" keeps meaning "stored".
 If a batch fails, its items are retried one at a time, so one bad item fails alone and the others are kept.
 """
@@ -13,6 +18,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from collections.abc import Awaitable, Callable, Sequence
 from typing import Generic, TypeVar
 
@@ -23,9 +29,16 @@ Result = TypeVar("Result")
 
 
 class GroupCommit(Generic[Item, Result]):
-    def __init__(self, run: Callable[[Sequence[Item]], Awaitable[Sequence[Result]]], *, max_batch: int = 256) -> None:
+    def __init__(self, run: Callable[[Sequence[Item]], Awaitable[Sequence[Result]]], *, max_batch: int = 256,
+                 delay: float = 0.0, busy_window: float = 0.05, clock: Callable[[], float] = time.monotonic,
+                 sleep: Callable[[float], Awaitable[object]] = asyncio.sleep) -> None:
         self._run = run
         self._max_batch = max_batch
+        self._delay = delay
+        self._busy_window = busy_window
+        self._clock = clock
+        self._sleep = sleep
+        self._last_started: float | None = None
         self._queue: list[tuple[Item, asyncio.Future[Result]]] = []
         self._worker: asyncio.Task[None] | None = None
         self.batches = 0  # how many batches ran (for tests and metrics)
@@ -43,6 +56,11 @@ class GroupCommit(Generic[Item, Result]):
         batch: list[tuple[Item, asyncio.Future[Result]]] = []
         try:
             while self._queue:
+                now = self._clock()
+                busy = self._last_started is not None and now - self._last_started < self._busy_window
+                if self._delay and busy and len(self._queue) < self._max_batch:
+                    await self._sleep(self._delay)  # let the requests already on their way join this batch
+                self._last_started = self._clock()
                 batch = self._queue[:self._max_batch]
                 del self._queue[:self._max_batch]
                 await self._run_batch(batch)

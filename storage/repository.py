@@ -91,12 +91,11 @@ def _timeline_values(number: int, event: TimelineEvent) -> dict[str, Any]:
 
 # Built once: statements compiled per call would cost more than the work they do on the hot paths.
 _INSERT_TIMELINE = sa.insert(TimelineRow.__table__)
-_ROOM_COLUMNS = (IncidentRow.number, IncidentRow.platform, IncidentRow.channel, IncidentRow.thread)
-_NUMBERS_BY_THREAD = sa.select(*_ROOM_COLUMNS).where(
-    sa.tuple_(IncidentRow.platform, IncidentRow.channel, IncidentRow.thread).in_(
-        sa.bindparam("rooms", expanding=True)))
-_NUMBERS_BY_CHANNEL = sa.select(*_ROOM_COLUMNS).where(
-    sa.tuple_(IncidentRow.platform, IncidentRow.channel).in_(sa.bindparam("rooms", expanding=True)),
+_NUMBER_OF_THREAD = sa.select(sa.func.max(IncidentRow.number)).where(
+    IncidentRow.platform == sa.bindparam("platform"), IncidentRow.channel == sa.bindparam("channel"),
+    IncidentRow.thread == sa.bindparam("thread"))
+_NUMBER_OF_CHANNEL = sa.select(sa.func.max(IncidentRow.number)).where(
+    IncidentRow.platform == sa.bindparam("platform"), IncidentRow.channel == sa.bindparam("channel"),
     IncidentRow.thread.is_(None))  # type: ignore[union-attr]
 
 _INCIDENT = IncidentRow.__table__
@@ -244,27 +243,27 @@ class SqlIncidentRepository:
         self._known.pop(number, None)
 
     async def numbers_by_room(self, rooms: Collection[Room]) -> dict[Room, int]:
-        """Which incident each room belongs to (as `get_by_room`, the newest), in at most two queries."""
+        """Which incident each room belongs to (as `get_by_room`, the newest); rooms of no incident left out.
+        One indexed lookup per distinct room: a batch of chat messages comes from a handful of rooms, and a
+        statement without a variable-length IN list is compiled once and runs on the connection directly."""
+        connection = await self._session.connection()
         found: dict[Room, int] = {}
-        threads = [(r.platform, r.channel, r.thread) for r in rooms if r.thread is not None]
-        channels = [(r.platform, r.channel) for r in rooms if r.thread is None]
-        if threads:
-            for number, platform, channel, thread in await self._session.exec(
-                    _NUMBERS_BY_THREAD, params={"rooms": threads}):
-                room = Room(platform, channel, thread)
-                found[room] = max(number, found.get(room, 0))
-        if channels:
-            for number, platform, channel, _ in await self._session.exec(
-                    _NUMBERS_BY_CHANNEL, params={"rooms": channels}):
-                room = Room(platform, channel, None)
-                found[room] = max(number, found.get(room, 0))
+        for room in rooms:
+            if room.thread is None:
+                number = (await connection.execute(_NUMBER_OF_CHANNEL, {
+                    "platform": room.platform, "channel": room.channel})).scalar()
+            else:
+                number = (await connection.execute(_NUMBER_OF_THREAD, {
+                    "platform": room.platform, "channel": room.channel, "thread": room.thread})).scalar()
+            if number is not None:
+                found[room] = number
         return found
 
     async def append_timeline(self, events: Sequence[tuple[int, TimelineEvent]]) -> None:
         """Add events to incidents' timelines without loading the incidents (chat messages, many at once)."""
         if events:
-            await self._session.exec(_INSERT_TIMELINE, params=[_timeline_values(number, event)
-                                                               for number, event in events])
+            connection = await self._session.connection()
+            await connection.execute(_INSERT_TIMELINE, [_timeline_values(number, event) for number, event in events])
 
     async def get_many(self, numbers: Sequence[int]) -> dict[int, Incident]:
         """Several incidents in three queries (rows, action items, tenants), by number; unknown ones left out."""
@@ -392,8 +391,9 @@ class SqlDeliveryLog:
         wanted = {delivery_id[:200]: delivery_id for delivery_id in delivery_ids}
         if not wanted:
             return set()
-        inserted = await self._session.exec(_insert_new(self._session, DeliveryRow.__table__, "delivery_id"),
-                                            params=[{"delivery_id": key, "received_at": now} for key in wanted])
+        connection = await self._session.connection()
+        inserted = await connection.execute(_insert_new(self._session, DeliveryRow.__table__, "delivery_id"),
+                                            [{"delivery_id": key, "received_at": now} for key in wanted])
         return {wanted[key] for key in inserted.scalars()}
 
 

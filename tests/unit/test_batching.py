@@ -78,3 +78,39 @@ async def test_a_cancelled_caller_does_not_stop_the_others():
     with pytest.raises(asyncio.CancelledError):
         await leaving
     assert store.batches == [["a", "b"]]  # written anyway: callers must tolerate a write they did not see
+
+
+class Ticks:
+    """A clock the test moves, and a sleep that records how long it was asked to wait (and moves the clock)."""
+
+    def __init__(self) -> None:
+        self.now = 100.0
+        self.slept: list[float] = []
+
+    def __call__(self) -> float:
+        return self.now
+
+    async def sleep(self, seconds: float) -> None:
+        self.slept.append(seconds)
+        self.now += seconds
+        await asyncio.sleep(0)
+
+
+async def test_under_load_a_batch_waits_its_delay_for_company_but_a_lone_item_on_a_quiet_server_does_not():
+    store, ticks = Store(), Ticks()
+    commits = GroupCommit(store.write, delay=0.005, busy_window=0.05, clock=ticks, sleep=ticks.sleep)
+
+    assert await commits.submit("quiet") == "stored quiet"
+    assert ticks.slept == []  # nothing ran recently: written at once
+
+    ticks.now += 0.01  # the next message comes 10 ms later: the server is busy
+    first = asyncio.create_task(commits.submit("a"))
+    await asyncio.sleep(0)  # the worker starts and waits its delay
+    second = asyncio.create_task(commits.submit("b"))  # arrives during the delay
+    assert [await first, await second] == ["stored a", "stored b"]
+    assert ticks.slept == [0.005]
+    assert store.batches == [["quiet"], ["a", "b"]]
+
+    ticks.now += 1.0  # a second of silence: quiet again
+    assert await commits.submit("later") == "stored later"
+    assert ticks.slept == [0.005]
