@@ -122,6 +122,23 @@ _FOLLOWERS_OF = (select(FollowerRow.platform, FollowerRow.address)
 _NEW_ROWS: dict[tuple[str, str, bool], Any] = {}
 
 
+async def _run(session: AsyncSession, statement: Any, params: Any = None, *, fetch: str | None = None) -> Any:
+    """A Core statement on the session's connection in one call into SQLAlchemy's synchronous core: no ORM
+    execution machinery and one greenlet switch (these statements run on every command and chat message).
+    `fetch`: "all" rows, "scalar", "scalars" (a list), or None (the row count)."""
+    def execute(sync_session: Any) -> Any:
+        result = sync_session.connection().execute(statement, params)
+        if fetch == "all":
+            return result.all()
+        if fetch == "scalar":
+            return result.scalar()
+        if fetch == "scalars":
+            return result.scalars().all()
+        return result.rowcount
+
+    return await session.run_sync(execute)
+
+
 def _insert_quietly(session: AsyncSession, table: sa.Table, key: str) -> Any:
     """`INSERT … ON CONFLICT (key) DO NOTHING` without RETURNING: for many rows at once (executemany)."""
     return _insert_new(session, table, key, returning=False)
@@ -159,14 +176,14 @@ class SqlIncidentRepository:
     async def next_number(self) -> int:
         # A row-locked increment in the declaring transaction: numbers stay unique and gapless, because a
         # rolled-back declare rolls its increment back too.
-        value = (await self._session.exec(_NEXT_NUMBER)).scalar_one_or_none()
+        value = await _run(self._session, _NEXT_NUMBER, fetch="scalar")
         if value is None:
             raise RuntimeError("incident counter row missing: run `warroom db upgrade`")
         return value
 
     async def add(self, incident: Incident) -> None:
         values = _row_values(incident)
-        await self._session.exec(_INSERT_INCIDENT, params={"number": incident.number, **values})
+        await _run(self._session, _INSERT_INCIDENT, {"number": incident.number, **values})
         self._known[incident.number] = (values, set(), {})
         await self._write_children(incident)
 
@@ -174,7 +191,7 @@ class SqlIncidentRepository:
         values = _row_values(incident)
         known = self._known.get(incident.number)
         if known is None or known[0] != values:  # a message captured into the timeline changes no column
-            await self._session.exec(_UPDATE_INCIDENT, params={"incident_key": incident.number, **values})
+            await _run(self._session, _UPDATE_INCIDENT, {"incident_key": incident.number, **values})
             if known is not None:
                 self._known[incident.number] = (values, known[1], known[2])
         await self._write_children(incident)
@@ -237,33 +254,34 @@ class SqlIncidentRepository:
     async def attach_room(self, number: int, *, platform: str, channel: str, thread: str | None,
                           card_message: str | None) -> None:
         """Record where an incident's room opened (once: a room never moves), without loading the incident."""
-        await self._session.exec(_ATTACH_ROOM, params={"incident_key": number, "to_platform": platform,
-                                                       "to_channel": channel, "to_thread": thread,
-                                                       "to_card": card_message})
+        await _run(self._session, _ATTACH_ROOM, {"incident_key": number, "to_platform": platform,
+                                                 "to_channel": channel, "to_thread": thread, "to_card": card_message})
         self._known.pop(number, None)
 
     async def numbers_by_room(self, rooms: Collection[Room]) -> dict[Room, int]:
         """Which incident each room belongs to (as `get_by_room`, the newest); rooms of no incident left out.
         One indexed lookup per distinct room: a batch of chat messages comes from a handful of rooms, and a
         statement without a variable-length IN list is compiled once and runs on the connection directly."""
-        connection = await self._session.connection()
-        found: dict[Room, int] = {}
-        for room in rooms:
-            if room.thread is None:
-                number = (await connection.execute(_NUMBER_OF_CHANNEL, {
-                    "platform": room.platform, "channel": room.channel})).scalar()
-            else:
-                number = (await connection.execute(_NUMBER_OF_THREAD, {
-                    "platform": room.platform, "channel": room.channel, "thread": room.thread})).scalar()
-            if number is not None:
-                found[room] = number
-        return found
+        def lookup(sync_session: Any) -> dict[Room, int]:
+            connection = sync_session.connection()
+            found: dict[Room, int] = {}
+            for room in rooms:
+                if room.thread is None:
+                    number = connection.execute(_NUMBER_OF_CHANNEL, {
+                        "platform": room.platform, "channel": room.channel}).scalar()
+                else:
+                    number = connection.execute(_NUMBER_OF_THREAD, {
+                        "platform": room.platform, "channel": room.channel, "thread": room.thread}).scalar()
+                if number is not None:
+                    found[room] = number
+            return found
+
+        return await self._session.run_sync(lookup)
 
     async def append_timeline(self, events: Sequence[tuple[int, TimelineEvent]]) -> None:
         """Add events to incidents' timelines without loading the incidents (chat messages, many at once)."""
         if events:
-            connection = await self._session.connection()
-            await connection.execute(_INSERT_TIMELINE, [_timeline_values(number, event) for number, event in events])
+            await _run(self._session, _INSERT_TIMELINE, [_timeline_values(number, event) for number, event in events])
 
     async def get_many(self, numbers: Sequence[int]) -> dict[int, Incident]:
         """Several incidents in three queries (rows, action items, tenants), by number; unknown ones left out."""
@@ -323,7 +341,7 @@ class SqlReminderRepository:
 
     async def replace_pending(self, incident_number: int, plans: Sequence[ReminderPlan], now: datetime) -> None:
         """Make the incident's pending reminders exactly `plans`; unchanged ones keep their rows."""
-        pending = (await self._session.exec(_PENDING_REMINDERS, params={"number": incident_number})).all()
+        pending = await _run(self._session, _PENDING_REMINDERS, {"number": incident_number}, fetch="all")
         wanted = {(plan.kind, plan.subject, plan.due_at) for plan in plans}
         kept = set()
         dropped = []
@@ -334,12 +352,12 @@ class SqlReminderRepository:
             else:
                 dropped.append(row_id)
         if dropped:
-            await self._session.exec(_DELETE_REMINDERS, params={"ids": dropped})
+            await _run(self._session, _DELETE_REMINDERS, {"ids": dropped})
         added = [{"incident_number": incident_number, "kind": kind, "subject": subject, "due_at": due_at,
                   "status": "pending", "created_at": now}
                  for kind, subject, due_at in sorted(wanted - kept, key=lambda k: (k[2], k[0], k[1]))]
         if added:
-            await self._session.exec(_INSERT_REMINDERS, params=added)
+            await _run(self._session, _INSERT_REMINDERS, added)
 
     async def claim_due(self, now: datetime, limit: int) -> list[DueReminder]:
         """Claim due reminders for this transaction. The conditional UPDATE (status still 'pending') is what
@@ -367,7 +385,7 @@ class SqlReminderRepository:
 
     async def next_due(self) -> datetime | None:
         """When the earliest pending reminder is due (None when none is pending)."""
-        return (await self._session.exec(_NEXT_DUE)).scalar_one_or_none()
+        return await _run(self._session, _NEXT_DUE, fetch="scalar")
 
     async def pending(self, incident_number: int | None = None) -> list[ReminderPlan]:
         query = select(ReminderRow).where(ReminderRow.status == "pending")
@@ -382,19 +400,18 @@ class SqlDeliveryLog:
         self._session = session
 
     async def first_time(self, delivery_id: str, now: datetime) -> bool:
-        inserted = await self._session.exec(_insert_new(self._session, DeliveryRow.__table__, "delivery_id"),
-                                            params={"delivery_id": delivery_id[:200], "received_at": now})
-        return inserted.first() is not None
+        inserted = await _run(self._session, _insert_new(self._session, DeliveryRow.__table__, "delivery_id"),
+                              {"delivery_id": delivery_id[:200], "received_at": now}, fetch="all")
+        return bool(inserted)
 
     async def first_times(self, delivery_ids: Collection[str], now: datetime) -> set[str]:
         """Record several delivery ids at once; returns those seen for the first time."""
         wanted = {delivery_id[:200]: delivery_id for delivery_id in delivery_ids}
         if not wanted:
             return set()
-        connection = await self._session.connection()
-        inserted = await connection.execute(_insert_new(self._session, DeliveryRow.__table__, "delivery_id"),
-                                            [{"delivery_id": key, "received_at": now} for key in wanted])
-        return {wanted[key] for key in inserted.scalars()}
+        inserted = await _run(self._session, _insert_new(self._session, DeliveryRow.__table__, "delivery_id"),
+                              [{"delivery_id": key, "received_at": now} for key in wanted], fetch="scalars")
+        return {wanted[key] for key in inserted}
 
 
 @dataclass(frozen=True)
@@ -461,6 +478,37 @@ _RELEASE = (
 )
 
 
+def _claim_rows(connection: Any, *, now: datetime, limit: int, lease: timedelta,
+                postgres: bool) -> tuple[list[Any], set[int]]:
+    found = connection.execute(_CLAIMABLE_LOCKED if postgres else _CLAIMABLE, {"now": now, "limit": limit}).all()
+    ids = [row_id for row_id, _, _ in found]
+    reclaimed = {row_id for row_id, status, _ in found if status == "sending"}
+    if not ids:
+        return [], reclaimed
+    heads = {number: row_id for row_id, _, number in found if number is not None}
+    if heads:
+        # Only the oldest waiting message of an incident can be claimed by anyone (on PostgreSQL under SKIP
+        # LOCKED), so the ones behind a head we hold are ours to take: no other sender can get there.
+        behind = connection.execute(_WAITING_BEHIND_LOCKED if postgres else _WAITING_BEHIND,
+                                    {"numbers": list(heads)}).all()
+        taken: dict[int, int] = {}
+        stopped: set[int] = set()
+        for row_id, number, status, next_attempt_at, claimed_until in behind:
+            if row_id <= heads[number] or number in stopped:
+                continue
+            ready = (next_attempt_at <= now) if status == "pending" else (
+                claimed_until is not None and claimed_until < now)
+            if not ready or taken.get(number, 0) >= _CHAIN_LIMIT:
+                stopped.add(number)  # order: nothing after a message that must wait
+                continue
+            taken[number] = taken.get(number, 0) + 1
+            ids.append(row_id)
+            if status == "sending":
+                reclaimed.add(row_id)
+    rows = connection.execute(_CLAIM, {"ids": ids, "now": now, "until": now + lease}).all()
+    return sorted(rows, key=lambda r: r.id), reclaimed
+
+
 class SqlOutboxRepository:
     _WAITING = ("pending", "sending")
 
@@ -488,7 +536,7 @@ class SqlOutboxRepository:
             return 0
         queued, self._queued = self._queued, []
         # Same dedupe key already queued: one message, not two.
-        await self._session.exec(_insert_quietly(self._session, OutboxRow.__table__, "dedupe_key"), params=queued)
+        await _run(self._session, _insert_quietly(self._session, OutboxRow.__table__, "dedupe_key"), queued)
         return len(queued)
 
     async def claim(self, now: datetime, limit: int, lease: timedelta) -> list[OutboxItem]:
@@ -497,34 +545,10 @@ class SqlOutboxRepository:
         messages without an incident on their own. Claimed rows are 'sending' until their lease ends."""
         await self.flush()
         postgres = self._session.bind.dialect.name == "postgresql"
-        found = (await self._session.exec(_CLAIMABLE_LOCKED if postgres else _CLAIMABLE,
-                                          params={"now": now, "limit": limit})).all()
-        ids = [row_id for row_id, _, _ in found]
-        reclaimed = {row_id for row_id, status, _ in found if status == "sending"}
-        if not ids:
-            return []
-        heads = {number: row_id for row_id, _, number in found if number is not None}
-        if heads:
-            # Only the oldest waiting message of an incident can be claimed by anyone (on PostgreSQL under
-            # SKIP LOCKED), so the ones behind a head we hold are ours to take: no other sender can get there.
-            behind = (await self._session.exec(_WAITING_BEHIND_LOCKED if postgres else _WAITING_BEHIND,
-                                               params={"numbers": list(heads)})).all()
-            taken: dict[int, int] = {}
-            stopped: set[int] = set()
-            for row_id, number, status, next_attempt_at, claimed_until in behind:
-                if row_id <= heads[number] or number in stopped:
-                    continue
-                ready = (next_attempt_at <= now) if status == "pending" else (
-                    claimed_until is not None and claimed_until < now)
-                if not ready or taken.get(number, 0) >= _CHAIN_LIMIT:
-                    stopped.add(number)  # order: nothing after a message that must wait
-                    continue
-                taken[number] = taken.get(number, 0) + 1
-                ids.append(row_id)
-                if status == "sending":
-                    reclaimed.add(row_id)
-        result = await self._session.exec(_CLAIM, params={"ids": ids, "now": now, "until": now + lease})
-        rows = sorted(result.all(), key=lambda r: r.id)
+        # The claim's three statements in one call into SQLAlchemy's synchronous core (one greenlet switch,
+        # not one per statement): the outbox is claimed after every change.
+        rows, reclaimed = await self._session.run_sync(
+            lambda session: _claim_rows(session.connection(), now=now, limit=limit, lease=lease, postgres=postgres))
         return [self._item(row, reclaimed=row.id in reclaimed) for row in rows]
 
     async def find_sent(self, *, platform: str, platform_message_id: str) -> Outbound | None:
@@ -555,13 +579,13 @@ class SqlOutboxRepository:
     async def delivered_many(self, sent: Sequence[tuple[int, str | None]], now: datetime) -> None:
         """Mark messages delivered: (outbox id, the platform's id for the message)."""
         if sent:
-            await self._session.exec(_DELIVERED, params=[{"item_id": item_id, "at": now, "message_id": message_id}
-                                                         for item_id, message_id in sent])
+            await _run(self._session, _DELIVERED, [{"item_id": item_id, "at": now, "message_id": message_id}
+                                                   for item_id, message_id in sent])
 
     async def release(self, ids: Sequence[int]) -> None:
         """Put claimed messages back unsent (not an attempt): an earlier message of their incident failed."""
         if ids:
-            await self._session.exec(_RELEASE, params={"ids": list(ids)})
+            await _run(self._session, _RELEASE, {"ids": list(ids)})
 
     async def retry_later(self, item_id: int, at: datetime, error: str, *, count_attempt: bool = True) -> None:
         await self._session.exec(sa.update(OutboxRow).where(OutboxRow.id == item_id).execution_options(
@@ -793,7 +817,7 @@ class SqlOperatorRepository:
 
     async def followers(self, number: int) -> list[tuple[str, str]]:
         if number not in self._followers:
-            rows = (await self._session.exec(_FOLLOWERS_OF, params={"number": number})).all()
+            rows = await _run(self._session, _FOLLOWERS_OF, {"number": number}, fetch="all")
             self._followers[number] = [(platform, address) for platform, address in rows]
         return list(self._followers[number])
 
