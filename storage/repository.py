@@ -75,7 +75,8 @@ def _row_values(incident: Incident) -> dict[str, Any]:
     return values
 
 
-def _to_event(row: TimelineRow) -> TimelineEvent:
+def _to_event(row: Any) -> TimelineEvent:
+    """A TimelineEvent from a timeline row (ORM object or Core row: the same attribute names)."""
     return TimelineEvent(
         id=row.id, kind=EventKind(row.kind), author=row.author, text=row.text, occurred_at=row.occurred_at,
         recorded_at=row.recorded_at, source=row.source, message_ref=row.message_ref, pinned=row.pinned,
@@ -115,6 +116,9 @@ _PENDING_REMINDERS = sa.select(_REMINDER.c.id, _REMINDER.c.kind, _REMINDER.c.sub
     _REMINDER.c.incident_number == sa.bindparam("number"), _REMINDER.c.status == "pending")
 _DELETE_REMINDERS = sa.delete(_REMINDER).where(_REMINDER.c.id.in_(sa.bindparam("ids", expanding=True)))
 _INSERT_REMINDERS = sa.insert(_REMINDER)
+_TIMELINE = TimelineRow.__table__
+_TIMELINE_OF = (sa.select(_TIMELINE).where(_TIMELINE.c.incident_number == sa.bindparam("number"))
+                .order_by(_TIMELINE.c.occurred_at, _TIMELINE.c.id))
 _NEXT_DUE = sa.select(sa.func.min(_REMINDER.c.due_at)).where(_REMINDER.c.status == "pending")
 _FOLLOWERS_OF = (select(FollowerRow.platform, FollowerRow.address)
                  .where(FollowerRow.incident_number == sa.bindparam("number")).order_by(FollowerRow.since))
@@ -315,10 +319,8 @@ class SqlIncidentRepository:
                                tenants[row.number]) for row in rows]
 
     async def timeline(self, number: int) -> list[TimelineEvent]:
-        rows = (await self._session.exec(
-            select(TimelineRow).where(TimelineRow.incident_number == number)
-            .order_by(TimelineRow.occurred_at, TimelineRow.id)  # type: ignore[arg-type]
-        )).all()
+        # Plain rows, not ORM objects: a post-mortem reads thousands of them.
+        rows = await _run(self._session, _TIMELINE_OF, {"number": number}, fetch="all")
         return [_to_event(row) for row in rows]
 
     async def find_message(self, number: int, message_ref: str) -> TimelineEvent | None:
