@@ -783,7 +783,7 @@ async def _main(args: argparse.Namespace) -> int:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m bench", description=__doc__.split("\n\n")[0])
-    parser.add_argument("--quick", action="store_true", help="short durations and 2 runs (about 12 minutes; full: about 45)")
+    parser.add_argument("--quick", action="store_true", help="short durations and 2 runs (about 12 minutes; full: about 25)")
     parser.add_argument("--scenario", action="append", choices=SCENARIOS,
                         help="run only this scenario (repeatable); results.json keeps the others' last results")
     parser.add_argument("--runs", type=int, help="runs per scenario (default: 3 full, 2 quick)")
