@@ -135,10 +135,6 @@ class InlineConnection:
     def cursor(self) -> _CursorOpener:
         return _CursorOpener(self)
 
-    async def execute(self, sql: str, parameters: Any = ()) -> InlineCursor:
-        cursor = InlineCursor(self)
-        return await cursor.execute(sql, parameters)
-
     async def commit(self) -> None:
         await self.when_unlocked(self.raw.commit)
 

@@ -246,14 +246,8 @@ class SqlIncidentRepository:
         return await self._load(await self._session.get(IncidentRow, number))
 
     async def get_by_room(self, room: Room) -> Incident | None:
-        query = select(IncidentRow).where(IncidentRow.platform == room.platform, IncidentRow.channel == room.channel)
-        if room.thread is None:
-            # Channel mode: the incident owns the whole channel.
-            query = query.where(IncidentRow.thread.is_(None))  # type: ignore[union-attr]
-        else:
-            query = query.where(IncidentRow.thread == room.thread)
-        row = (await self._session.exec(query.order_by(IncidentRow.number.desc()).limit(1))).first()  # type: ignore[union-attr]
-        return await self._load(row)
+        number = (await self.numbers_by_room([room])).get(room)
+        return await self.get(number) if number is not None else None
 
     async def attach_room(self, number: int, *, platform: str, channel: str, thread: str | None,
                           card_message: str | None) -> None:
@@ -263,7 +257,8 @@ class SqlIncidentRepository:
         self._known.pop(number, None)
 
     async def numbers_by_room(self, rooms: Collection[Room]) -> dict[Room, int]:
-        """Which incident each room belongs to (as `get_by_room`, the newest); rooms of no incident left out.
+        """Which incident each room belongs to (the newest; in channel mode a room is a whole channel); rooms of
+        no incident left out.
         One indexed lookup per distinct room: a batch of chat messages comes from a handful of rooms, and a
         statement without a variable-length IN list is compiled once and runs on the connection directly."""
         def lookup(sync_session: Any) -> dict[Room, int]:
@@ -402,9 +397,7 @@ class SqlDeliveryLog:
         self._session = session
 
     async def first_time(self, delivery_id: str, now: datetime) -> bool:
-        inserted = await _run(self._session, _insert_new(self._session, DeliveryRow.__table__, "delivery_id"),
-                              {"delivery_id": delivery_id[:200], "received_at": now}, fetch="all")
-        return bool(inserted)
+        return delivery_id in await self.first_times([delivery_id], now)
 
     async def first_times(self, delivery_ids: Collection[str], now: datetime) -> set[str]:
         """Record several delivery ids at once; returns those seen for the first time."""
