@@ -1,7 +1,7 @@
 """Operations over HTTP: alert intake, the deploy-freeze API for pipelines, Prometheus metrics.
 
     POST /alerts/alertmanager   Alertmanager webhook (version 4)        Bearer WARROOM_ALERT_TOKEN
-    POST /alerts/generic        documented JSON (bot.alerts.parse_generic) Bearer WARROOM_ALERT_TOKEN
+    POST /alerts/generic        documented JSON (bot.alerts.rules.parse_generic) Bearer WARROOM_ALERT_TOKEN
     GET  /api/freeze            423 while frozen, 200 otherwise          Bearer WARROOM_FREEZE_TOKEN
     GET  /metrics               Prometheus text format                  Bearer WARROOM_METRICS_TOKEN, if set
 
@@ -11,7 +11,7 @@ endpoint whose token is not configured answers 503 saying which variable to set 
 Metrics: counts that describe incidents are read from the database at scrape time (correct on every replica);
 webhook rejects, alerts received and command latency are this process's own counters, kept as plain numbers and
 turned into Prometheus metric families when /metrics is scraped, so prometheus_client (≈5 MB) is imported only
-by a server that is scraped. Starlette is imported inside `ops_routes()` so `bot.bootstrap` can build
+by a server that is scraped. Starlette is imported inside `ops_routes()` so `bot.app.bootstrap` can build
 `PrometheusMetrics` without the HTTP extras installed.
 """
 
@@ -147,12 +147,12 @@ def _secret(value: Any) -> str | None:
 
 
 def ops_routes(app: Any) -> list["BaseRoute"]:
-    """The routes for a built `bot.bootstrap.Warroom`: `routes += ops_routes(app)` in `warroom serve`."""
+    """The routes for a built `bot.app.bootstrap.Warroom`: `routes += ops_routes(app)` in `warroom serve`."""
     from starlette.requests import Request
     from starlette.responses import JSONResponse, Response
     from starlette.routing import Route
 
-    from bot.alerts import AlertPayloadError, parse_alertmanager, parse_generic
+    from bot.alerts.rules import AlertPayloadError, parse_alertmanager, parse_generic
 
     settings = app.settings
     metrics: PrometheusMetrics | Any = app.metrics

@@ -184,7 +184,7 @@ class Bench:
         script = Path(sys.executable).with_name("warroom")
         if self.root == BENCH.parent and script.exists():
             return [str(script), "serve"]  # what an operator runs
-        return [sys.executable, "-m", "bot.cli", "serve"]  # the code under --root
+        return [sys.executable, "-m", "bot.app.cli", "serve"]  # the code under --root
 
     async def warroom(self, db: str, fake: Proc, cwd: Path, *, name: str = "warroom", wait: bool = True,
                       **extra: str) -> Proc:
@@ -220,7 +220,7 @@ class Bench:
     async def migrate(self, db: str, cwd: Path) -> None:
         """Migrate with the code under test (its own `warroom db upgrade`)."""
         env = {**self.base_env(), "WARROOM_DATABASE_URL": db}
-        process = await asyncio.create_subprocess_exec(sys.executable, "-m", "bot.cli", "db", "upgrade", env=env,
+        process = await asyncio.create_subprocess_exec(sys.executable, "-m", "bot.app.cli", "db", "upgrade", env=env,
                                                        cwd=cwd, stdout=asyncio.subprocess.PIPE,
                                                        stderr=asyncio.subprocess.PIPE)
         out, err = await process.communicate()

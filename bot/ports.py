@@ -13,7 +13,7 @@ from datetime import datetime, timedelta, timezone
 from typing import TYPE_CHECKING, Literal, Protocol
 
 if TYPE_CHECKING:
-    from bot.domain import Incident, TimelineEvent
+    from bot.incident.domain import Incident, TimelineEvent
 
 
 # -- neutral messages ----------------------------------------------------------------------------------

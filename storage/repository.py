@@ -18,10 +18,10 @@ from sqlalchemy.orm import aliased
 from sqlmodel import select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
-from bot.briefs import Brief, Contact, Recipient
-from bot.operators import Operator
-from bot.domain import ActionItem, ChecklistItem, EventKind, Incident, Role, Status, TimelineEvent
-from bot.outbox import message_from_json, message_to_json
+from bot.briefs.templates import Brief, Contact, Recipient
+from bot.operators.roster import Operator
+from bot.incident.domain import ActionItem, ChecklistItem, EventKind, Incident, Role, Status, TimelineEvent
+from bot.delivery.outbox import message_from_json, message_to_json
 from bot.ports import (AlertGroupRecord, AlertRecord, ConcurrentChange, DueReminder, FreezeEntry, MetricsSnapshot,
                        Outbound, OutboxItem, ReminderPlan, Room)
 from storage.tables import (ActionRow, AlertGroupRow, AlertRow, BriefRecipientRow, BriefRow, ContactRow, CounterRow,

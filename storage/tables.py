@@ -137,7 +137,7 @@ class DeliveryRow(SQLModel, table=True):
 
 
 class OutboxRow(SQLModel, table=True):
-    """Outbound messages, written with the change that caused them and delivered by `bot.outbox.OutboxSender`."""
+    """Outbound messages, written with the change that caused them and delivered by `bot.delivery.outbox.OutboxSender`."""
 
     __tablename__ = "outbox"
     __table_args__ = (

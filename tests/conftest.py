@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from bot.ports import ManualClock
-from bot.settings import Settings
+from bot.app.settings import Settings
 from tests.support import (BACKEND, START, Harness, create_postgres_database, drop_postgres_database, make_settings,
                            start_harness)
 

@@ -38,7 +38,7 @@ class ServeProcess:
         clean = {k: v for k, v in os.environ.items() if not k.startswith(("SLACK_", "WARROOM_", "WHATSAPP_"))}
         variables = {**clean, "PYTHONPATH": str(ROOT), "WARROOM_HTTP_HOST": "127.0.0.1",
                      "WARROOM_HTTP_PORT": str(port), "WARROOM_LOG_LEVEL": "INFO", **env}
-        process = await asyncio.create_subprocess_exec(sys.executable, "-m", "bot.cli", "serve", cwd=cwd,
+        process = await asyncio.create_subprocess_exec(sys.executable, "-m", "bot.app.cli", "serve", cwd=cwd,
                                                        env=variables, stderr=asyncio.subprocess.PIPE,
                                                        stdout=asyncio.subprocess.DEVNULL)
         served = cls(process, port)

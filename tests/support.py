@@ -11,10 +11,10 @@ from datetime import datetime, timezone
 from pathlib import Path
 
 from adapters.memory import MemoryChat
-from bot.bootstrap import Warroom, build
+from bot.app.bootstrap import Warroom, build
 from bot.ports import Actor, ManualClock, Reply, Room
-from bot.service import Context
-from bot.settings import Settings
+from bot.incident.service import Context
+from bot.app.settings import Settings
 
 START = datetime(2026, 11, 24, 6, 50, tzinfo=timezone.utc)  # 09:50 EAT
 

@@ -32,9 +32,9 @@ from discord.app_commands import Choice
 from adapters.discord.chat import PLATFORM, DiscordChat, answering
 from adapters.discord.render import SAFE_MENTIONS, CardButton, clip, render
 from adapters.discord.settings import DiscordSettings
-from bot import commands as cmd
+from bot.incident import commands as cmd
 from bot.ports import Actor, Message, Reply, Room
-from bot.service import Context, IncidentService
+from bot.incident.service import Context, IncidentService
 
 log = logging.getLogger("warroom.discord")
 
@@ -105,7 +105,7 @@ def make_client(**options: Any) -> WarroomClient:
 
 
 def discord_chat_from_settings(settings: DiscordSettings, *, client: WarroomClient | None = None) -> DiscordChat:
-    """The adapter to hand to `bot.bootstrap.build(chat={"discord": …})`; `start_discord` then brings it up."""
+    """The adapter to hand to `bot.app.bootstrap.build(chat={"discord": …})`; `start_discord` then brings it up."""
     return DiscordChat(client=client or make_client(), guild_id=settings.guild_id)
 
 
@@ -604,7 +604,7 @@ async def start_discord(service: IncidentService, settings: DiscordSettings, *, 
                         connect: bool = True) -> DiscordRuntime:
     """Log in, register the persistent card buttons, sync `/incident` to the guild, connect to the gateway.
 
-    `chat` is the DiscordChat given to `bot.bootstrap.build(chat={"discord": chat})` (outbound messages go
+    `chat` is the DiscordChat given to `bot.app.bootstrap.build(chat={"discord": chat})` (outbound messages go
     through it); without one, a new one is made (only useful when the service posts nothing to Discord).
     `connect=False` stops before the gateway (tests feed gateway events themselves)."""
     if not settings.configured or settings.bot_token is None:

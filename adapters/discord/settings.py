@@ -1,6 +1,6 @@
 """Discord settings, read once from the environment / `.env` into a frozen object.
 
-They live here rather than in `bot/settings.py` so the core knows nothing about Discord:
+They live here rather than in `bot/app/settings.py` so the core knows nothing about Discord:
 
     DISCORD_BOT_TOKEN              the bot token (Developer Portal → Bot → Reset Token)
     DISCORD_GUILD_ID               the server the `/incident` commands are synced to (instantly); unset: global sync

@@ -34,9 +34,9 @@ from slack_bolt.async_app import AsyncApp
 from adapters.slack.blocks import (ACTION_PREFIX, DECLARE_VIEW, UPDATE_VIEW, declare_modal, escape, from_slack,
                                    leading_mention, render, update_modal)
 from adapters.slack.chat import PLATFORM, SlackChat
-from bot import commands as cmd
+from bot.incident import commands as cmd
 from bot.ports import Actor, Message, Reply, Room
-from bot.service import Context, IncidentService
+from bot.incident.service import Context, IncidentService
 
 log = logging.getLogger("warroom.slack")
 

@@ -38,7 +38,7 @@ from bot.ports import (Attachment, Capabilities, Clock, Delivery, DeliveryError,
                        SystemClock)
 
 if TYPE_CHECKING:
-    from bot.settings import Settings
+    from bot.app.settings import Settings
 
 DELIVERY_EVENT = "warroom_delivery"  # message metadata event type carrying the outbox key
 log = logging.getLogger("warroom.slack")

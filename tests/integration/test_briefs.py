@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from adapters.memory import MemoryChat, MemoryWhatsApp
-from bot.bootstrap import build
+from bot.app.bootstrap import build
 from bot.ports import CustomerMessageReceived, CustomerMessageStatus, DeliveryError
 from tests.support import Harness
 
@@ -69,7 +69,7 @@ async def test_send_flag_skips_the_preview_and_the_button_confirms(desk):
     assert [m["to"] for m in desk.whatsapp.sent] == [GLO]
     await desk.ok("brief globex update", room=thread)
     from bot.ports import Actor
-    from bot.service import Context
+    from bot.incident.service import Context
     await desk.service.press_button(Context(actor=Actor("u", "alice"), room=thread), action="brief_send", value="2")
     assert desk.whatsapp.sent[-1]["template"] == "incident_update"
 
@@ -216,7 +216,7 @@ async def test_contacts_cli(tmp_path):
     import sys
 
     env = {**os.environ, "WARROOM_DATABASE_URL": f"sqlite:///{tmp_path / 'w.db'}"}
-    run = lambda *a: subprocess.run([sys.executable, "-m", "bot.cli", "contacts", *a], cwd=tmp_path, env=env,  # noqa: E731
+    run = lambda *a: subprocess.run([sys.executable, "-m", "bot.app.cli", "contacts", *a], cwd=tmp_path, env=env,  # noqa: E731
                                     capture_output=True, text=True, timeout=60)
     assert run("add", "acme", "Jane Doe", "+254700000001").stdout.strip() == "added Jane Doe at acme (+254700000001)"
     bad = run("add", "acme", "X", "12345")

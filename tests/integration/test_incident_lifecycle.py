@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from bot.domain import Status
+from bot.incident.domain import Status
 from tests.support import CHANNEL
 
 

@@ -9,10 +9,10 @@ from pathlib import Path
 
 import pytest
 
-from bot.alerts import parse_alertmanager, parse_generic
-from bot.domain import EventKind, Status
+from bot.alerts.rules import parse_alertmanager, parse_generic
+from bot.incident.domain import EventKind, Status
 from bot.ports import Actor
-from bot.service import Context
+from bot.incident.service import Context
 from playbooks.loader import PlaybookError
 from tests.support import CHANNEL, Harness, make_settings, start_harness
 

@@ -158,7 +158,7 @@ async def test_warroom_digest_prints_the_digest_on_demand(tmp_path: Path, databa
     monkeypatch.setenv("WARROOM_DATABASE_URL", database_url)
     monkeypatch.setenv("WARROOM_LADDER", "P1-P3")
     monkeypatch.chdir(tmp_path)  # no stray .env
-    from bot.cli import main
+    from bot.app.cli import main
 
     assert await asyncio.to_thread(main, ["digest"]) == 0
     out = capsys.readouterr().out
@@ -168,7 +168,7 @@ async def test_warroom_digest_prints_the_digest_on_demand(tmp_path: Path, databa
 
 
 def test_playbooks_check_validates_alert_rules_against_the_ladders(tmp_path, capsys, monkeypatch):
-    from bot.cli import main
+    from bot.app.cli import main
 
     monkeypatch.delenv("WARROOM_LADDER", raising=False)
     assert main(["playbooks", "check"]) == 0

@@ -6,7 +6,7 @@ import json
 import os
 from pathlib import Path
 
-from bot.domain import DomainError
+from bot.incident.domain import DomainError
 
 GOLDEN = Path(__file__).resolve().parents[1] / "golden"
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 
-from bot.scheduler import ReminderTicker
+from bot.delivery.scheduler import ReminderTicker
 from tests.support import start_harness
 
 

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from bot.alerts import (AlertPayloadError, decide, label_fingerprint, parse_alertmanager, parse_generic,
+from bot.alerts.rules import (AlertPayloadError, decide, label_fingerprint, parse_alertmanager, parse_generic,
                         render_title)
 from playbooks.loader import PlaybookError, load_playbooks
 from playbooks.schema import AlertRule, AlertRules, LabelMatcher
@@ -310,7 +310,7 @@ def test_the_console_shows_a_declare_button_it_cannot_press():
 
 def test_alerts_go_to_the_configured_room_or_the_first_platforms_incidents_channel(tmp_path):
     from adapters.memory import MemoryChat
-    from bot.bootstrap import alert_room
+    from bot.app.bootstrap import alert_room
     from bot.ports import Room
     from tests.support import make_settings
 

@@ -6,7 +6,7 @@ import asyncio
 
 import pytest
 
-from bot.batching import GroupCommit
+from bot.delivery.batching import GroupCommit
 
 
 class Store:

@@ -15,7 +15,7 @@ import pytest
 from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
-from bot.commands import (
+from bot.incident.commands import (
     MAX_TEXT,
     SUBCOMMANDS,
     USAGE,
@@ -993,6 +993,6 @@ def test_parse_never_raises_on_plausible_command_lines(text: str) -> None:
 @pytest.mark.parametrize(("text", "hours"), [("stats", 720), ("stats 30d", 720), ("stats 7d", 168), ("stats 4w", 672),
                                              ("stats 24h", 24), ("stats 365d", 8760), ("stats 7 d", 168)])
 def test_stats_takes_an_optional_period_defaulting_to_30_days(text: str, hours: int) -> None:
-    from bot.commands import Stats
+    from bot.incident.commands import Stats
 
     assert ok(text, Stats).period == timedelta(hours=hours)

@@ -7,9 +7,9 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
-from bot.domain import DomainError, EventKind, Incident, Role, Status
+from bot.incident.domain import DomainError, EventKind, Incident, Role, Status
 from bot.ports import FastClock, ManualClock
-from bot.reminders import plan
+from bot.incident.reminders import plan
 from playbooks.loader import load_playbooks
 
 T0 = datetime(2026, 11, 24, 7, 0, tzinfo=timezone.utc)
@@ -103,7 +103,7 @@ def test_fast_clock_runs_time_faster_and_waits_add_up():
 def test_an_outbox_message_survives_its_round_trip_through_json_with_every_field():
     import json
 
-    from bot.outbox import message_from_json, message_to_json
+    from bot.delivery.outbox import message_from_json, message_to_json
     from bot.ports import Attachment, Button, ChecklistLine, Field, Message
 
     message = Message(text="t", title="INC-1", fields=(Field("Severity", "P1"),),

@@ -1,6 +1,7 @@
 """Architecture: `bot/` is the core and imports no chat SDK, HTTP client, ORM, driver, adapter or storage module.
 
-Only the composition root (`bot/bootstrap.py`, `bot/cli.py`) may reach adapters and storage, and only from inside
+Only the composition root (`bot/app/bootstrap.py`, `bot/app/cli.py`) may reach adapters and storage, and only
+from inside
 functions, so importing any `bot` module never drags infrastructure in. Adapters talk to chat platforms and hold no
 persistence. The check reads the source with `ast` (nothing is imported), so it also sees imports in functions,
 under `if TYPE_CHECKING:`, in `try:` blocks and through `importlib.import_module("…")`.
@@ -22,6 +23,7 @@ FORBIDDEN_IN_BOT = frozenset({
     "slack_bolt", "slack_sdk", "discord", "httpx", "aiohttp", "sqlmodel", "sqlalchemy", "asyncpg", "aiosqlite",
     "starlette", "uvicorn", "adapters", "storage", "prometheus_client",
 })
+APP = BOT / "app"
 COMPOSITION_ROOTS = frozenset({"bootstrap.py", "cli.py"})
 PERSISTENCE = frozenset({"sqlmodel", "sqlalchemy", "storage", "asyncpg", "aiosqlite", "alembic"})
 
@@ -45,7 +47,7 @@ class ImportSite:
 class _ImportCollector(ast.NodeVisitor):
     def __init__(self, path: str, package: str) -> None:
         self.path = path
-        self.package = package  # e.g. "bot" for bot/commands.py, for relative imports
+        self.package = package  # e.g. "bot" for bot/incident/commands.py, for relative imports
         self.depth = 0  # > 0 inside a function or lambda body; class bodies run at import time, so they do not count
         self.sites: list[ImportSite] = []
 
@@ -122,14 +124,14 @@ def report(bad: list[ImportSite]) -> str:
 
 def test_bot_core_modules_import_no_sdk_http_orm_adapters_or_storage() -> None:
     bad = [site
-           for path, sites in scan(BOT).items() if path.parent != BOT or path.name not in COMPOSITION_ROOTS
+           for path, sites in scan(BOT).items() if path.parent != APP or path.name not in COMPOSITION_ROOTS
            for site in violations(sites, FORBIDDEN_IN_BOT)]
     assert not bad, report(bad)
 
 
 @pytest.mark.parametrize("name", sorted(COMPOSITION_ROOTS))
 def test_composition_root_imports_infrastructure_only_inside_functions(name: str) -> None:
-    path = BOT / name
+    path = APP / name
     assert path.is_file(), f"composition root {path} is missing"
     sites = imports_in(path.read_text(encoding="utf-8"), path.relative_to(ROOT).as_posix())
     bad = [site for site in violations(sites, FORBIDDEN_IN_BOT) if not site.in_function]
@@ -147,7 +149,8 @@ def test_the_scan_sees_the_whole_bot_package() -> None:
     scanned = scan(BOT)
     names = {path.relative_to(BOT).as_posix() for path in scanned}
     assert len(names) >= 10, f"only {len(names)} modules found under {BOT}: {sorted(names)}"
-    assert {"commands.py", "service.py", "ports.py", "domain.py", *COMPOSITION_ROOTS} <= names
+    assert {"incident/commands.py", "incident/service.py", "ports.py", "incident/domain.py",
+            *(f"app/{name}" for name in COMPOSITION_ROOTS)} <= names
     assert sum(len(sites) for sites in scanned.values()) >= 30, "suspiciously few imports: is the scanner broken?"
 
 
@@ -196,7 +199,7 @@ def test_the_check_accepts_allowed_imports(source: str) -> None:
 
 def test_the_composition_root_check_tells_module_level_from_function_level() -> None:
     source = "from storage.engine import create_engine\n\ndef build():\n    from adapters.console import Console\n"
-    sites = violations(imports_in(source, "bot/bootstrap.py"), FORBIDDEN_IN_BOT)
+    sites = violations(imports_in(source, "bot/app/bootstrap.py"), FORBIDDEN_IN_BOT)
     assert [(site.top, site.in_function) for site in sites] == [("storage", False), ("adapters", True)]
 
 

@@ -7,8 +7,8 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
-from bot.domain import Incident, Status
-from bot.stats import compute_stats, percentile, render_stats
+from bot.incident.domain import Incident, Status
+from bot.reports.stats import compute_stats, percentile, render_stats
 from playbooks.loader import load_playbooks
 
 NOW = datetime(2026, 11, 24, 12, 0, tzinfo=timezone.utc)

@@ -10,7 +10,7 @@ from conftest import DiscordGuild
 from adapters.discord.bot import build_intents, command_text, incident_ref, quote, start_discord
 from adapters.discord.render import SAFE_MENTIONS, clip, escape, render
 from adapters.discord.settings import DiscordSettings
-from bot import commands as cmd
+from bot.incident import commands as cmd
 from bot.ports import Attachment, Button, ChecklistLine, Field, Message
 
 

@@ -22,9 +22,9 @@ from adapters.memory import MemoryWhatsApp
 from adapters.slack.app import SlackInbound
 from adapters.slack.chat import SlackChat, make_web_client
 from adapters.whatsapp.routes import whatsapp_routes
-from bot.bootstrap import build
+from bot.app.bootstrap import build
 from bot.ports import ManualClock
-from bot.settings import Settings
+from bot.app.settings import Settings
 from tests.fakes.slack_api import FakeSlackApi
 from tests.support import START
 

@@ -18,9 +18,9 @@ import pytest
 from adapters.http import build_http_app, slack_routes
 from adapters.slack.app import SlackInbound
 from adapters.slack.chat import SlackChat, make_web_client
-from bot.bootstrap import build
+from bot.app.bootstrap import build
 from bot.ports import ManualClock
-from bot.settings import Settings
+from bot.app.settings import Settings
 from tests.adapters.slack.slack_team import SECRET, START, USERS, SlackTeam
 from tests.fakes.slack_api import FakeSlackApi
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import json
 
-from bot.domain import Status
+from bot.incident.domain import Status
 from bot.ports import Room
 from tests.adapters.slack.slack_team import ALICE, BOB, CAROL, INCIDENTS
 from tests.fakes.slack_api import Call

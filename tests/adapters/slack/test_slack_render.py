@@ -197,7 +197,7 @@ def test_the_manifest_routes_commands_events_and_interactivity_to_one_url() -> N
 
 
 def test_the_core_and_the_http_app_do_not_load_slack_until_slack_is_used() -> None:
-    code = ("import sys, bot.service, bot.bootstrap, bot.cli, adapters.slack, adapters.http as h; "
+    code = ("import sys, bot.incident.service, bot.app.bootstrap, bot.app.cli, adapters.slack, adapters.http as h; "
             "h.build_http_app(); "
             "print(sorted(m for m in sys.modules if m.split('.')[0] in ('slack_sdk', 'slack_bolt')))")
     out = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, check=True)

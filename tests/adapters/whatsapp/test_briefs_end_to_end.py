@@ -11,7 +11,7 @@ from starlette.applications import Starlette
 from adapters.memory import MemoryChat
 from adapters.whatsapp.routes import whatsapp_routes
 from adapters.whatsapp.webhook import sign
-from bot.bootstrap import build
+from bot.app.bootstrap import build
 from tests.support import Harness
 
 SECRET, VERIFY = "app-secret", "verify-me"

@@ -13,9 +13,9 @@ from adapters.memory import MemoryChat
 from adapters.whatsapp.chat import WhatsAppChat
 from adapters.whatsapp.routes import whatsapp_routes
 from adapters.whatsapp.webhook import sign
-from bot.bootstrap import build
+from bot.app.bootstrap import build
 from bot.ports import Actor, Room
-from bot.service import Context
+from bot.incident.service import Context
 from tests.support import make_settings
 
 SECRET = "app-secret"

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from datetime import datetime, time, timedelta, timezone, tzinfo
 
-from bot.domain import Incident, Status
+from bot.incident.domain import Incident, Status
 from bot.ports import ReminderPlan
 from playbooks.schema import Ladder, SeverityLevel
 

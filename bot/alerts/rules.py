@@ -2,7 +2,7 @@
 
 Pure functions, no I/O. `parse_alertmanager` and `parse_generic` turn a decoded JSON body into `AlertBatch`
 values or raise `AlertPayloadError` saying what is wrong (the HTTP layer answers 400 with it); `decide` picks the
-rule, level and action for a group of alerts. The use case that stores and declares is `bot.alert_service`.
+rule, level and action for a group of alerts. The use case that stores and declares is `bot.alerts.intake`.
 
 Grouping follows Alertmanager (and PagerDuty's integration with it): one Alertmanager *group* — one
 notification's `groupKey` — is one incident, and each alert in it (one fingerprint) is a line in that incident's
@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from typing import Any, Literal
 
-from bot.commands import clean_text
+from bot.incident.commands import clean_text
 from playbooks.schema import AlertRule, AlertRules, Ladder, SeverityLevel
 
 MAX_ALERTS = 1000  # per request; Alertmanager's max_alerts is usually far lower

@@ -3,7 +3,7 @@
 An operator's message that starts with `/incident`, `incident` or `inc` is a command; anything else goes to
 the timeline of the incident they are working on (the last one they touched; `inc use INC-9` switches).
 Replies come back to the phone prefixed with the incident, through the outbox like every other message.
-Messages from numbers that are not operators are customers' (see bot.brief_service), never commands.
+Messages from numbers that are not operators are customers' (see bot.briefs.service), never commands.
 """
 
 from __future__ import annotations
@@ -12,10 +12,10 @@ import logging
 import re
 from dataclasses import replace
 
-from bot.briefs import normalize_phone
-from bot.operators import Operator, command_text
+from bot.briefs.templates import normalize_phone
+from bot.operators.roster import Operator, command_text
 from bot.ports import Actor, Clock, CustomerMessageReceived, Message, Reply, Room, UnitOfWorkFactory
-from bot.service import Context, IncidentService, _originator, concerned_incident
+from bot.incident.service import Context, IncidentService, _originator, concerned_incident
 
 log = logging.getLogger("warroom.operators")
 PLATFORM = "whatsapp"

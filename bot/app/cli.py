@@ -18,7 +18,7 @@ from typing import Any
 def _settings():  # noqa: ANN202 - Settings, imported lazily
     from pydantic import ValidationError
 
-    from bot.settings import Settings
+    from bot.app.settings import Settings
 
     try:
         return Settings()
@@ -28,7 +28,7 @@ def _settings():  # noqa: ANN202 - Settings, imported lazily
 
 
 def _parse_ref(ref: str) -> int:
-    from bot.commands import _INCIDENT_REF
+    from bot.incident.commands import _INCIDENT_REF
 
     match = _INCIDENT_REF.match(ref.strip())
     if not match:
@@ -38,7 +38,7 @@ def _parse_ref(ref: str) -> int:
 
 async def _console(args: argparse.Namespace) -> int:
     from adapters.console import ConsoleChat, ConsoleSession, play, stdin_lines
-    from bot.bootstrap import build
+    from bot.app.bootstrap import build
     from bot.ports import FastClock, ManualClock, SystemClock
 
     settings = _settings()
@@ -75,8 +75,8 @@ async def _console(args: argparse.Namespace) -> int:
 
 
 async def _postmortem(args: argparse.Namespace) -> int:
-    from bot.bootstrap import build
-    from bot.domain import DomainError
+    from bot.app.bootstrap import build
+    from bot.incident.domain import DomainError
 
     app = await build(_settings(), chat={})
     try:
@@ -94,8 +94,8 @@ async def _postmortem(args: argparse.Namespace) -> int:
 
 
 async def _incidents(args: argparse.Namespace) -> int:
-    from bot.bootstrap import build
-    from bot.render import incident_line
+    from bot.app.bootstrap import build
+    from bot.incident.render import incident_line
     from bot.ports import SystemClock
 
     app = await build(_settings(), chat={})
@@ -117,7 +117,7 @@ async def _serve(args: argparse.Namespace) -> int:
     import uvicorn
 
     from adapters.http import build_http_app
-    from bot.bootstrap import build
+    from bot.app.bootstrap import build
 
     settings = _settings()
     logging.getLogger("warroom").setLevel(settings.log_level.upper())
@@ -146,7 +146,7 @@ async def _serve(args: argparse.Namespace) -> int:
     if whatsapp_settings.configured:
         from adapters.whatsapp.chat import WhatsAppChat
         from adapters.whatsapp.client import WhatsAppCloud
-        from bot.bootstrap import load_configured_playbooks
+        from bot.app.bootstrap import load_configured_playbooks
 
         messenger = WhatsAppCloud.from_settings(whatsapp_settings)
         # The same number is the operators' room: their nudges fall back to this template outside 24 hours.
@@ -242,7 +242,7 @@ def _playbooks_check(args: argparse.Namespace) -> int:
 
 async def _digest(args: argparse.Namespace) -> int:
     from adapters.text import to_text
-    from bot.bootstrap import build
+    from bot.app.bootstrap import build
 
     app = await build(_settings(), chat={})
     try:
@@ -342,7 +342,7 @@ async def _operators(args: argparse.Namespace) -> int:
 @asynccontextmanager
 async def _offline_app() -> AsyncIterator[Any]:
     """The app without chat platforms, for one-shot commands; closed on the way out."""
-    from bot.bootstrap import build
+    from bot.app.bootstrap import build
 
     app = await build(_settings(), chat={})
     try:

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from datetime import datetime, timedelta, tzinfo
 
-from bot.domain import Incident, Status, format_duration
+from bot.incident.domain import Incident, Status, format_duration
 from bot.ports import Button, ChecklistLine, Field, Message
 from playbooks.schema import Scenario, SeverityLevel
 

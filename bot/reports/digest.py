@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from datetime import date, datetime, time, timedelta, timezone
 from zoneinfo import ZoneInfo
 
-from bot.domain import Incident, Status, format_duration
+from bot.incident.domain import Incident, Status, format_duration
 from bot.ports import Message
 from playbooks.schema import Ladder
 

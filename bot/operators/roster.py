@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
-from bot.briefs import normalize_phone
+from bot.briefs.templates import normalize_phone
 
 # What an operator's message must start with to be a command: "/incident …", "incident …" or "inc …".
 COMMAND_PREFIX = re.compile(r"^\s*(?:/incident|incident|inc)\b[\s:]*", re.IGNORECASE)

@@ -17,19 +17,19 @@ from datetime import datetime, timedelta, tzinfo
 from pathlib import Path
 from typing import Any
 
-from bot import commands as cmd
-from bot import render
-from bot.batching import GroupCommit
-from bot.domain import NOTE_TAGS, DomainError, EventKind, Incident, Role, Status, chat_message, format_duration
-from bot.postmortem import PostmortemCompiler, postmortem_filename
-from bot.brief_service import BriefService
-from bot.outbox import OutboxSender
+from bot.incident import commands as cmd
+from bot.incident import render
+from bot.delivery.batching import GroupCommit
+from bot.incident.domain import NOTE_TAGS, DomainError, EventKind, Incident, Role, Status, chat_message, format_duration
+from bot.incident.postmortem import PostmortemCompiler, postmortem_filename
+from bot.briefs.service import BriefService
+from bot.delivery.outbox import OutboxSender
 from bot.ports import (Actor, Attachment, ChatAdapter, Clock, CustomerMessageReceived, CustomerMessageStatus,
                        CustomerMessenger, Message, Metrics, NoMetrics, Outbound, Reply, Room, UnitOfWork,
                        UnitOfWorkFactory)
-from bot.reminders import escalation_target, plan
-from bot.stats import compute_stats, render_stats
-from bot.triage import suggest_playbook
+from bot.incident.reminders import escalation_target, plan
+from bot.reports.stats import compute_stats, render_stats
+from bot.incident.triage import suggest_playbook
 from playbooks.loader import Playbooks
 from playbooks.schema import Ladder, SeverityLevel
 
@@ -100,14 +100,14 @@ class IncidentService:
         self._compiler = PostmortemCompiler(tz=tz, template=playbooks.postmortem_template(postmortem_template))
         self.briefs = BriefService(uow=uow, clock=clock, playbooks=playbooks, queue=self._queue, messenger=messenger)
         self.outbox = outbox or OutboxSender(uow=uow, chat=chat, clock=clock, customers=self.briefs)
-        from bot.operator_desk import OperatorDesk  # it builds on this module's Context
+        from bot.operators.desk import OperatorDesk  # it builds on this module's Context
 
         self.operators = OperatorDesk(service=self, uow=uow, clock=clock)
         # Inline: a command returns after its messages went out (console, tests). Background: the HTTP server
         # acks at once and the outbox delivers behind it, so a slow chat API never delays an ack.
         self._deliver_inline = deliver_inline
         self.metrics: Metrics = metrics or NoMetrics()
-        # Alert intake (bot.alert_service.AlertIntake), attached by the composition root: its Declare buttons
+        # Alert intake (bot.alerts.intake.AlertIntake), attached by the composition root: its Declare buttons
         # come back through press_button.
         self.alerts: Any = None
         # Chat messages are most of the traffic: those that arrive together are written in one transaction, and

@@ -21,7 +21,7 @@ from bot.ports import (Attachment, Button, ChatAdapter, ChecklistLine, Clock, De
                        OutboxItem, Posted, Room, UnitOfWorkFactory)
 
 if TYPE_CHECKING:
-    from bot.domain import Incident
+    from bot.incident.domain import Incident
 
 log = logging.getLogger("warroom.outbox")
 ROOMS_KEPT = 10_000

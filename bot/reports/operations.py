@@ -14,12 +14,12 @@ from datetime import datetime, timedelta
 from typing import TYPE_CHECKING
 from zoneinfo import ZoneInfo
 
-from bot.digest import DigestSchedule, build_digest
+from bot.reports.digest import DigestSchedule, build_digest
 from bot.ports import Clock, FreezeEntry, Message, MetricsSnapshot, Outbound, Room, UnitOfWorkFactory
 from playbooks.schema import Ladder
 
 if TYPE_CHECKING:
-    from bot.service import IncidentService
+    from bot.incident.service import IncidentService
 
 log = logging.getLogger("warroom.operations")
 

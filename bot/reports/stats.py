@@ -21,7 +21,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta, tzinfo
 
-from bot.domain import Incident, format_duration
+from bot.incident.domain import Incident, format_duration
 from bot.ports import Message
 from playbooks.schema import Ladder
 

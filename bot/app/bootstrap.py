@@ -12,13 +12,13 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from bot.alert_service import AlertIntake
-from bot.digest import DigestSchedule
-from bot.operations import Operations
+from bot.alerts.intake import AlertIntake
+from bot.reports.digest import DigestSchedule
+from bot.reports.operations import Operations
 from bot.ports import ChatAdapter, Clock, Metrics, Room, SystemClock
-from bot.scheduler import ReminderTicker
-from bot.service import IncidentService
-from bot.settings import Settings
+from bot.delivery.scheduler import ReminderTicker
+from bot.incident.service import IncidentService
+from bot.app.settings import Settings
 from playbooks.loader import PlaybookError, Playbooks, load_playbooks
 
 log = logging.getLogger("warroom")
@@ -128,7 +128,7 @@ async def build(settings: Settings, *, chat: Mapping[str, ChatAdapter], clock: C
     schedule = DigestSchedule(at=settings.digest_at, tz=settings.digest_tz) if settings.digest_at else None
     operations = Operations(service=service, uow=uow, clock=clock, ladder=ladder, room=room, schedule=schedule,
                             tz=settings.digest_tz)
-    from bot.operators import parse_operator_list
+    from bot.operators.roster import parse_operator_list
 
     try:
         operators = parse_operator_list(settings.whatsapp_operators)

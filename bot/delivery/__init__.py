@@ -1,0 +1,2 @@
+"""Getting messages out and time moving: the outbox sender, group commits and the reminder ticker.
+"""

@@ -1,0 +1,2 @@
+"""Operators on their phones: the allowed numbers and the desk that runs their commands.
+"""
