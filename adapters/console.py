@@ -21,8 +21,8 @@ from typing import TextIO
 
 from adapters.memory import MemoryChat, Sent
 from adapters.text import to_text
-from bot.ports import Actor, Delivery, Message, Posted, Room
 from bot.incident.service import Context, IncidentService
+from bot.ports import Actor, Delivery, Message, Posted, Room
 
 PLATFORM = "console"
 _WAIT = re.compile(r"^(\d{1,4})\s*(s|m|min|h|d)$", re.IGNORECASE)

@@ -156,9 +156,9 @@ def ops_routes(app: Any) -> list["BaseRoute"]:
 
     settings = app.settings
     metrics: PrometheusMetrics | Any = app.metrics
-    alert_token = _secret(settings.alert_token)
-    freeze_token = _secret(settings.freeze_token)
-    metrics_token = _secret(settings.metrics_token)
+    alert_token = _secret(settings.operations.alert_token)
+    freeze_token = _secret(settings.operations.freeze_token)
+    metrics_token = _secret(settings.operations.metrics_token)
     severities = app.service.ladder.level_names
 
     def refuse(endpoint: str, reason: str, status: int, error: str, **headers: str) -> Response:

@@ -112,3 +112,31 @@ class SchedulerLock:
         if self._file is not None:
             self._file.close()
             self._file = None
+
+
+class DatabaseUnavailable(ValueError):
+    """The database could not be opened or migrated: one line for the person starting warroom."""
+
+
+async def open_database(url: str, *, migrate: bool = True) -> AsyncEngine:
+    """An engine on `url`, migrated to head: the one way the composition root opens storage. A database that
+    cannot be reached (refused, unknown host, wrong credentials, no such database) is one clear line, not a
+    driver traceback; the password never appears in it."""
+    from sqlalchemy.exc import DBAPIError
+
+    from storage.migrate import upgrade
+
+    where = make_url(async_url(url)).render_as_string(hide_password=True)
+    try:
+        engine = create_engine(url)
+    except OSError as problem:  # the SQLite file's folder cannot be made
+        raise DatabaseUnavailable(f"cannot open the database {where}: {problem.strerror or problem}") from None
+    if not migrate:
+        return engine
+    try:
+        await upgrade(engine)
+    except (OSError, DBAPIError) as problem:
+        await engine.dispose()
+        reason = getattr(problem, "orig", None) or problem
+        raise DatabaseUnavailable(f"cannot open the database {where}: {str(reason).splitlines()[0]}") from None
+    return engine

@@ -7,10 +7,17 @@ from pathlib import Path
 
 import pytest
 
-from bot.ports import ManualClock
 from bot.app.settings import Settings
-from tests.support import (BACKEND, START, Harness, create_postgres_database, drop_postgres_database, make_settings,
-                           start_harness)
+from bot.ports import ManualClock
+from tests.support import (
+    BACKEND,
+    START,
+    Harness,
+    create_postgres_database,
+    drop_postgres_database,
+    make_settings,
+    start_harness,
+)
 
 
 def pytest_report_header(config: pytest.Config) -> str:

@@ -11,10 +11,11 @@ from datetime import datetime, timezone
 from pathlib import Path
 
 from adapters.memory import MemoryChat
+from adapters.slack.settings import SlackSettings
 from bot.app.bootstrap import Warroom, build
-from bot.ports import Actor, ManualClock, Reply, Room
+from bot.app.settings import OperationsSettings, Settings
 from bot.incident.service import Context
-from bot.app.settings import Settings
+from bot.ports import Actor, ManualClock, Reply, Room
 
 START = datetime(2026, 11, 24, 6, 50, tzinfo=timezone.utc)  # 09:50 EAT
 
@@ -55,8 +56,11 @@ def make_settings(tmp_path: Path, *, database_url: str | None = None, **override
         "timezone": "Africa/Nairobi",
         "postmortem_dir": tmp_path / "postmortems",
     }
+    operations = {key: overrides.pop(key) for key in list(overrides) if key in OperationsSettings.model_fields}
+    slack = {key.removeprefix("slack_"): overrides.pop(key) for key in list(overrides) if key.startswith("slack_")}
     values.update(overrides)
-    return Settings(_env_file=None, **values)  # type: ignore[call-arg]
+    return Settings(_env_file=None, operations=OperationsSettings(_env_file=None, **operations),
+                    slack=SlackSettings(_env_file=None, **slack), **values)
 
 
 @dataclass

@@ -4,12 +4,11 @@
 - `bot.start_discord` — the client, the command group, buttons, the update form and gateway events (inbound).
 - `settings.DiscordSettings` — DISCORD_BOT_TOKEN, DISCORD_GUILD_ID, DISCORD_INCIDENTS_CHANNEL_ID, DISCORD_API_URL.
 
-Wiring (what `warroom run` does)::
+Wiring (what `bot.app.bootstrap.build_server` does)::
 
-    settings = DiscordSettings()
-    chat = discord_chat_from_settings(settings)
-    app = await build(core_settings, chat={"discord": chat})
-    runtime = await start_discord(app.service, settings, chat=chat)
+    chat = discord_chat_from_settings(settings.discord)
+    app = await build(settings, chat={"discord": chat})
+    runtime = await start_discord(app.service, settings.discord, chat=chat)
     ...
     await runtime.stop(); await app.close()
 """

@@ -33,8 +33,8 @@ from adapters.discord.chat import PLATFORM, DiscordChat, answering
 from adapters.discord.render import SAFE_MENTIONS, CardButton, clip, render
 from adapters.discord.settings import DiscordSettings
 from bot.incident import commands as cmd
-from bot.ports import Actor, Message, Reply, Room
 from bot.incident.service import Context, IncidentService
+from bot.ports import Actor, Message, Reply, Room
 
 log = logging.getLogger("warroom.discord")
 

@@ -27,7 +27,15 @@ import aiohttp
 import discord
 
 from adapters.discord.render import Rendered, clip, render
-from bot.ports import Attachment, Capabilities, Delivery, DeliveryError, Message, Posted, Room
+from bot.ports import (
+    Attachment,
+    Capabilities,
+    Delivery,
+    DeliveryError,
+    Message,
+    Posted,
+    Room,
+)
 
 log = logging.getLogger("warroom.discord")
 

@@ -17,8 +17,8 @@ DEFAULT_API_URL = "https://discord.com/api/v10"
 
 
 class DiscordSettings(BaseSettings):
-    model_config = SettingsConfigDict(env_prefix="", env_file=".env", env_file_encoding="utf-8", extra="ignore",
-                                      frozen=True, populate_by_name=True)
+    model_config = SettingsConfigDict(env_file=".env", env_file_encoding="utf-8", extra="ignore", frozen=True,
+                                      populate_by_name=True, env_ignore_empty=True)
 
     bot_token: SecretStr | None = Field(None, alias="DISCORD_BOT_TOKEN")
     guild_id: int | None = Field(None, alias="DISCORD_GUILD_ID")

@@ -31,12 +31,21 @@ from typing import Any
 
 from slack_bolt.async_app import AsyncApp
 
-from adapters.slack.blocks import (ACTION_PREFIX, DECLARE_VIEW, UPDATE_VIEW, declare_modal, escape, from_slack,
-                                   leading_mention, render, update_modal)
+from adapters.slack.blocks import (
+    ACTION_PREFIX,
+    DECLARE_VIEW,
+    UPDATE_VIEW,
+    declare_modal,
+    escape,
+    from_slack,
+    leading_mention,
+    render,
+    update_modal,
+)
 from adapters.slack.chat import PLATFORM, SlackChat
 from bot.incident import commands as cmd
-from bot.ports import Actor, Message, Reply, Room
 from bot.incident.service import Context, IncidentService
+from bot.ports import Actor, Message, Reply, Room
 
 log = logging.getLogger("warroom.slack")
 

@@ -23,22 +23,33 @@ import unicodedata
 from collections import OrderedDict
 from collections.abc import AsyncIterator, Iterator
 from contextlib import contextmanager
-from typing import TYPE_CHECKING, Any, Literal
+from typing import Any, Literal
 
 from slack_sdk.errors import SlackApiError
-from slack_sdk.http_retry.builtin_async_handlers import (AsyncConnectionErrorRetryHandler,
-                                                          AsyncRateLimitErrorRetryHandler,
-                                                          AsyncServerErrorRetryHandler)
-from slack_sdk.http_retry.builtin_interval_calculators import BackoffRetryIntervalCalculator
+from slack_sdk.http_retry.builtin_async_handlers import (
+    AsyncConnectionErrorRetryHandler,
+    AsyncRateLimitErrorRetryHandler,
+    AsyncServerErrorRetryHandler,
+)
+from slack_sdk.http_retry.builtin_interval_calculators import (
+    BackoffRetryIntervalCalculator,
+)
 from slack_sdk.http_retry.jitter import Jitter
 from slack_sdk.web.async_client import AsyncWebClient
 
 from adapters.slack.blocks import as_mrkdwn, escape, render
-from bot.ports import (Attachment, Capabilities, Clock, Delivery, DeliveryError, Message, Posted, Room,
-                       SystemClock)
-
-if TYPE_CHECKING:
-    from bot.app.settings import Settings
+from adapters.slack.settings import SlackSettings
+from bot.ports import (
+    Attachment,
+    Capabilities,
+    Clock,
+    Delivery,
+    DeliveryError,
+    Message,
+    Posted,
+    Room,
+    SystemClock,
+)
 
 DELIVERY_EVENT = "warroom_delivery"  # message metadata event type carrying the outbox key
 log = logging.getLogger("warroom.slack")
@@ -147,14 +158,15 @@ def make_web_client(*, token: str, base_url: str = "https://slack.com/api/", rat
     )
 
 
-def slack_chat_from_settings(settings: "Settings", *, clock: Clock | None = None) -> "SlackChat":
+def slack_chat_from_settings(settings: SlackSettings, *, incident_mode: str,
+                             clock: Clock | None = None) -> "SlackChat":
     """The adapter as `warroom serve` runs it: bot token, API base URL, incident mode, announce channel."""
-    if settings.slack_bot_token is None:
+    if settings.bot_token is None:
         raise ValueError("SLACK_BOT_TOKEN is not set")
-    client = make_web_client(token=settings.slack_bot_token.get_secret_value(), base_url=settings.slack_api_url,
+    client = make_web_client(token=settings.bot_token.get_secret_value(), base_url=settings.api_url,
                              shared_session=True)
-    return SlackChat(client=client, incident_mode=settings.incident_mode,
-                     announce_channel=settings.slack_incidents_channel, clock=clock)
+    return SlackChat(client=client, incident_mode=incident_mode,
+                     announce_channel=settings.incidents_channel, clock=clock)
 
 
 # -- channel names ------------------------------------------------------------------------------------

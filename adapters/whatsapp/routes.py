@@ -27,7 +27,12 @@ from starlette.requests import Request
 from starlette.responses import PlainTextResponse, Response
 from starlette.routing import Route
 
-from adapters.whatsapp.webhook import SIGNATURE_HEADER, WebhookEvent, parse_webhook, verify_signature
+from adapters.whatsapp.webhook import (
+    SIGNATURE_HEADER,
+    WebhookEvent,
+    parse_webhook,
+    verify_signature,
+)
 
 log = logging.getLogger("warroom.whatsapp")
 

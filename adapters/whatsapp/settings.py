@@ -1,6 +1,6 @@
-"""WhatsApp Cloud API settings, read once from the environment / `.env` into a frozen object.
+"""WhatsApp Cloud API settings: the `whatsapp` part of warroom's one `Settings` (bot/app/settings.py).
 
-    settings = WhatsAppSettings()
+    settings = load_settings().whatsapp
     if settings.configured:
         cloud = WhatsAppCloud.from_settings(settings)
     if settings.webhook_configured:

@@ -23,10 +23,28 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
-from bot.alerts.rules import Alert, AlertBatch, Decision, alert_line, decide, summary_lines
+from bot.alerts.rules import (
+    Alert,
+    AlertBatch,
+    Decision,
+    alert_line,
+    decide,
+    summary_lines,
+)
 from bot.incident.domain import Incident
-from bot.ports import (AlertGroupRecord, Button, Clock, ConcurrentChange, Field, Message, Outbound, Reply,
-                       Room, UnitOfWork, UnitOfWorkFactory)
+from bot.ports import (
+    AlertGroupRecord,
+    Button,
+    Clock,
+    ConcurrentChange,
+    Field,
+    Message,
+    Outbound,
+    Reply,
+    Room,
+    UnitOfWork,
+    UnitOfWorkFactory,
+)
 from playbooks.schema import AlertRules, Ladder
 
 if TYPE_CHECKING:

@@ -8,17 +8,18 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Mapping
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
+from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from typing import Any
 
 from bot.alerts.intake import AlertIntake
-from bot.reports.digest import DigestSchedule
-from bot.reports.operations import Operations
-from bot.ports import ChatAdapter, Clock, Metrics, Room, SystemClock
+from bot.app.settings import Settings
 from bot.delivery.scheduler import ReminderTicker
 from bot.incident.service import IncidentService
-from bot.app.settings import Settings
+from bot.ports import ChatAdapter, Clock, Metrics, Room, SystemClock
+from bot.reports.digest import DigestSchedule
+from bot.reports.operations import Operations
 from playbooks.loader import PlaybookError, Playbooks, load_playbooks
 
 log = logging.getLogger("warroom")
@@ -30,6 +31,7 @@ class Warroom:
     service: IncidentService
     playbooks: Playbooks
     ticker: ReminderTicker
+    heartbeat: Callable[[], Awaitable[int]]
     engine: Any
     scheduler_lock: Any
     alerts: AlertIntake | None = None
@@ -38,13 +40,8 @@ class Warroom:
     _takeover: "asyncio.Task[int] | None" = None
 
     async def tick(self) -> int:
-        """The scheduler's heartbeat: post the daily digest if it is due, fire due reminders, drain the outbox."""
-        if self.operations is not None:
-            try:
-                await self.operations.run_due()
-            except Exception:  # the digest must never stop reminders; the next tick tries again
-                log.exception("daily digest failed; the next tick retries")
-        return await self.service.tick()
+        """One beat of the scheduler now (what the ticker runs on its interval)."""
+        return await self.heartbeat()
 
     def start_scheduler(self) -> bool:
         """Start the reminder tick unless another process already runs it on this SQLite database."""
@@ -77,35 +74,30 @@ def load_configured_playbooks(settings: Settings) -> Playbooks:
     playbooks = load_playbooks(settings.playbooks)
     playbooks.ladder(settings.ladder)  # fail at start-up on an unknown ladder name
     playbooks.postmortem_template(settings.postmortem_template)
-    playbooks.alert_rules_for(settings.alert_rules, playbooks.ladder(settings.ladder))  # levels exist in the ladder
+    playbooks.alert_rules_for(settings.operations.alert_rules, playbooks.ladder(settings.ladder))  # levels exist in the ladder
     return playbooks
 
 
 def alert_room(settings: Settings, chat: Mapping[str, ChatAdapter]) -> Room:
     """Where alerts declare and propose and the digest posts: WARROOM_ALERT_PLATFORM/CHANNEL, else the first
     configured platform's incidents channel (console: WARROOM_INCIDENTS_CHANNEL)."""
-    platform = settings.alert_platform or next(iter(chat), "console")
-    channel = settings.alert_channel
-    if channel is None and platform == "slack" and settings.slack_incidents_channel:
-        channel = settings.slack_incidents_channel
-    if channel is None and platform == "discord":
-        from adapters.discord.settings import DiscordSettings
-
-        discord_channel = DiscordSettings().incidents_channel_id
-        channel = str(discord_channel) if discord_channel else None
+    operations = settings.operations
+    platform = operations.alert_platform or next(iter(chat), "console")
+    channel = operations.alert_channel
+    if channel is None and platform == "slack" and settings.slack.incidents_channel:
+        channel = settings.slack.incidents_channel
+    if channel is None and platform == "discord" and settings.discord.incidents_channel_id:
+        channel = str(settings.discord.incidents_channel_id)
     return Room(platform, channel or settings.incidents_channel)
 
 
 async def build(settings: Settings, *, chat: Mapping[str, ChatAdapter], clock: Clock | None = None,
                 migrate: bool = True, deliver_inline: bool = True, messenger: Any = None) -> Warroom:
-    from storage.engine import SchedulerLock, create_engine
-    from storage.migrate import upgrade
+    from storage.engine import SchedulerLock, open_database
     from storage.repository import SqlUnitOfWorkFactory
 
     playbooks = load_configured_playbooks(settings)
-    engine = create_engine(settings.database_url)
-    if migrate:
-        await upgrade(engine)
+    engine = await open_database(settings.database_url, migrate=migrate)
     from datetime import timedelta
 
     from adapters.ops_http import PrometheusMetrics
@@ -124,10 +116,11 @@ async def build(settings: Settings, *, chat: Mapping[str, ChatAdapter], clock: C
     uow.on_outbox_written(service.outbox.queued)  # a drain in progress goes round again for what is new
     room = alert_room(settings, chat)
     service.alerts = AlertIntake(service=service, uow=uow, ladder=ladder, room=room, clock=clock,
-                                 rules=playbooks.alert_rules_for(settings.alert_rules, ladder))
-    schedule = DigestSchedule(at=settings.digest_at, tz=settings.digest_tz) if settings.digest_at else None
+                                 rules=playbooks.alert_rules_for(settings.operations.alert_rules, ladder))
+    digest_at, digest_tz = settings.operations.digest_at, settings.operations.digest_tz
+    schedule = DigestSchedule(at=digest_at, tz=digest_tz) if digest_at else None
     operations = Operations(service=service, uow=uow, clock=clock, ladder=ladder, room=room, schedule=schedule,
-                            tz=settings.digest_tz)
+                            tz=digest_tz)
     from bot.operators.roster import parse_operator_list
 
     try:
@@ -136,10 +129,240 @@ async def build(settings: Settings, *, chat: Mapping[str, ChatAdapter], clock: C
         raise PlaybookError(f"WARROOM_WHATSAPP_OPERATORS: {problem}") from None
     for name, phone in operators:
         await service.operators.add(phone=phone, name=name)
-    app = Warroom(settings=settings, service=service, playbooks=playbooks, ticker=None,  # type: ignore[arg-type]
-                  engine=engine, scheduler_lock=SchedulerLock(settings.database_url), alerts=service.alerts,
-                  operations=operations, metrics=metrics)
+    async def heartbeat() -> int:
+        """The scheduler's tick: post the daily digest if it is due, fire due reminders, drain the outbox."""
+        try:
+            await operations.run_due()
+        except Exception:  # the digest must never stop reminders; the next tick tries again
+            log.exception("daily digest failed; the next tick retries")
+        return await service.tick()
+
     # digest, reminders, outbox; woken early for a reminder due before the next beat
-    app.ticker = ReminderTicker(app.tick, interval_seconds=settings.tick_seconds,
-                                next_due=lambda: app.service.next_reminder_due, clock=clock)
-    return app
+    ticker = ReminderTicker(heartbeat, interval_seconds=settings.tick_seconds,
+                            next_due=lambda: service.next_reminder_due, clock=clock)
+    return Warroom(settings=settings, service=service, playbooks=playbooks, ticker=ticker, heartbeat=heartbeat,
+                   engine=engine,
+                   scheduler_lock=SchedulerLock(settings.database_url), alerts=service.alerts,
+                   operations=operations, metrics=metrics)
+
+
+@asynccontextmanager
+async def offline(settings: Settings) -> AsyncIterator[Warroom]:
+    """The app without chat platforms, for one-shot shell commands; closed on the way out."""
+    app = await build(settings, chat={})
+    try:
+        yield app
+    finally:
+        await app.close()
+
+
+@dataclass
+class Server:
+    """`warroom serve`: every configured platform, the outbox and the reminder tick, and one HTTP app.
+
+    `start()` connects the platforms and starts the tick; `http_app` is what uvicorn serves; `stop()` takes
+    everything down in the order that loses nothing (platforms stop taking work, the outbox drains, then the
+    database and the HTTP clients close)."""
+
+    app: Warroom
+    routes: list[Any]
+    http_app: Any
+    host: str
+    port: int
+    platforms: list[str]
+    start_steps: list[Callable[[], Awaitable[None]]]  # connect platforms (Socket Mode, Discord's gateway)
+    stop_steps: list[Callable[[], Awaitable[None]]]  # stop taking work in (inbound handlers drain)
+    close_steps: list[Callable[[], Awaitable[None]]]  # HTTP clients, closed after the outbox stopped sending
+
+    async def start(self) -> None:
+        for step in self.start_steps:
+            await step()
+        self.app.start_scheduler()
+
+    async def stop(self) -> None:
+        await self.app.ticker.stop()
+        await _each(self.stop_steps)
+        await self.app.close()
+        await _each(self.close_steps)
+
+    def describe(self) -> str:
+        where = "".join(f"{' '.join(sorted(r.methods - {'HEAD'}))} {r.path}, " for r in self.routes)
+        return f"serving {where}GET /health on http://{self.host}:{self.port}"
+
+
+async def build_server(settings: Settings, *, host: str | None = None, port: int | None = None) -> Server:
+    """Build `warroom serve` from settings: adapters for each configured platform, the core, the routes."""
+    from adapters.http import build_http_app
+    from adapters.ops_http import ops_routes
+
+    chat: dict[str, ChatAdapter] = {}
+    start_steps: list[Callable[[], Awaitable[None]]] = []
+    stop_steps: list[Callable[[], Awaitable[None]]] = []
+    close_last: list[Callable[[], Awaitable[None]]] = []
+    slack = None
+    if settings.slack.configured:
+        from adapters.slack.chat import slack_chat_from_settings
+
+        slack = chat["slack"] = slack_chat_from_settings(settings.slack, incident_mode=settings.incident_mode)
+        close_last.append(slack.aclose)  # after the outbox stopped sending
+    if settings.discord.configured:
+        from adapters.discord.bot import discord_chat_from_settings
+
+        chat["discord"] = discord_chat_from_settings(settings.discord)
+    messenger = None
+    if settings.whatsapp.configured:
+        from adapters.whatsapp.chat import WhatsAppChat
+        from adapters.whatsapp.client import WhatsAppCloud
+
+        messenger = WhatsAppCloud.from_settings(settings.whatsapp)
+        close_last.append(messenger.aclose)
+        # The same number is the operators' room: their nudges fall back to this template outside 24 hours.
+        fallback = next((t for t in load_configured_playbooks(settings).briefs.values() if t.kind == "operator"),
+                        None)
+        chat["whatsapp"] = WhatsAppChat(messenger, fallback_template=fallback.whatsapp_template if fallback
+                                        else "warroom_operator_update",
+                                        fallback_language=fallback.language if fallback else "en")
+    if not chat:
+        log.warning("no chat platform configured (set SLACK_BOT_TOKEN with SLACK_SIGNING_SECRET or "
+                    "SLACK_APP_TOKEN, or DISCORD_BOT_TOKEN); serving /health only.")
+    # Background delivery: a request is answered once its change is committed; the outbox talks to chat
+    # platforms afterwards, so a slow or failing chat API never delays an acknowledgement.
+    app = await build(settings, chat=chat, messenger=messenger, deliver_inline=False)
+    routes: list[Any] = []
+    if settings.whatsapp.webhook_configured:
+        from adapters.whatsapp.routes import whatsapp_routes
+
+        routes += whatsapp_routes(verify_token=settings.whatsapp.verify_token,
+                                  app_secret=settings.whatsapp.app_secret, on_event=app.service.customer_event)
+    if slack is not None:
+        from adapters.http import slack_routes
+        from adapters.slack.app import SlackInbound
+
+        secret = settings.slack.signing_secret
+        inbound = SlackInbound(service=app.service, chat=slack,
+                               signing_secret=secret.get_secret_value() if secret else None)
+        app_token = settings.slack.app_token
+        if app_token is not None:
+            async def socket_mode(token: str = app_token.get_secret_value()) -> None:
+                await inbound.connect_socket_mode(token)
+                log.info("Slack connected over Socket Mode.")
+
+            start_steps.append(socket_mode)
+        else:
+            routes += slack_routes(inbound.app)
+        stop_steps.append(inbound.close)
+    routes += ops_routes(app)  # alert intake, /api/freeze, /metrics
+    if "discord" in chat:
+        from adapters.discord.bot import start_discord
+
+        discord_runtimes: list[Any] = []
+
+        async def discord_up() -> None:
+            discord_runtimes.append(await start_discord(app.service, settings.discord, chat=chat["discord"]))
+            log.info("Discord connected.")
+
+        async def discord_down() -> None:
+            for runtime in discord_runtimes:
+                await runtime.stop()
+
+        start_steps.append(discord_up)
+        stop_steps.append(discord_down)
+    return Server(app=app, routes=routes, http_app=build_http_app(routes), host=host or settings.http.host,
+                  port=settings.http.port if port is None else port, platforms=sorted(chat),
+                  start_steps=start_steps, stop_steps=stop_steps, close_steps=close_last)
+
+
+async def _each(steps: list[Callable[[], Awaitable[None]]]) -> None:
+    for step in steps:
+        try:
+            await step()
+        except Exception:  # one part failing to stop must not keep the others (or the database) open
+            log.exception("error while stopping")
+
+
+@dataclass
+class Console:
+    """`warroom console`: the bot in this terminal, on the embedded default (console chat + SQLite)."""
+
+    app: Warroom
+    session: Any  # adapters.console.ConsoleSession
+    out: Any  # the terminal (a text stream)
+    banner: str
+
+    async def play(self, lines: list[str]) -> None:
+        from adapters.console import play
+
+        await play(self.session, lines)
+
+    async def run_interactive(self) -> None:
+        from adapters.console import stdin_lines
+
+        self.app.start_scheduler()
+        self.session.say(self.banner)
+        self._prompt()
+        async for line in stdin_lines():
+            await self.session.handle(line)
+            if self.session.finished:
+                break
+            self._prompt()
+
+    def _prompt(self) -> None:
+        self.out.write(self.session.prompt)
+        self.out.flush()
+
+    async def stop(self) -> None:
+        await self.app.close()
+
+
+async def build_console(settings: Settings, *, out: Any, user: str, speed: float, scripted: bool) -> Console:
+    """A script runs on a manual clock (its `/wait` lines move time); a person's session on a clock `speed`×
+    faster than the wall clock, so nudges show within a minute."""
+    from adapters.console import ConsoleChat, ConsoleSession
+    from bot.ports import FastClock, ManualClock
+
+    chat = ConsoleChat(out)
+    clock: ManualClock | FastClock
+    clock = ManualClock(SystemClock().now().replace(microsecond=0)) if scripted else FastClock(speed)
+    app = await build(settings, chat={"console": chat}, clock=clock)
+    session = ConsoleSession(service=app.service, chat=chat, out=out, user=user,
+                             channel=settings.incidents_channel, advance=clock.advance)
+    faster = f", time runs {speed:g}× faster" if speed != 1 else ""
+    return Console(app=app, session=session, out=out, banner=f"warroom console — database {settings.database_url}{faster}. "
+                                                    "/help for console commands, /incident help for bot commands.")
+
+
+async def upgrade_database(settings: Settings) -> None:
+    """`warroom db upgrade`: migrations to head (serialised across replicas by an advisory lock)."""
+    from storage.engine import open_database
+
+    engine = await open_database(settings.database_url)
+    await engine.dispose()
+
+
+async def outbox_report(settings: Settings, *, include_delivered: bool) -> tuple[list[Any], dict[str, int]]:
+    """`warroom outbox list`: the messages not yet delivered (and delivered ones if asked), and counts."""
+    statuses = ("pending", "sending", "failed", "delivered") if include_delivered else ("pending", "sending",
+                                                                                          "failed")
+    async with _outbox_store(settings) as uow:
+        return await uow.outbox.entries(statuses), await uow.outbox.counts()
+
+
+async def requeue_failed(settings: Settings, ids: list[int] | None) -> int:
+    """`warroom outbox retry`: failed messages back to pending; a running warroom delivers them."""
+    async with _outbox_store(settings) as uow:
+        count = await uow.outbox.requeue_failed(SystemClock().now(), ids)
+        await uow.commit()
+    return count
+
+
+@asynccontextmanager
+async def _outbox_store(settings: Settings) -> AsyncIterator[Any]:
+    from storage.engine import open_database
+    from storage.repository import SqlUnitOfWorkFactory
+
+    engine = await open_database(settings.database_url)
+    try:
+        async with SqlUnitOfWorkFactory(engine)() as uow:
+            yield uow
+    finally:
+        await engine.dispose()

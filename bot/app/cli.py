@@ -9,19 +9,21 @@ import argparse
 import asyncio
 import logging
 import sys
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
+from collections.abc import Awaitable, Callable
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING
 
-
-def _settings():  # noqa: ANN202 - Settings, imported lazily
-    from pydantic import ValidationError
-
+if TYPE_CHECKING:
     from bot.app.settings import Settings
 
+
+def _settings() -> Settings:
+    from pydantic import ValidationError
+
+    from bot.app.settings import load_settings
+
     try:
-        return Settings()
+        return load_settings()
     except ValidationError as problem:
         details = "; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in problem.errors())
         raise SystemExit(f"warroom: bad settings ({details}). See .env.example.") from None
@@ -36,163 +38,68 @@ def _parse_ref(ref: str) -> int:
     return int(match.group(1))
 
 
-async def _console(args: argparse.Namespace) -> int:
-    from adapters.console import ConsoleChat, ConsoleSession, play, stdin_lines
-    from bot.app.bootstrap import build
-    from bot.ports import FastClock, ManualClock, SystemClock
+async def _console(args: argparse.Namespace, settings: Settings) -> int:
+    from bot.app.bootstrap import build_console
 
-    settings = _settings()
-    out = sys.stdout
-    chat = ConsoleChat(out)
-    if args.script:
-        clock = ManualClock(SystemClock().now().replace(microsecond=0))
-        advance = clock.advance
-    else:
-        clock = FastClock(args.speed)
-        advance = clock.advance
-    app = await build(settings, chat={"console": chat}, clock=clock)
-    session = ConsoleSession(service=app.service, chat=chat, out=out, user=args.user,
-                             channel=settings.incidents_channel, advance=advance)
+    lines = _read_text(args.script).splitlines() if args.script else None
+    console = await build_console(settings, out=sys.stdout, user=args.user, speed=args.speed,
+                                  scripted=lines is not None)
     try:
-        if args.script:
-            await play(session, Path(args.script).read_text(encoding="utf-8").splitlines())
-            return 0
-        app.start_scheduler()
-        speed = f", time runs {args.speed:g}× faster" if args.speed != 1 else ""
-        session.say(f"warroom console — database {settings.database_url}{speed}. /help for console commands, "
-                    f"/incident help for bot commands.")
-        out.write(session.prompt)
-        out.flush()
-        async for line in stdin_lines():
-            await session.handle(line)
-            if session.finished:
-                break
-            out.write(session.prompt)
-            out.flush()
+        if lines is not None:
+            await console.play(lines)
+        else:
+            await console.run_interactive()
         return 0
     finally:
-        await app.close()
+        await console.stop()
 
 
-async def _postmortem(args: argparse.Namespace) -> int:
-    from bot.app.bootstrap import build
-    from bot.incident.domain import DomainError
+async def _postmortem(args: argparse.Namespace, settings: Settings) -> int:
+    from bot.app.bootstrap import offline
 
-    app = await build(_settings(), chat={})
-    try:
-        document = await app.service.export_postmortem(_parse_ref(args.incident), args.format)
-    except DomainError as problem:
-        print(f"warroom: {problem}", file=sys.stderr)
-        return 1
-    finally:
-        await app.close()
-    if args.output:
-        Path(args.output).write_text(document, encoding="utf-8")
+    number = _parse_ref(args.incident)
+    output = _writable(args.output) if args.output else None
+    async with offline(settings) as app:
+        document = await app.service.export_postmortem(number, args.format)
+    if output is not None:
+        _write_text(output, document)
     else:
         sys.stdout.write(document)
     return 0
 
 
-async def _incidents(args: argparse.Namespace) -> int:
-    from bot.app.bootstrap import build
+async def _incidents(args: argparse.Namespace, settings: Settings) -> int:
+    from bot.app.bootstrap import offline
     from bot.incident.render import incident_line
     from bot.ports import SystemClock
 
-    app = await build(_settings(), chat={})
-    try:
+    async with offline(settings) as app:
         incidents = await app.service.incidents(open_only=args.open)
         now = SystemClock().now()
         for incident in incidents:
             print(incident_line(incident, now, app.settings.tz))
         if not incidents:
             print("No open incidents." if args.open else "No incidents.")
-    finally:
-        await app.close()
     return 0
 
 
-async def _serve(args: argparse.Namespace) -> int:
+async def _serve(args: argparse.Namespace, settings: Settings) -> int:
     import signal
 
     import uvicorn
 
-    from adapters.http import build_http_app
-    from bot.app.bootstrap import build
+    from bot.app.bootstrap import build_server
 
-    settings = _settings()
-    logging.getLogger("warroom").setLevel(settings.log_level.upper())
-    host = args.host or settings.http_host
-    port = args.port if args.port is not None else settings.http_port
-    chat: dict = {}
-    slack = None
-    if settings.slack_configured:
-        from adapters.slack.chat import slack_chat_from_settings
-
-        slack = chat["slack"] = slack_chat_from_settings(settings)
-    from adapters.discord.settings import DiscordSettings
-
-    discord_settings = DiscordSettings()
-    if discord_settings.configured:
-        from adapters.discord.bot import discord_chat_from_settings
-
-        chat["discord"] = discord_chat_from_settings(discord_settings)
-    if not chat:
-        print("warroom: no chat platform configured (set SLACK_BOT_TOKEN with SLACK_SIGNING_SECRET or "
-              "SLACK_APP_TOKEN, or DISCORD_BOT_TOKEN); serving /health only.", file=sys.stderr)
-    from adapters.whatsapp.settings import WhatsAppSettings
-
-    whatsapp_settings = WhatsAppSettings()
-    messenger = None
-    if whatsapp_settings.configured:
-        from adapters.whatsapp.chat import WhatsAppChat
-        from adapters.whatsapp.client import WhatsAppCloud
-        from bot.app.bootstrap import load_configured_playbooks
-
-        messenger = WhatsAppCloud.from_settings(whatsapp_settings)
-        # The same number is the operators' room: their nudges fall back to this template outside 24 hours.
-        fallback = next((t for t in load_configured_playbooks(settings).briefs.values() if t.kind == "operator"),
-                        None)
-        chat["whatsapp"] = WhatsAppChat(messenger, fallback_template=fallback.whatsapp_template if fallback
-                                        else "warroom_operator_update",
-                                        fallback_language=fallback.language if fallback else "en")
-    # Background delivery: a request is answered once its change is committed; the outbox talks to chat
-    # platforms afterwards, so a slow or failing chat API never delays an acknowledgement.
-    app = await build(settings, chat=chat, messenger=messenger, deliver_inline=False)
-    inbound = None
-    discord_runtime = None
+    server = await build_server(settings, host=args.host, port=args.port)
     try:
-        routes = []
-        if whatsapp_settings.webhook_configured:
-            from adapters.whatsapp.routes import whatsapp_routes
-
-            routes += whatsapp_routes(verify_token=whatsapp_settings.verify_token,
-                                      app_secret=whatsapp_settings.app_secret, on_event=app.service.customer_event)
-        if slack is not None:
-            from adapters.http import slack_routes
-            from adapters.slack.app import SlackInbound
-
-            secret = settings.slack_signing_secret.get_secret_value() if settings.slack_signing_secret else None
-            inbound = SlackInbound(service=app.service, chat=slack, signing_secret=secret)
-            if settings.slack_app_token is not None:
-                await inbound.connect_socket_mode(settings.slack_app_token.get_secret_value())
-                print("warroom: Slack connected over Socket Mode.", file=sys.stderr)
-            else:
-                routes += slack_routes(inbound.app)
-        from adapters.ops_http import ops_routes
-
-        routes += ops_routes(app)  # alert intake, /api/freeze, /metrics
-        if "discord" in chat:
-            from adapters.discord.bot import start_discord
-
-            discord_runtime = await start_discord(app.service, discord_settings, chat=chat["discord"])
-            print("warroom: Discord connected.", file=sys.stderr)
-        app.start_scheduler()
-        config = uvicorn.Config(build_http_app(routes), host=host, port=port, log_level=settings.log_level.lower(),
+        await server.start()
+        # log_config=None: uvicorn's loggers go through the process's logging (configure_logging), access log
+        # included.
+        config = uvicorn.Config(server.http_app, host=server.host, port=server.port, log_config=None,
                                 lifespan="off")
-        where = "".join(f"{' '.join(sorted(r.methods - {'HEAD'}))} {r.path}, " for r in routes)
-        print(f"warroom: serving {where}GET /health on http://{host}:{port}", file=sys.stderr)
+        logging.getLogger("warroom").info(server.describe())
         # uvicorn stops gracefully on SIGINT/SIGTERM and then re-raises the signal to the handler that was there
-        # before it; a recording handler there lets the finally below drain in-flight Slack work and close the
+        # before it; a recording handler there lets the finally below drain in-flight work and close the
         # database instead of the process dying on the spot.
         stopped: list[int] = []
         previous = {sig: signal.signal(sig, lambda number, frame: stopped.append(number))
@@ -204,28 +111,17 @@ async def _serve(args: argparse.Namespace) -> int:
                 signal.signal(sig, handler)
         return 0
     finally:
-        await app.ticker.stop()
-        if discord_runtime is not None:
-            await discord_runtime.stop()
-        if inbound is not None:
-            await inbound.close()
-        if messenger is not None:
-            await messenger.aclose()
-        await app.close()
-        if slack is not None:
-            await slack.aclose()  # after the outbox stopped sending
+        await server.stop()
 
 
-def _playbooks_check(args: argparse.Namespace) -> int:
-    import os
-
+def _playbooks_check(args: argparse.Namespace, settings: Settings) -> int:
     from playbooks.loader import PlaybookError, load_playbooks
 
     try:
         playbooks = load_playbooks(Path(args.directory) if args.directory else None)
         # Alert rules name levels: check them against the ladder in use (--ladder, else WARROOM_LADDER), or
         # against every ladder when neither says which.
-        ladder_name = args.ladder or os.environ.get("WARROOM_LADDER")
+        ladder_name = args.ladder or (settings.ladder if "ladder" in settings.model_fields_set else None)
         ladders = [playbooks.ladder(ladder_name)] if ladder_name else list(playbooks.ladders.values())
         for rules in playbooks.alert_rules:
             for ladder in ladders:
@@ -240,55 +136,33 @@ def _playbooks_check(args: argparse.Namespace) -> int:
     return 0
 
 
-async def _digest(args: argparse.Namespace) -> int:
+async def _digest(args: argparse.Namespace, settings: Settings) -> int:
     from adapters.text import to_text
-    from bot.app.bootstrap import build
+    from bot.app.bootstrap import offline
 
-    app = await build(_settings(), chat={})
-    try:
+    async with offline(settings) as app:
         assert app.operations is not None
         message = await app.operations.digest()
-    finally:
-        await app.close()
     print(to_text(message))
     return 0
 
 
-async def _db_upgrade(args: argparse.Namespace) -> int:
-    from storage.engine import create_engine
-    from storage.migrate import upgrade
+async def _db_upgrade(args: argparse.Namespace, settings: Settings) -> int:
+    from bot.app.bootstrap import upgrade_database
 
-    settings = _settings()
-    engine = create_engine(settings.database_url)
-    try:
-        await upgrade(engine)
-    finally:
-        await engine.dispose()
+    await upgrade_database(settings)
     print(f"database at head: {settings.database_url.split('@')[-1]}")
     return 0
 
 
-async def _outbox(args: argparse.Namespace) -> int:
-    from bot.ports import SystemClock
-    from storage.engine import create_engine
-    from storage.migrate import upgrade
-    from storage.repository import SqlUnitOfWorkFactory
+async def _outbox(args: argparse.Namespace, settings: Settings) -> int:
+    from bot.app.bootstrap import outbox_report, requeue_failed
 
-    engine = create_engine(_settings().database_url)
-    try:
-        await upgrade(engine)
-        async with SqlUnitOfWorkFactory(engine)() as uow:
-            if args.outbox_command == "retry":
-                count = await uow.outbox.requeue_failed(SystemClock().now(), args.ids or None)
-                await uow.commit()
-                print(f"requeued {count} failed message(s); a running warroom delivers them on its next tick")
-                return 0
-            statuses = ("pending", "sending", "failed") if not args.all else ("pending", "sending", "failed",
-                                                                              "delivered")
-            entries = await uow.outbox.entries(statuses)
-            counts = await uow.outbox.counts()
-    finally:
-        await engine.dispose()
+    if args.outbox_command == "retry":
+        count = await requeue_failed(settings, args.ids or None)
+        print(f"requeued {count} failed message(s); a running warroom delivers them on its next tick")
+        return 0
+    entries, counts = await outbox_report(settings, include_delivered=args.all)
     for e in entries:
         incident = f"INC-{e.incident_number}" if e.incident_number else "-"
         print(f"{e.id:>6} {e.status:<9} {e.platform:<8} {e.operation:<11} {incident:<8} attempts={e.attempts} "
@@ -298,8 +172,11 @@ async def _outbox(args: argparse.Namespace) -> int:
     return 0
 
 
-async def _contacts(args: argparse.Namespace) -> int:
-    async with _offline_app() as app:
+async def _contacts(args: argparse.Namespace, settings: Settings) -> int:
+    from bot.app.bootstrap import offline
+
+    csv_text = _read_text(args.file) if args.contacts_command == "import" else ""
+    async with offline(settings) as app:
         briefs = app.service.briefs
         if args.contacts_command == "add":
             contact = await briefs.add_contact(tenant=args.tenant, name=args.name, phone=args.phone)
@@ -309,7 +186,7 @@ async def _contacts(args: argparse.Namespace) -> int:
             print(f"removed {removed} contact(s)" if removed else f"no contact {args.phone}")
             return 0 if removed else 1
         elif args.contacts_command == "import":
-            added, skipped = await briefs.import_contacts(Path(args.file).read_text(encoding="utf-8"))
+            added, skipped = await briefs.import_contacts(csv_text)
             print(f"imported {added} contact(s)" + "".join(f"\n  skipped {s}" for s in skipped))
         else:
             contacts = await briefs.contacts(args.tenant)
@@ -320,8 +197,10 @@ async def _contacts(args: argparse.Namespace) -> int:
     return 0
 
 
-async def _operators(args: argparse.Namespace) -> int:
-    async with _offline_app() as app:
+async def _operators(args: argparse.Namespace, settings: Settings) -> int:
+    from bot.app.bootstrap import offline
+
+    async with offline(settings) as app:
         desk = app.service.operators
         if args.operators_command == "add":
             added = await desk.add(phone=args.phone, name=args.name)
@@ -339,16 +218,35 @@ async def _operators(args: argparse.Namespace) -> int:
     return 0
 
 
-@asynccontextmanager
-async def _offline_app() -> AsyncIterator[Any]:
-    """The app without chat platforms, for one-shot commands; closed on the way out."""
-    from bot.app.bootstrap import build
-
-    app = await build(_settings(), chat={})
+def _read_text(path: str) -> str:
+    """A file the user named, or one line saying why it cannot be read."""
     try:
-        yield app
-    finally:
-        await app.close()
+        return Path(path).read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise SystemExit(f"warroom: {path}: no such file") from None
+    except IsADirectoryError:
+        raise SystemExit(f"warroom: {path}: is a folder, not a file") from None
+    except UnicodeDecodeError:
+        raise SystemExit(f"warroom: {path}: not UTF-8 text") from None
+    except OSError as problem:
+        raise SystemExit(f"warroom: {path}: {problem.strerror or problem}") from None
+
+
+def _writable(path: str) -> Path:
+    """Checked before any work is done, so a bad -o fails at once and writes nothing."""
+    target = Path(path)
+    if target.is_dir():
+        raise SystemExit(f"warroom: {path}: is a folder; give a file name, e.g. {target / 'inc-1.md'}")
+    if not target.parent.is_dir():
+        raise SystemExit(f"warroom: {path}: folder {target.parent} does not exist; create it first")
+    return target
+
+
+def _write_text(target: Path, text: str) -> None:
+    try:
+        target.write_text(text, encoding="utf-8")
+    except OSError as problem:
+        raise SystemExit(f"warroom: cannot write {target}: {problem.strerror or problem}") from None
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -418,41 +316,34 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+COMMANDS: dict[str, Callable[[argparse.Namespace, Settings], Awaitable[int]]] = {
+    "console": _console, "serve": _serve, "run": _serve, "postmortem": _postmortem, "incidents": _incidents,
+    "digest": _digest, "contacts": _contacts, "operators": _operators, "outbox": _outbox, "db": _db_upgrade,
+}
+
+
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    logging.basicConfig(level=logging.WARNING, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    from bot.app.logs import configure_logging
+    from bot.incident.domain import DomainError
     from playbooks.loader import PlaybookError
 
     try:
-        if args.command == "console":
-            return asyncio.run(_console(args))
-        if args.command in ("serve", "run"):
-            return asyncio.run(_serve(args))
-        if args.command == "postmortem":
-            return asyncio.run(_postmortem(args))
-        if args.command == "incidents":
-            return asyncio.run(_incidents(args))
-        if args.command == "digest":
-            return asyncio.run(_digest(args))
+        settings = _settings()
+        serving = args.command in ("serve", "run")
+        # One-shot commands and the console speak only when something is wrong; a server logs at its level.
+        configure_logging(level=settings.log_level if serving else "WARNING", fmt=settings.log_format)
         if args.command == "playbooks":
-            return _playbooks_check(args)
-        if args.command == "contacts":
-            return asyncio.run(_contacts(args))
-        if args.command == "operators":
-            return asyncio.run(_operators(args))
-        if args.command == "outbox":
-            return asyncio.run(_outbox(args))
-        if args.command == "db":
-            return asyncio.run(_db_upgrade(args))
+            return _playbooks_check(args, settings)
+        return asyncio.run(COMMANDS[args.command](args, settings))
     except PlaybookError as problem:
         print(f"warroom: {problem}", file=sys.stderr)
         return 2
-    except ValueError as problem:  # bad input to a one-shot command (a phone number, a CSV row…)
+    except (ValueError, DomainError) as problem:  # bad input to a one-shot command (a phone, a CSV row, INC-99)
         print(f"warroom: {problem}", file=sys.stderr)
         return 1
     except KeyboardInterrupt:
         return 130
-    return 2
 
 
 if __name__ == "__main__":

@@ -1,41 +1,56 @@
-"""Settings read once from the environment / `.env` into a frozen object. Every variable is in .env.example."""
+"""warroom's one settings object, read once from the environment and `.env` by the composition root.
+
+    settings = load_settings()            # the process's settings (reads .env in the working directory)
+    settings.slack.configured, settings.http.port, settings.operations.digest_at
+
+The root holds what the core needs; each platform's variables live in its sub-model, defined next to its
+adapter (`adapters/<platform>/settings.py`, plain pydantic, no SDK), and the HTTP server's and the operations
+endpoints' in theirs. Everywhere, an empty variable (`DISCORD_GUILD_ID=` as in .env.example) means "not set".
+Every variable is documented in .env.example; a test loads that file through `load_settings`.
+"""
 
 from __future__ import annotations
 
 from datetime import time
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+# Sub-models of the platforms: pure pydantic modules (their packages import nothing on import), so reading
+# settings loads no SDK. This is the one place outside adapters/ that imports them at module level.
+from adapters.discord.settings import DiscordSettings
+from adapters.slack.settings import SlackSettings
+from adapters.whatsapp.settings import WhatsAppSettings
 
-class Settings(BaseSettings):
-    model_config = SettingsConfigDict(env_file=".env", env_file_encoding="utf-8", extra="ignore", frozen=True,
-                                      populate_by_name=True)
+_CONFIG = SettingsConfigDict(env_file=".env", env_file_encoding="utf-8", extra="ignore", frozen=True,
+                             populate_by_name=True, env_ignore_empty=True)
 
-    database_url: str = Field("sqlite:///warroom.db", alias="WARROOM_DATABASE_URL")
-    ladder: str = Field("P0-P3", alias="WARROOM_LADDER")
-    playbooks: Path | None = Field(None, alias="WARROOM_PLAYBOOKS")
-    timezone: str = Field("UTC", alias="WARROOM_TIMEZONE")
-    postmortem_template: str = Field("blameless", alias="WARROOM_POSTMORTEM_TEMPLATE")
-    postmortem_dir: Path = Field(Path("postmortems"), alias="WARROOM_POSTMORTEM_DIR")
-    incidents_channel: str = Field("#incidents", alias="WARROOM_INCIDENTS_CHANNEL")
-    tick_seconds: float = Field(1.0, gt=0, le=60, alias="WARROOM_TICK_SECONDS")
-    # How long a sender owns a message it is delivering. Longer than the slowest send (HTTP timeouts and the
-    # SDKs' own retries); after it, another replica may take the message over, checking first for a copy.
-    outbox_lease_seconds: float = Field(120.0, ge=1, le=3600, alias="WARROOM_OUTBOX_LEASE_SECONDS")
-    incident_mode: Literal["thread", "channel"] = Field("thread", alias="WARROOM_INCIDENT_MODE")
-    log_level: str = Field("INFO", alias="WARROOM_LOG_LEVEL")
 
-    # WhatsApp numbers that may run incidents from their phone: "alice=+254700000001,+254700000002".
-    whatsapp_operators: str = Field("", alias="WARROOM_WHATSAPP_OPERATORS")
+def _known_timezone(value: str) -> str:
+    try:
+        ZoneInfo(value)
+    except (ZoneInfoNotFoundError, ValueError):
+        raise ValueError(f"unknown timezone {value!r}; use an IANA name such as Africa/Nairobi or UTC") from None
+    return value
 
-    http_host: str = Field("127.0.0.1", alias="WARROOM_HTTP_HOST")
-    http_port: int = Field(3000, alias="WARROOM_HTTP_PORT")
 
-    # Operations (issue 8): alert intake, the deploy-freeze API, /metrics, the daily digest.
+class HttpSettings(BaseSettings):
+    """Where `warroom serve` listens."""
+
+    model_config = _CONFIG
+
+    host: str = Field("127.0.0.1", alias="WARROOM_HTTP_HOST")
+    port: int = Field(3000, ge=0, le=65535, alias="WARROOM_HTTP_PORT")
+
+
+class OperationsSettings(BaseSettings):
+    """Alert intake, the deploy-freeze API, /metrics and the daily digest (README "Operations")."""
+
+    model_config = _CONFIG
+
     alert_token: SecretStr | None = Field(None, alias="WARROOM_ALERT_TOKEN")
     freeze_token: SecretStr | None = Field(None, alias="WARROOM_FREEZE_TOKEN")
     metrics_token: SecretStr | None = Field(None, alias="WARROOM_METRICS_TOKEN")
@@ -44,17 +59,6 @@ class Settings(BaseSettings):
     alert_channel: str | None = Field(None, alias="WARROOM_ALERT_CHANNEL")
     digest_time: str = Field("07:00", alias="WARROOM_DIGEST_TIME")
     digest_timezone: str = Field("Africa/Nairobi", alias="WARROOM_DIGEST_TIMEZONE")
-
-    slack_bot_token: SecretStr | None = Field(None, alias="SLACK_BOT_TOKEN")
-    slack_signing_secret: SecretStr | None = Field(None, alias="SLACK_SIGNING_SECRET")
-    slack_app_token: SecretStr | None = Field(None, alias="SLACK_APP_TOKEN")
-    slack_incidents_channel: str | None = Field(None, alias="SLACK_INCIDENTS_CHANNEL")
-    slack_api_url: str = Field("https://slack.com/api/", alias="SLACK_API_URL")
-
-    @field_validator("alert_token", "freeze_token", "metrics_token", "alert_platform", "alert_channel", mode="before")
-    @classmethod
-    def _empty_is_unset(cls, value: object) -> object:
-        return None if isinstance(value, str) and not value.strip() else value
 
     @field_validator("digest_time")
     @classmethod
@@ -69,18 +73,10 @@ class Settings(BaseSettings):
             raise ValueError(f"expected HH:MM on a 24-hour clock (e.g. 07:00) or off, got {value!r}") from None
         return f"{clock:%H:%M}"
 
-    @field_validator("timezone", "digest_timezone")
+    @field_validator("digest_timezone")
     @classmethod
-    def _known_timezone(cls, value: str) -> str:
-        try:
-            ZoneInfo(value)
-        except (ZoneInfoNotFoundError, ValueError):
-            raise ValueError(f"unknown timezone {value!r}; use an IANA name such as Africa/Nairobi or UTC") from None
-        return value
-
-    @property
-    def tz(self) -> ZoneInfo:
-        return ZoneInfo(self.timezone)
+    def _timezone(cls, value: str) -> str:
+        return _known_timezone(value)
 
     @property
     def digest_tz(self) -> ZoneInfo:
@@ -94,8 +90,60 @@ class Settings(BaseSettings):
         hours, minutes = self.digest_time.split(":")
         return time(int(hours), int(minutes))
 
+
+class Settings(BaseSettings):
+    model_config = _CONFIG
+
+    database_url: str = Field("sqlite:///warroom.db", alias="WARROOM_DATABASE_URL")
+    ladder: str = Field("P0-P3", alias="WARROOM_LADDER")
+    playbooks: Path | None = Field(None, alias="WARROOM_PLAYBOOKS")
+    timezone: str = Field("UTC", alias="WARROOM_TIMEZONE")
+    postmortem_template: str = Field("blameless", alias="WARROOM_POSTMORTEM_TEMPLATE")
+    postmortem_dir: Path = Field(Path("postmortems"), alias="WARROOM_POSTMORTEM_DIR")
+    incidents_channel: str = Field("#incidents", alias="WARROOM_INCIDENTS_CHANNEL")
+    tick_seconds: float = Field(1.0, gt=0, le=60, alias="WARROOM_TICK_SECONDS")
+    # How long a sender owns a message it is delivering. Longer than the slowest send (HTTP timeouts and the
+    # SDKs' own retries); after it, another replica may take the message over, checking first for a copy.
+    outbox_lease_seconds: float = Field(120.0, ge=1, le=3600, alias="WARROOM_OUTBOX_LEASE_SECONDS")
+    incident_mode: Literal["thread", "channel"] = Field("thread", alias="WARROOM_INCIDENT_MODE")
+    log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = Field("INFO", alias="WARROOM_LOG_LEVEL")
+    log_format: Literal["text", "json"] = Field("text", alias="WARROOM_LOG_FORMAT")
+    # WhatsApp numbers that may run incidents from their phone: "alice=+254700000001,+254700000002".
+    whatsapp_operators: str = Field("", alias="WARROOM_WHATSAPP_OPERATORS")
+
+    http: HttpSettings = Field(default_factory=lambda: HttpSettings(_env_file=None))
+    operations: OperationsSettings = Field(
+        default_factory=lambda: OperationsSettings(_env_file=None))
+    slack: SlackSettings = Field(default_factory=lambda: SlackSettings(_env_file=None))
+    discord: DiscordSettings = Field(default_factory=lambda: DiscordSettings(_env_file=None))
+    whatsapp: WhatsAppSettings = Field(
+        default_factory=lambda: WhatsAppSettings(_env_file=None))
+
+    @field_validator("log_level", "log_format", mode="before")
+    @classmethod
+    def _case_insensitive(cls, value: object, info: Any) -> object:
+        if not isinstance(value, str):
+            return value
+        return value.strip().upper() if info.field_name == "log_level" else value.strip().lower()
+
+    @field_validator("timezone")
+    @classmethod
+    def _timezone(cls, value: str) -> str:
+        return _known_timezone(value)
+
     @property
-    def slack_configured(self) -> bool:
-        return self.slack_bot_token is not None and (
-            self.slack_signing_secret is not None or self.slack_app_token is not None
-        )
+    def tz(self) -> ZoneInfo:
+        return ZoneInfo(self.timezone)
+
+
+def load_settings(env_file: Path | str | None = ".env") -> Settings:
+    """Read every variable once, from the environment and `env_file` (the environment wins), into one frozen
+    object. Raises pydantic's ValidationError naming the variable that is wrong."""
+    return Settings(
+        _env_file=env_file,
+        http=HttpSettings(_env_file=env_file),
+        operations=OperationsSettings(_env_file=env_file),
+        slack=SlackSettings(_env_file=env_file),
+        discord=DiscordSettings(_env_file=env_file),
+        whatsapp=WhatsAppSettings(_env_file=env_file),
+    )

@@ -6,18 +6,38 @@ brief instead of losing it, and every recipient's outcome lands in the incident'
 
 from __future__ import annotations
 
+import csv
+import io
 import logging
 from collections.abc import Awaitable, Callable
 from datetime import timedelta
 
+from bot.briefs.templates import (
+    Brief,
+    Contact,
+    is_opt_in,
+    is_opt_out,
+    normalize_phone,
+    normalize_tenant,
+    render_brief,
+)
 from bot.incident import commands as cmd
-import csv
-import io
-
-from bot.briefs.templates import Brief, Contact, is_opt_in, is_opt_out, normalize_phone, normalize_tenant, render_brief
 from bot.incident.domain import BOT_AUTHOR, DomainError, EventKind, Incident
-from bot.ports import (Button, Clock, CustomerMessageReceived, CustomerMessageStatus, CustomerMessenger,
-                       DeliveryError, Field, Message, Outbound, OutboxItem, Reply, UnitOfWork, UnitOfWorkFactory)
+from bot.ports import (
+    Button,
+    Clock,
+    CustomerMessageReceived,
+    CustomerMessageStatus,
+    CustomerMessenger,
+    DeliveryError,
+    Field,
+    Message,
+    Outbound,
+    OutboxItem,
+    Reply,
+    UnitOfWork,
+    UnitOfWorkFactory,
+)
 from playbooks.loader import Playbooks
 from playbooks.schema import BriefTemplate
 

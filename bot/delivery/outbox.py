@@ -17,8 +17,20 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any, Protocol
 
-from bot.ports import (Attachment, Button, ChatAdapter, ChecklistLine, Clock, DeliveryError, Field, Message,
-                       OutboxItem, Posted, Room, UnitOfWorkFactory)
+from bot.ports import (
+    Attachment,
+    Button,
+    ChatAdapter,
+    ChecklistLine,
+    Clock,
+    DeliveryError,
+    Field,
+    Message,
+    OutboxItem,
+    Posted,
+    Room,
+    UnitOfWorkFactory,
+)
 
 if TYPE_CHECKING:
     from bot.incident.domain import Incident

@@ -14,7 +14,13 @@ from dataclasses import dataclass
 from datetime import datetime, tzinfo
 from itertools import groupby
 
-from bot.incident.domain import BOT_REMINDER_KINDS, EventKind, Incident, TimelineEvent, format_duration
+from bot.incident.domain import (
+    BOT_REMINDER_KINDS,
+    EventKind,
+    Incident,
+    TimelineEvent,
+    format_duration,
+)
 from playbooks.schema import SeverityLevel
 
 TO_BE_WRITTEN = "_to be written_"

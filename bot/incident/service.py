@@ -10,26 +10,49 @@ from __future__ import annotations
 import logging
 import time
 import uuid
-from contextvars import ContextVar
 from collections.abc import Awaitable, Callable, Mapping, Sequence
+from contextvars import ContextVar
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta, tzinfo
 from pathlib import Path
 from typing import Any
 
+from bot.briefs.service import BriefService
+from bot.delivery.batching import GroupCommit
+from bot.delivery.outbox import OutboxSender
 from bot.incident import commands as cmd
 from bot.incident import render
-from bot.delivery.batching import GroupCommit
-from bot.incident.domain import NOTE_TAGS, DomainError, EventKind, Incident, Role, Status, chat_message, format_duration
+from bot.incident.domain import (
+    NOTE_TAGS,
+    DomainError,
+    EventKind,
+    Incident,
+    Role,
+    Status,
+    chat_message,
+    format_duration,
+)
 from bot.incident.postmortem import PostmortemCompiler, postmortem_filename
-from bot.briefs.service import BriefService
-from bot.delivery.outbox import OutboxSender
-from bot.ports import (Actor, Attachment, ChatAdapter, Clock, CustomerMessageReceived, CustomerMessageStatus,
-                       CustomerMessenger, Message, Metrics, NoMetrics, Outbound, Reply, Room, UnitOfWork,
-                       UnitOfWorkFactory)
 from bot.incident.reminders import escalation_target, plan
-from bot.reports.stats import compute_stats, render_stats
 from bot.incident.triage import suggest_playbook
+from bot.ports import (
+    Actor,
+    Attachment,
+    ChatAdapter,
+    Clock,
+    CustomerMessageReceived,
+    CustomerMessageStatus,
+    CustomerMessenger,
+    Message,
+    Metrics,
+    NoMetrics,
+    Outbound,
+    Reply,
+    Room,
+    UnitOfWork,
+    UnitOfWorkFactory,
+)
+from bot.reports.stats import compute_stats, render_stats
 from playbooks.loader import Playbooks
 from playbooks.schema import Ladder, SeverityLevel
 
@@ -100,7 +123,9 @@ class IncidentService:
         self._compiler = PostmortemCompiler(tz=tz, template=playbooks.postmortem_template(postmortem_template))
         self.briefs = BriefService(uow=uow, clock=clock, playbooks=playbooks, queue=self._queue, messenger=messenger)
         self.outbox = outbox or OutboxSender(uow=uow, chat=chat, clock=clock, customers=self.briefs)
-        from bot.operators.desk import OperatorDesk  # it builds on this module's Context
+        from bot.operators.desk import (
+            OperatorDesk,  # it builds on this module's Context
+        )
 
         self.operators = OperatorDesk(service=self, uow=uow, clock=clock)
         # Inline: a command returns after its messages went out (console, tests). Background: the HTTP server

@@ -13,9 +13,22 @@ import re
 from dataclasses import replace
 
 from bot.briefs.templates import normalize_phone
+from bot.incident.service import (
+    Context,
+    IncidentService,
+    _originator,
+    concerned_incident,
+)
 from bot.operators.roster import Operator, command_text
-from bot.ports import Actor, Clock, CustomerMessageReceived, Message, Reply, Room, UnitOfWorkFactory
-from bot.incident.service import Context, IncidentService, _originator, concerned_incident
+from bot.ports import (
+    Actor,
+    Clock,
+    CustomerMessageReceived,
+    Message,
+    Reply,
+    Room,
+    UnitOfWorkFactory,
+)
 
 log = logging.getLogger("warroom.operators")
 PLATFORM = "whatsapp"

@@ -14,8 +14,16 @@ from datetime import datetime, timedelta
 from typing import TYPE_CHECKING
 from zoneinfo import ZoneInfo
 
+from bot.ports import (
+    Clock,
+    FreezeEntry,
+    Message,
+    MetricsSnapshot,
+    Outbound,
+    Room,
+    UnitOfWorkFactory,
+)
 from bot.reports.digest import DigestSchedule, build_digest
-from bot.ports import Clock, FreezeEntry, Message, MetricsSnapshot, Outbound, Room, UnitOfWorkFactory
 from playbooks.schema import Ladder
 
 if TYPE_CHECKING:

@@ -68,8 +68,8 @@ async def test_send_flag_skips_the_preview_and_the_button_confirms(desk):
     await desk.ok("brief globex --send", room=thread)
     assert [m["to"] for m in desk.whatsapp.sent] == [GLO]
     await desk.ok("brief globex update", room=thread)
-    from bot.ports import Actor
     from bot.incident.service import Context
+    from bot.ports import Actor
     await desk.service.press_button(Context(actor=Actor("u", "alice"), room=thread), action="brief_send", value="2")
     assert desk.whatsapp.sent[-1]["template"] == "incident_update"
 

@@ -11,8 +11,8 @@ import pytest
 
 from bot.alerts.rules import parse_alertmanager, parse_generic
 from bot.incident.domain import EventKind, Status
-from bot.ports import Actor
 from bot.incident.service import Context
+from bot.ports import Actor
 from playbooks.loader import PlaybookError
 from tests.support import CHANNEL, Harness, make_settings, start_harness
 

@@ -9,7 +9,12 @@ from pathlib import Path
 
 import pytest
 
-from playbooks.loader import BUNDLED, POSTMORTEM_PLACEHOLDERS, PlaybookError, load_playbooks
+from playbooks.loader import (
+    BUNDLED,
+    POSTMORTEM_PLACEHOLDERS,
+    PlaybookError,
+    load_playbooks,
+)
 from playbooks.schema import BriefTemplate
 
 EXPECTED_LADDERS = {

@@ -8,8 +8,14 @@ from pathlib import Path
 
 import pytest
 
-from bot.alerts.rules import (AlertPayloadError, decide, label_fingerprint, parse_alertmanager, parse_generic,
-                        render_title)
+from bot.alerts.rules import (
+    AlertPayloadError,
+    decide,
+    label_fingerprint,
+    parse_alertmanager,
+    parse_generic,
+    render_title,
+)
 from playbooks.loader import PlaybookError, load_playbooks
 from playbooks.schema import AlertRule, AlertRules, LabelMatcher
 

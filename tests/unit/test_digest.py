@@ -7,8 +7,8 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
-from bot.reports.digest import DigestSchedule, build_digest
 from bot.incident.domain import ActionItem, Incident, Status
+from bot.reports.digest import DigestSchedule, build_digest
 from playbooks.loader import load_playbooks
 
 EAT = ZoneInfo("Africa/Nairobi")  # UTC+3, no DST

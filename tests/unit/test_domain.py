@@ -8,8 +8,8 @@ from zoneinfo import ZoneInfo
 import pytest
 
 from bot.incident.domain import DomainError, EventKind, Incident, Role, Status
-from bot.ports import FastClock, ManualClock
 from bot.incident.reminders import plan
+from bot.ports import FastClock, ManualClock
 from playbooks.loader import load_playbooks
 
 T0 = datetime(2026, 11, 24, 7, 0, tzinfo=timezone.utc)

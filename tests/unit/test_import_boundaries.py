@@ -10,6 +10,7 @@ under `if TYPE_CHECKING:`, in `try:` blocks and through `importlib.import_module
 from __future__ import annotations
 
 import ast
+import re
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -24,6 +25,8 @@ FORBIDDEN_IN_BOT = frozenset({
     "starlette", "uvicorn", "adapters", "storage", "prometheus_client",
 })
 APP = BOT / "app"
+SETTINGS = APP / "settings.py"
+PLATFORM_SETTINGS = re.compile(r"adapters\.\w+\.settings")
 COMPOSITION_ROOTS = frozenset({"bootstrap.py", "cli.py"})
 PERSISTENCE = frozenset({"sqlmodel", "sqlalchemy", "storage", "asyncpg", "aiosqlite", "alembic"})
 
@@ -125,8 +128,22 @@ def report(bad: list[ImportSite]) -> str:
 def test_bot_core_modules_import_no_sdk_http_orm_adapters_or_storage() -> None:
     bad = [site
            for path, sites in scan(BOT).items() if path.parent != APP or path.name not in COMPOSITION_ROOTS
-           for site in violations(sites, FORBIDDEN_IN_BOT)]
+           for site in violations(sites, FORBIDDEN_IN_BOT)
+           if not (path == SETTINGS and PLATFORM_SETTINGS.fullmatch(site.module))]
     assert not bad, report(bad)
+
+
+def test_the_settings_module_imports_only_the_platforms_settings_models() -> None:
+    """The one settings object composes each platform's sub-model, defined beside its adapter in plain pydantic;
+    nothing else of an adapter (no SDK) comes in with it."""
+    sites = imports_in(SETTINGS.read_text(encoding="utf-8"), SETTINGS.relative_to(ROOT).as_posix(), "bot.app")
+    platform = [site.module for site in sites if site.top == "adapters"]
+    assert platform and all(PLATFORM_SETTINGS.fullmatch(module) for module in platform), platform
+    for module in platform:
+        source = (ROOT / (module.replace(".", "/") + ".py")).read_text(encoding="utf-8")
+        package = ROOT / module.rsplit(".", 1)[0].replace(".", "/") / "__init__.py"
+        tops = {site.top for site in imports_in(source, module) + imports_in(package.read_text(encoding="utf-8"))}
+        assert tops <= {"__future__", "pydantic", "pydantic_settings"}, (module, tops)
 
 
 @pytest.mark.parametrize("name", sorted(COMPOSITION_ROOTS))

@@ -25,12 +25,17 @@ sys.path.insert(0, str(Path(__file__).parents[2] / "fakes"))
 
 from discord_api import FakeDiscord  # noqa: E402
 
-from adapters.discord.bot import DiscordInbound, DiscordRuntime, discord_chat_from_settings, start_discord  # noqa: E402
+from adapters.discord.bot import (  # noqa: E402
+    DiscordInbound,
+    DiscordRuntime,
+    discord_chat_from_settings,
+    start_discord,
+)
 from adapters.discord.chat import DiscordChat  # noqa: E402
 from adapters.discord.settings import DiscordSettings  # noqa: E402
 from bot.app.bootstrap import Warroom, build  # noqa: E402
-from bot.ports import ManualClock, Room  # noqa: E402
 from bot.app.settings import Settings  # noqa: E402
+from bot.ports import ManualClock, Room  # noqa: E402
 
 START = datetime(2026, 11, 24, 6, 50, tzinfo=timezone.utc)
 OPTION_TYPES = {str: 3, int: 4, bool: 5}

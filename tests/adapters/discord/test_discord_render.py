@@ -7,7 +7,13 @@ from datetime import time
 import pytest
 from conftest import DiscordGuild
 
-from adapters.discord.bot import build_intents, command_text, incident_ref, quote, start_discord
+from adapters.discord.bot import (
+    build_intents,
+    command_text,
+    incident_ref,
+    quote,
+    start_discord,
+)
 from adapters.discord.render import SAFE_MENTIONS, clip, escape, render
 from adapters.discord.settings import DiscordSettings
 from bot.incident import commands as cmd

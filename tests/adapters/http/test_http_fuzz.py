@@ -9,22 +9,23 @@ import hmac
 import json
 import time
 from pathlib import Path
+from urllib.parse import urlencode
 
 import httpx
 import sqlalchemy as sa
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from slack_sdk.signature import SignatureVerifier
-from urllib.parse import urlencode
 
 from adapters.http import MAX_BODY_BYTES, build_http_app, slack_routes
 from adapters.memory import MemoryWhatsApp
 from adapters.slack.app import SlackInbound
 from adapters.slack.chat import SlackChat, make_web_client
+from adapters.slack.settings import SlackSettings
 from adapters.whatsapp.routes import whatsapp_routes
 from bot.app.bootstrap import build
-from bot.ports import ManualClock
 from bot.app.settings import Settings
+from bot.ports import ManualClock
 from tests.fakes.slack_api import FakeSlackApi
 from tests.support import START
 
@@ -62,8 +63,9 @@ class Server:
     async def start(self, tmp_path: Path) -> "Server":
         self.fake = await FakeSlackApi().start()
         settings = Settings(_env_file=None, database_url=f"sqlite:///{tmp_path / 'fuzz.db'}", ladder="P1-P3",
-                            postmortem_dir=tmp_path / "pm", slack_bot_token="xoxb-test",
-                            slack_signing_secret=SLACK_SECRET, slack_api_url=self.fake.url)  # type: ignore[call-arg]
+                            postmortem_dir=tmp_path / "pm",
+                            slack=SlackSettings(_env_file=None, bot_token="xoxb-test", signing_secret=SLACK_SECRET,
+                                                api_url=self.fake.url))
         clock = ManualClock(START)
         chat = SlackChat(client=make_web_client(token="xoxb-test", base_url=self.fake.url, backoff=0.01, jitter=0.01),
                          incident_mode="thread", announce_channel=None, clock=clock)

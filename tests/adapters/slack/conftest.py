@@ -18,9 +18,10 @@ import pytest
 from adapters.http import build_http_app, slack_routes
 from adapters.slack.app import SlackInbound
 from adapters.slack.chat import SlackChat, make_web_client
+from adapters.slack.settings import SlackSettings
 from bot.app.bootstrap import build
-from bot.ports import ManualClock
 from bot.app.settings import Settings
+from bot.ports import ManualClock
 from tests.adapters.slack.slack_team import SECRET, START, USERS, SlackTeam
 from tests.fakes.slack_api import FakeSlackApi
 
@@ -45,20 +46,18 @@ async def make_slack(fake: FakeSlackApi, tmp_path: Path, database_url: str,
     built: list[SlackTeam] = []
 
     async def make(*, incident_mode: str = "thread", announce: str | None = None, **overrides: Any) -> SlackTeam:
+        slack_settings = SlackSettings(_env_file=None, bot_token="xoxb-test", signing_secret=SECRET,
+                                       api_url=fake.url, incidents_channel=announce)
         settings = Settings(_env_file=None, database_url=database_url, ladder="P1-P3",
                             timezone="Africa/Nairobi", postmortem_dir=tmp_path / "postmortems",
-                            slack_bot_token="xoxb-test", slack_signing_secret=SECRET, slack_api_url=fake.url,
-                            slack_incidents_channel=announce, incident_mode=incident_mode,
-                            **overrides)  # type: ignore[call-arg]
+                            slack=slack_settings, incident_mode=incident_mode, **overrides)
         clock = ManualClock(START)
         # Short client backoff keeps retry tests fast; Retry-After itself is always honoured.
-        client = make_web_client(token=settings.slack_bot_token.get_secret_value(),  # type: ignore[union-attr]
-                                 base_url=settings.slack_api_url, backoff=0.05, jitter=0.05)
+        client = make_web_client(token="xoxb-test", base_url=fake.url, backoff=0.05, jitter=0.05)
         chat = SlackChat(client=client, incident_mode=settings.incident_mode,
-                         announce_channel=settings.slack_incidents_channel, clock=clock)
+                         announce_channel=slack_settings.incidents_channel, clock=clock)
         app = await build(settings, chat={"slack": chat}, clock=clock)
-        inbound = SlackInbound(service=app.service, chat=chat,
-                               signing_secret=settings.slack_signing_secret.get_secret_value())  # type: ignore[union-attr]
+        inbound = SlackInbound(service=app.service, chat=chat, signing_secret=SECRET)
         http = httpx.AsyncClient(transport=httpx.ASGITransport(app=build_http_app(slack_routes(inbound.app))),
                                  base_url="http://warroom.test")
         slack = SlackTeam(fake=fake, app=app, chat=chat, inbound=inbound, http=http, clock=clock, settings=settings)

@@ -16,8 +16,8 @@ from slack_sdk.signature import SignatureVerifier
 from adapters.slack.app import SlackInbound
 from adapters.slack.chat import SlackChat
 from bot.app.bootstrap import Warroom
-from bot.ports import ManualClock
 from bot.app.settings import Settings
+from bot.ports import ManualClock
 from tests.fakes.slack_api import BOT_USER, TEAM, Call, FakeSlackApi
 
 SECRET = "8f742231b10e8888abcd99yyyzzz85a5"

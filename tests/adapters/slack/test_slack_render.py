@@ -12,8 +12,16 @@ from pathlib import Path
 import pytest
 import yaml
 
-from adapters.slack.blocks import (MAX_BLOCKS, MAX_SECTION, WORD_JOINER, declare_modal, escape, from_slack,
-                                   leading_mention, render)
+from adapters.slack.blocks import (
+    MAX_BLOCKS,
+    MAX_SECTION,
+    WORD_JOINER,
+    declare_modal,
+    escape,
+    from_slack,
+    leading_mention,
+    render,
+)
 from bot.ports import Button, ChecklistLine, Field, Message
 
 ROOT = Path(__file__).resolve().parents[3]

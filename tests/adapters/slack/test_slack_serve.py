@@ -16,6 +16,7 @@ from tests.adapters.slack.slack_team import ALICE, INCIDENTS, SECRET, TEAM
 from tests.fakes.slack_api import FakeSlackApi
 from tests.processes import ServeProcess
 
+
 @pytest.fixture
 async def serve(tmp_path: Path) -> AsyncIterator:
     started: list[ServeProcess] = []

@@ -14,8 +14,8 @@ from adapters.whatsapp.chat import WhatsAppChat
 from adapters.whatsapp.routes import whatsapp_routes
 from adapters.whatsapp.webhook import sign
 from bot.app.bootstrap import build
-from bot.ports import Actor, Room
 from bot.incident.service import Context
+from bot.ports import Actor, Room
 from tests.support import make_settings
 
 SECRET = "app-secret"

@@ -12,8 +12,14 @@ import httpx
 import pytest
 from graph_api import TOKEN, FakeGraphApi
 
-from adapters.whatsapp.client import (WhatsAppCloud, WhatsAppDeliveryError, _retry_after, document_type, mask,
-                                      whatsapp_number)
+from adapters.whatsapp.client import (
+    WhatsAppCloud,
+    WhatsAppDeliveryError,
+    _retry_after,
+    document_type,
+    mask,
+    whatsapp_number,
+)
 from bot.ports import CustomerMessenger, DeliveryError
 
 CUSTOMER = "+254700000001"
