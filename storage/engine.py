@@ -126,7 +126,7 @@ async def open_database(url: str, *, migrate: bool = True) -> AsyncEngine:
 
     from storage.migrate import upgrade
 
-    where = make_url(async_url(url)).render_as_string(hide_password=True)
+    where = make_url(url).render_as_string(hide_password=True)
     try:
         engine = create_engine(url)
     except OSError as problem:  # the SQLite file's folder cannot be made

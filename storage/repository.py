@@ -763,6 +763,11 @@ class SqlCustomerRepository:
         return row
 
 
+def _operator(row: OperatorRow) -> Operator:
+    return Operator(phone=row.phone, name=row.name, current_incident=row.current_incident,
+                    from_environment=row.source == "env")
+
+
 class SqlOperatorRepository:
     """Operators (allow-listed WhatsApp numbers) and incident followers."""
 
@@ -772,24 +777,44 @@ class SqlOperatorRepository:
         # reminder round queues several for the same incident.
         self._followers: dict[int, list[tuple[str, str]]] = {}
 
-    async def add(self, *, phone: str, name: str, now: datetime) -> bool:
-        if await self._session.get(OperatorRow, phone) is not None:
+    async def add(self, *, phone: str, name: str, now: datetime, source: str = "cli") -> bool:
+        row = await self._session.get(OperatorRow, phone)
+        if row is not None:
+            if source == "env" and row.source != "env":  # the list now vouches for it: it follows the list
+                row.source = "env"
+                self._session.add(row)
             return False
-        self._session.add(OperatorRow(phone=phone, name=name, added_at=now))
+        self._session.add(OperatorRow(phone=phone, name=name, added_at=now, source=source))
         await self._session.flush()
         return True
 
     async def remove(self, phone: str) -> bool:
+        """Withdraw a number: it stops following incidents and what is still queued for it is not sent."""
         result = await self._session.exec(sa.delete(OperatorRow).where(OperatorRow.phone == phone))
-        return result.rowcount > 0
+        if result.rowcount == 0:
+            return False
+        await self._session.exec(sa.delete(FollowerRow).where(FollowerRow.platform == "whatsapp",
+                                                              FollowerRow.address == phone))
+        await self._session.exec(
+            sa.update(OutboxRow)
+            .where(OutboxRow.platform == "whatsapp", OutboxRow.room_channel == phone,
+                   OutboxRow.status.in_(("pending", "failed")))
+            .values(status="cancelled", last_error="operator removed"))
+        self._followers.clear()
+        return True
+
+    async def listed_elsewhere(self, listed: set[str]) -> list[str]:
+        """Numbers that came from the environment's list but are no longer in it."""
+        rows = await self._session.exec(select(OperatorRow.phone).where(OperatorRow.source == "env"))
+        return [phone for phone in rows.all() if phone not in listed]
 
     async def get(self, phone: str) -> Operator | None:
         row = await self._session.get(OperatorRow, phone)
-        return Operator(phone=row.phone, name=row.name, current_incident=row.current_incident) if row else None
+        return _operator(row) if row else None
 
     async def all(self) -> list[Operator]:
         rows = (await self._session.exec(select(OperatorRow).order_by(OperatorRow.name))).all()
-        return [Operator(phone=r.phone, name=r.name, current_incident=r.current_incident) for r in rows]
+        return [_operator(r) for r in rows]
 
     async def set_current(self, phone: str, number: int) -> None:
         await self._session.exec(sa.update(OperatorRow).where(OperatorRow.phone == phone)

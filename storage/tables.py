@@ -229,6 +229,8 @@ class OperatorRow(SQLModel, table=True):
     name: str = Field(max_length=200)
     added_at: datetime = Field(sa_type=UTCDateTime, nullable=False)
     current_incident: int | None = Field(default=None, foreign_key="incident.number")
+    # env: listed in WARROOM_WHATSAPP_OPERATORS (kept in step with the list at every start); cli: `operators add`.
+    source: str = Field(default="cli", max_length=8, sa_column_kwargs={"server_default": "cli"})
 
 
 class FollowerRow(SQLModel, table=True):

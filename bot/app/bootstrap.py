@@ -127,8 +127,7 @@ async def build(settings: Settings, *, chat: Mapping[str, ChatAdapter], clock: C
         operators = parse_operator_list(settings.whatsapp_operators)
     except ValueError as problem:
         raise PlaybookError(f"WARROOM_WHATSAPP_OPERATORS: {problem}") from None
-    for name, phone in operators:
-        await service.operators.add(phone=phone, name=name)
+    await service.operators.keep_listed(operators)
     async def heartbeat() -> int:
         """The scheduler's tick: post the daily digest if it is due, fire due reminders, drain the outbox."""
         try:

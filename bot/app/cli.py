@@ -199,6 +199,7 @@ async def _contacts(args: argparse.Namespace, settings: Settings) -> int:
 
 async def _operators(args: argparse.Namespace, settings: Settings) -> int:
     from bot.app.bootstrap import offline
+    from bot.briefs.templates import normalize_phone
 
     async with offline(settings) as app:
         desk = app.service.operators
@@ -206,13 +207,22 @@ async def _operators(args: argparse.Namespace, settings: Settings) -> int:
             added = await desk.add(phone=args.phone, name=args.name)
             print(f"added operator {args.name or args.phone}" if added else f"{args.phone} is already an operator")
         elif args.operators_command == "remove":
+            listed = await desk.operator(normalize_phone(args.phone))
+            if listed is not None and listed.from_environment:
+                print(f"warroom: {listed.phone} is listed in WARROOM_WHATSAPP_OPERATORS; take it out of that list "
+                      "and restart warroom to remove it", file=sys.stderr)
+                return 1
             removed = await desk.remove(args.phone)
-            print(f"removed operator {args.phone}" if removed else f"{args.phone} is not an operator")
-            return 0 if removed else 1
+            if not removed:
+                print(f"warroom: {args.phone} is not an operator (warroom operators list shows them)",
+                      file=sys.stderr)
+                return 1
+            print(f"removed operator {args.phone}")
         else:
             operators = await desk.all()
             for o in operators:
-                print(f"{o.phone:<16} {o.name}" + (f"  (on INC-{o.current_incident})" if o.current_incident else ""))
+                print(f"{o.phone:<16} {o.name}" + (f"  (on INC-{o.current_incident})" if o.current_incident else "")
+                      + ("  (from WARROOM_WHATSAPP_OPERATORS)" if o.from_environment else ""))
             if not operators:
                 print("No operators. Add one: warroom operators add +254700000001 --name alice")
     return 0

@@ -53,10 +53,23 @@ class OperatorDesk:
         return added
 
     async def remove(self, phone: str) -> bool:
+        """Withdraw a number at once: no more commands from it, nothing more sent to it."""
         async with self._uow() as uow:
             removed = await uow.operators.remove(normalize_phone(phone))
             await uow.commit()
         return removed
+
+    async def keep_listed(self, listed: list[tuple[str, str]]) -> None:
+        """Make the roster follow WARROOM_WHATSAPP_OPERATORS: every listed number is an operator, and one the
+        list used to name but no longer does is removed like `operators remove` would."""
+        phones = {normalize_phone(phone) for _, phone in listed}
+        async with self._uow() as uow:
+            for name, phone in listed:
+                await uow.operators.add(phone=normalize_phone(phone), name=(name or phone).strip()[:200],
+                                        now=self._clock.now(), source="env")
+            for phone in await uow.operators.listed_elsewhere(phones):
+                await uow.operators.remove(phone)
+            await uow.commit()
 
     async def all(self) -> list[Operator]:
         async with self._uow() as uow:

@@ -16,6 +16,7 @@ class Operator:
     phone: str
     name: str
     current_incident: int | None = None
+    from_environment: bool = False  # listed in WARROOM_WHATSAPP_OPERATORS: the list, not the CLI, manages it
 
 
 def parse_operator_list(value: str) -> list[tuple[str, str]]:

@@ -187,3 +187,29 @@ async def test_a_late_131047_failure_resends_the_operator_message_as_the_templat
     templates = [b for b in phones.received(ALICE) if b["type"] == "template"]
     assert len(templates) == 1 and templates[0]["template"]["name"] == "warroom_operator_update"
     assert templates[0]["template"]["components"][0]["parameters"][0]["text"] == "INC-1"
+
+
+async def test_a_removed_operator_gets_nothing_more_and_stays_removed(phones, tmp_path, clock, cloud, database_url):
+    """A lost phone: once removed it runs no command and receives no update of incidents it followed, also after
+    a restart (only numbers listed in WARROOM_WHATSAPP_OPERATORS come back with it)."""
+    from bot.app.bootstrap import build as rebuild
+
+    extra = "+254700000013"
+    assert await phones.app.service.operators.add(phone=extra, name="carol")
+    await phones.send(ALICE, 'inc declare P1 "Payments down"')
+    await phones.send(extra, "inc follow INC-1")
+    before = len(phones.received(extra))
+    assert await phones.app.service.operators.remove(extra)
+    await phones.send(ALICE, 'inc status "still down"')
+    await phones.send(extra, 'inc status "from the lost phone"')
+    assert len(phones.received(extra)) == before  # no update, and no reply to its command
+    assert "from the lost phone" not in [e.text for e in await _timeline(phones.app)]
+    settings = make_settings(tmp_path, database_url=database_url, whatsapp_operators=f"alice={ALICE}")
+    restarted = await rebuild(settings, chat={}, clock=clock, messenger=cloud)
+    try:
+        roster = {o.phone: o for o in await restarted.service.operators.all()}
+        assert extra not in roster  # the CLI's removal lasts
+        assert BOB not in roster  # taken out of the list: removed at the next start
+        assert roster[ALICE].from_environment
+    finally:
+        await restarted.close()
