@@ -204,6 +204,7 @@ class Reply:
     message: Message
     ok: bool = True
     private: bool = True
+    incident: int | None = None  # the incident the reply is about where the caller needs it (a new declare)
 
 
 # -- customers (WhatsApp briefs) -------------------------------------------------------------------------
@@ -361,6 +362,9 @@ class DeliveryError(Exception):
         self.code = code  # the platform's error code where it has one (WhatsApp: 131047, 130429, …)
 
 
+OutboundOperation = Literal["open_room", "post", "update_card", "customer_message"]
+
+
 @dataclass(frozen=True)
 class Outbound:
     """A message to deliver, written to the outbox in the transaction of the change that caused it.
@@ -370,7 +374,7 @@ class Outbound:
     possible). `dedupe_key` is unique: enqueueing the same key twice keeps one row."""
 
     platform: str
-    operation: Literal["open_room", "post", "update_card", "customer_message"]
+    operation: OutboundOperation
     message: Message
     dedupe_key: str
     incident_number: int | None = None

@@ -1031,14 +1031,12 @@ class SqlUnitOfWork:
 
 
 class SqlUnitOfWorkFactory:
-    def __init__(self, engine: AsyncEngine) -> None:
+    def __init__(self, engine: AsyncEngine, *, on_outbox_written: Callable[[], None] | None = None) -> None:
+        """`on_outbox_written` is called after every commit that wrote outbox rows (the sender learns there is
+        more)."""
         self.engine = engine
         self._sessions = async_sessionmaker(engine, class_=AsyncSession, expire_on_commit=False)
-        self._outbox_listeners: list[Callable[[], None]] = []
-
-    def on_outbox_written(self, listener: Callable[[], None]) -> None:
-        """Call `listener` after every commit that wrote outbox rows (the sender learns there is more)."""
-        self._outbox_listeners.append(listener)
+        self._outbox_listeners: list[Callable[[], None]] = [on_outbox_written] if on_outbox_written else []
 
     def __call__(self) -> SqlUnitOfWork:
         return SqlUnitOfWork(self._sessions, self._outbox_listeners)

@@ -31,6 +31,8 @@ from bot.alerts.rules import (
     decide,
     summary_lines,
 )
+from bot.delivery.notifier import Notifier
+from bot.incident.declare import Declarer
 from bot.incident.domain import Incident
 from bot.ports import (
     AlertGroupRecord,
@@ -48,7 +50,7 @@ from bot.ports import (
 from playbooks.schema import AlertRules, Ladder
 
 if TYPE_CHECKING:
-    from bot.incident.service import Context, IncidentService
+    from bot.incident.service import Context
 
 log = logging.getLogger("warroom.alerts")
 
@@ -73,9 +75,10 @@ class IntakeResult:
 
 
 class AlertIntake:
-    def __init__(self, *, service: "IncidentService", uow: UnitOfWorkFactory, rules: AlertRules, ladder: Ladder,
-                 room: Room, clock: Clock) -> None:
-        self._service = service
+    def __init__(self, *, notifier: Notifier, declarer: Declarer, uow: UnitOfWorkFactory, rules: AlertRules,
+                 ladder: Ladder, room: Room, clock: Clock) -> None:
+        self._notify = notifier
+        self._declarer = declarer
         self._uow = uow
         self.rules = rules
         self._ladder = ladder
@@ -96,7 +99,7 @@ class AlertIntake:
                     log.info("alert group %s: %s (attempt %d); retrying", batch.key[:40], lost, attempt)
                     if attempt == ATTEMPTS:
                         raise
-        await self._service._deliver()
+        await self._notify.deliver()
         return result
 
     # -- one group --------------------------------------------------------------------------------------
@@ -165,7 +168,7 @@ class AlertIntake:
             incident.resolve(by=batch.source, summary="all alerts resolved", now=now)
             result.resolved.append(incident.key)
         await uow.incidents.save(incident)
-        await self._service._replan(uow, incident)
+        await self._notify.replan(uow, incident)
         lines = "\n".join(f"• {change}: {alert_line(alert)}" for change, alert in changes[:10])
         if len(changes) > 10:
             lines += f"\n• … and {len(changes) - 10} more"
@@ -175,10 +178,10 @@ class AlertIntake:
                     f"auto_resolve). Reopen it with /incident reopen if the problem is not gone.")
         elif status == "resolved":
             tail = f"\nEvery alert has resolved; resolve {incident.key} once the fix is verified: /incident resolve"
-        await self._service._queue(uow, incident, Message(
+        await self._notify.queue(uow, incident, Message(
             title=f"Alerts from {batch.source}", text=lines + tail, incident_key=incident.key, kind="alert"))
         if auto:
-            await self._service._queue_card(uow, incident)
+            await self._notify.queue_card(uow, incident)
 
     async def _declare(self, uow: UnitOfWork, batch: AlertBatch, decision: Decision, group: AlertGroupRecord | None,
                        previous: Incident | None, result: IntakeResult) -> Incident:
@@ -186,7 +189,7 @@ class AlertIntake:
         now = self._clock.now()
         firing = [a for a in batch.alerts if a.status == "firing"]
         context = " ".join(a.description or "" for a in firing[:5])
-        incident = await self._service.declare_in(uow, room=self.room, reporter=batch.source, title=decision.title,
+        incident = await self._declarer.declare_in(uow, room=self.room, reporter=batch.source, title=decision.title,
                                                   level=decision.level, context=context)
         rule = decision.rule.name if decision.rule else None
         await self._link(uow, batch, group, incident, state="declared", rule=rule, severity=decision.level.name,
@@ -201,7 +204,7 @@ class AlertIntake:
                                   text=f"alerts fired again after {previous.key} was {previous.status}; "
                                        f"declared {incident.key}")
             await uow.incidents.save(previous)
-        await self._service._queue(uow, incident, Message(
+        await self._notify.queue(uow, incident, Message(
             title=f"Declared from {len(firing)} firing alert{'s' if len(firing) != 1 else ''} ({batch.source})",
             text=summary_lines(firing) + (f"\nSource: {firing[0].url}" if firing and firing[0].url else ""),
             footer=f"Rule {rule}: {decision.action} at {decision.level.name}"
@@ -285,12 +288,12 @@ class AlertIntake:
             except ConcurrentChange:
                 if attempt == ATTEMPTS:
                     raise
-        await self._service._deliver()
+        await self._notify.deliver()
         return reply
 
     async def _declare_proposal(self, ctx: "Context", group_id: int) -> Reply | None:
         async with self._uow() as uow:
-            if not await self._service._first_delivery(uow, ctx.delivery_id):
+            if not await self._notify.first_delivery(uow, ctx.delivery_id):
                 return None
             group = await uow.alerts.group_by_id(group_id)
             if group is None:
@@ -302,7 +305,7 @@ class AlertIntake:
             assert level is not None
             now = self._clock.now()
             known = await uow.alerts.alerts(group.id)
-            incident = await self._service.declare_in(
+            incident = await self._declarer.declare_in(
                 uow, room=Room(ctx.room.platform, ctx.room.channel), reporter=ctx.actor.name, title=group.title,
                 level=level)
             await uow.alerts.update_group(group.id, expected_incident=group.incident_number, now=now,

@@ -11,12 +11,18 @@ import logging
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
+from datetime import timedelta
 from typing import Any
 
 from bot.alerts.intake import AlertIntake
 from bot.app.settings import Settings
+from bot.briefs.service import BriefService
+from bot.delivery.notifier import Notifier, OutboxWriter
+from bot.delivery.outbox import OutboxHints, OutboxSender
 from bot.delivery.scheduler import ReminderTicker
+from bot.incident.declare import Declarer
 from bot.incident.service import IncidentService
+from bot.operators.desk import OperatorDesk
 from bot.ports import ChatAdapter, Clock, Metrics, Room, SystemClock
 from bot.reports.digest import DigestSchedule
 from bot.reports.operations import Operations
@@ -27,16 +33,20 @@ log = logging.getLogger("warroom")
 
 @dataclass
 class Warroom:
+    """The core, built: the use cases, the outbox sender, the tick, and the storage they share."""
+
     settings: Settings
     service: IncidentService
+    operators: OperatorDesk  # WhatsApp's front door (operators' phones, then customers)
+    outbox: OutboxSender
     playbooks: Playbooks
     ticker: ReminderTicker
     heartbeat: Callable[[], Awaitable[int]]
     engine: Any
     scheduler_lock: Any
-    alerts: AlertIntake | None = None
-    operations: Operations | None = None
-    metrics: Metrics | None = None
+    alerts: AlertIntake
+    operations: Operations
+    metrics: Metrics
     _takeover: "asyncio.Task[int] | None" = None
 
     async def tick(self) -> int:
@@ -54,7 +64,7 @@ class Warroom:
         if self.scheduler_lock.applies:
             # SQLite runs one sender: messages left 'sending' belong to a process that is gone, so they are
             # taken over now (each checked for an earlier copy) instead of after their lease.
-            self._takeover = asyncio.get_running_loop().create_task(self.service.outbox.release_claims())
+            self._takeover = asyncio.get_running_loop().create_task(self.outbox.release_claims())
         self.ticker.start()
         return True
 
@@ -63,7 +73,7 @@ class Warroom:
         if self._takeover is not None:
             await asyncio.gather(self._takeover, return_exceptions=True)
         try:  # let a background delivery in flight finish; what is left stays in the outbox for next time
-            await asyncio.wait_for(self.service.outbox.wait_idle(), timeout=10)
+            await asyncio.wait_for(self.outbox.wait_idle(), timeout=10)
         except Exception:  # a timeout, or a delivery that failed: nothing is lost either way
             log.warning("closing with outbox deliveries still running; they resume on the next start")
         self.scheduler_lock.release()
@@ -98,28 +108,33 @@ async def build(settings: Settings, *, chat: Mapping[str, ChatAdapter], clock: C
 
     playbooks = load_configured_playbooks(settings)
     engine = await open_database(settings.database_url, migrate=migrate)
-    from datetime import timedelta
-
     from adapters.ops_http import PrometheusMetrics
 
     clock = clock or SystemClock()
-    uow = SqlUnitOfWorkFactory(engine)
     ladder = playbooks.ladder(settings.ladder)
     metrics = PrometheusMetrics()
-    service = IncidentService(
-        uow=uow, chat=chat, playbooks=playbooks, ladder=ladder,
-        clock=clock, tz=settings.tz, postmortem_dir=settings.postmortem_dir,
-        postmortem_template=settings.postmortem_template, deliver_inline=deliver_inline, messenger=messenger,
-        metrics=metrics,
-    )
-    service.outbox.lease = timedelta(seconds=settings.outbox_lease_seconds)
-    uow.on_outbox_written(service.outbox.queued)  # a drain in progress goes round again for what is new
+    hints = OutboxHints()
+    # a commit that wrote outbox rows makes a drain in progress go round again for what is new
+    uow = SqlUnitOfWorkFactory(engine, on_outbox_written=hints.outbox_written)
+    writer = OutboxWriter(clock=clock, ladder=ladder, tz=settings.tz, hints=hints)
+    briefs = BriefService(uow=uow, clock=clock, playbooks=playbooks, queue=writer.queue, messenger=messenger)
+    sender = OutboxSender(uow=uow, chat=chat, clock=clock, customers=briefs, hints=hints,
+                          lease=timedelta(seconds=settings.outbox_lease_seconds))
+    notifier = Notifier(uow=uow, clock=clock, ladder=ladder, tz=settings.tz, hints=hints, sender=sender,
+                        deliver_inline=deliver_inline)
+    declarer = Declarer(playbooks=playbooks, outbox=notifier, clock=clock, tz=settings.tz)
     room = alert_room(settings, chat)
-    service.alerts = AlertIntake(service=service, uow=uow, ladder=ladder, room=room, clock=clock,
-                                 rules=playbooks.alert_rules_for(settings.operations.alert_rules, ladder))
+    alerts = AlertIntake(notifier=notifier, declarer=declarer, uow=uow, ladder=ladder, room=room, clock=clock,
+                         rules=playbooks.alert_rules_for(settings.operations.alert_rules, ladder))
+    service = IncidentService(
+        uow=uow, chat=chat, playbooks=playbooks, ladder=ladder, clock=clock, tz=settings.tz,
+        postmortem_dir=settings.postmortem_dir, postmortem_template=settings.postmortem_template,
+        notifier=notifier, declarer=declarer, briefs=briefs, alerts=alerts, metrics=metrics,
+    )
+    operators_desk = OperatorDesk(service=service, notifier=notifier, uow=uow, clock=clock)
     digest_at, digest_tz = settings.operations.digest_at, settings.operations.digest_tz
     schedule = DigestSchedule(at=digest_at, tz=digest_tz) if digest_at else None
-    operations = Operations(service=service, uow=uow, clock=clock, ladder=ladder, room=room, schedule=schedule,
+    operations = Operations(notifier=notifier, uow=uow, clock=clock, ladder=ladder, room=room, schedule=schedule,
                             tz=digest_tz)
     from bot.operators.roster import parse_operator_list
 
@@ -127,7 +142,8 @@ async def build(settings: Settings, *, chat: Mapping[str, ChatAdapter], clock: C
         operators = parse_operator_list(settings.whatsapp_operators)
     except ValueError as problem:
         raise PlaybookError(f"WARROOM_WHATSAPP_OPERATORS: {problem}") from None
-    await service.operators.keep_listed(operators)
+    await operators_desk.keep_listed(operators)
+
     async def heartbeat() -> int:
         """The scheduler's tick: post the daily digest if it is due, fire due reminders, drain the outbox."""
         try:
@@ -139,10 +155,10 @@ async def build(settings: Settings, *, chat: Mapping[str, ChatAdapter], clock: C
     # digest, reminders, outbox; woken early for a reminder due before the next beat
     ticker = ReminderTicker(heartbeat, interval_seconds=settings.tick_seconds,
                             next_due=lambda: service.next_reminder_due, clock=clock)
-    return Warroom(settings=settings, service=service, playbooks=playbooks, ticker=ticker, heartbeat=heartbeat,
-                   engine=engine,
-                   scheduler_lock=SchedulerLock(settings.database_url), alerts=service.alerts,
-                   operations=operations, metrics=metrics)
+    return Warroom(settings=settings, service=service, operators=operators_desk, outbox=sender,
+                   playbooks=playbooks, ticker=ticker, heartbeat=heartbeat, engine=engine,
+                   scheduler_lock=SchedulerLock(settings.database_url), alerts=alerts, operations=operations,
+                   metrics=metrics)
 
 
 @asynccontextmanager
@@ -232,7 +248,7 @@ async def build_server(settings: Settings, *, host: str | None = None, port: int
         from adapters.whatsapp.routes import whatsapp_routes
 
         routes += whatsapp_routes(verify_token=settings.whatsapp.verify_token,
-                                  app_secret=settings.whatsapp.app_secret, on_event=app.service.customer_event)
+                                  app_secret=settings.whatsapp.app_secret, on_event=app.operators.customer_event)
     if slack is not None:
         from adapters.http import slack_routes
         from adapters.slack.app import SlackInbound

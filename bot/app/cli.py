@@ -202,7 +202,7 @@ async def _operators(args: argparse.Namespace, settings: Settings) -> int:
     from bot.briefs.templates import normalize_phone
 
     async with offline(settings) as app:
-        desk = app.service.operators
+        desk = app.operators
         if args.operators_command == "add":
             added = await desk.add(phone=args.phone, name=args.name)
             print(f"added operator {args.name or args.phone}" if added else f"{args.phone} is already an operator")

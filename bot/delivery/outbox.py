@@ -97,9 +97,46 @@ class CustomerDelivery(Protocol):
     async def give_up(self, item: OutboxItem, reason: str) -> None: ...
 
 
+class OutboxHints:
+    """What the side that queues messages tells the side that sends them, in memory, so that sending needs no
+    database read: where an incident's room is, what opening a new room needs, and that new rows were committed. Shared by the Notifier
+    (which writes) and the OutboxSender (which reads); after a restart the sender reads the database instead."""
+
+    def __init__(self) -> None:
+        self.rooms: OrderedDict[int, _Where] = OrderedDict()  # incident number → its room, most recent last
+        self.openings: dict[str, tuple[str, str]] = {}  # open_room dedupe key → (incident key, title)
+        self.written = 0  # commits that wrote outbox rows: a drain knows whether something new came in meanwhile
+        self.told = False  # whether the unit of work reports commits; if not, a drain cannot trust `written`
+
+    def outbox_written(self) -> None:
+        """Messages were committed to the outbox in this process (a drain running now goes round again).
+        Given to the unit of work by the composition root; without it every drain ends with an empty claim."""
+        self.told = True
+        self.written += 1
+
+    def note_room(self, incident: Incident) -> None:
+        """Remember where an incident lives once its room is open, so sending to it needs no database read."""
+        if incident.channel is None:
+            return
+        self.rooms[incident.number] = _Where(incident.platform, incident.channel, incident.thread,
+                                              incident.card_message)
+        self.rooms.move_to_end(incident.number)
+        while len(self.rooms) > ROOMS_KEPT:
+            self.rooms.popitem(last=False)
+
+    def note_opening(self, dedupe_key: str, incident: Incident) -> None:
+        """Remember what opening a new incident's room needs (its key and title) under the open_room message's
+        own key, so that sending the card needs no database read (a rolled-back declare's key never comes
+        back). After a restart the sender reads the incident instead."""
+        self.openings[dedupe_key] = (incident.key, incident.title)
+        while len(self.openings) > ROOMS_KEPT:
+            self.openings.pop(next(iter(self.openings)))
+
+
+
 class OutboxSender:
     def __init__(self, *, uow: UnitOfWorkFactory, chat: Mapping[str, ChatAdapter], clock: Clock,
-                 customers: CustomerDelivery | None = None,
+                 customers: CustomerDelivery | None = None, hints: OutboxHints | None = None,
                  max_attempts: int = 8, base_delay: float = 1.0, max_delay: float = 300.0, concurrency: int = 16,
                  batch: int = 200, lease: timedelta = timedelta(minutes=2),
                  jitter: Callable[[], float] = random.random) -> None:
@@ -116,28 +153,9 @@ class OutboxSender:
         self._jitter = jitter
         self._background: asyncio.Task[int] | None = None
         self._again = False
-        self._rooms: OrderedDict[int, _Where] = OrderedDict()  # incident number → its room, most recent last
-        self._queued = 0  # bumped by `queued()`: a drain knows whether something new came in while it sent
-        self._notified = False  # whether anyone calls `queued()`; if not, a drain cannot trust the count
-        self._openings: dict[str, tuple[str, str]] = {}  # open_room dedupe key → (incident key, title)
-
-    def note_room(self, incident: Incident) -> None:
-        """Remember where an incident lives once its room is open, so sending to it needs no database read."""
-        if incident.channel is None:
-            return
-        self._rooms[incident.number] = _Where(incident.platform, incident.channel, incident.thread,
-                                              incident.card_message)
-        self._rooms.move_to_end(incident.number)
-        while len(self._rooms) > ROOMS_KEPT:
-            self._rooms.popitem(last=False)
-
-    def note_opening(self, dedupe_key: str, incident: Incident) -> None:
-        """Remember what opening a new incident's room needs (its key and title) under the open_room message's
-        own key, so that sending the card needs no database read (a rolled-back declare's key never comes
-        back). After a restart the sender reads the incident instead."""
-        self._openings[dedupe_key] = (incident.key, incident.title)
-        while len(self._openings) > ROOMS_KEPT:
-            self._openings.pop(next(iter(self._openings)))
+        self._hints = hints or OutboxHints()
+        self._rooms = self._hints.rooms
+        self._openings = self._hints.openings
 
     async def drain(self) -> int:
         """Deliver everything deliverable now (in order per incident); returns how many were delivered.
@@ -148,7 +166,7 @@ class OutboxSender:
         record, not two transactions per message."""
         delivered = 0
         while True:
-            seen = self._queued
+            seen = self._hints.written
             async with self._uow() as uow:
                 items = await uow.outbox.claim(self._clock.now(), self._batch, self.lease)
                 await uow.commit()
@@ -161,16 +179,11 @@ class OutboxSender:
             delivered += sent
             if not sent:
                 return delivered  # everything claimed was put back for later: stop instead of spinning
-            if self._notified and sent == len(outcomes) and len(items) < self._batch and self._queued == seen:
+            if self._hints.told and sent == len(outcomes) and len(items) < self._batch \
+                    and self._hints.written == seen:
                 # All of it went out and nothing was queued here meanwhile: another claim would come back
                 # empty (what other replicas queue, or retries coming due, the next tick picks up).
                 return delivered
-
-    def queued(self) -> None:
-        """Messages were committed to the outbox in this process (a drain running now goes round again).
-        Wired to the unit of work by the composition root; without it every drain ends with an empty claim."""
-        self._notified = True
-        self._queued += 1
 
     async def release_claims(self) -> int:
         """Take over every message another sender was delivering (only safe when no other sender lives)."""
@@ -290,7 +303,7 @@ class OutboxSender:
             async with self._uow() as uow:
                 incident = await uow.incidents.get(out.incident_number)
             if incident is not None:
-                self.note_room(incident)
+                self._hints.note_room(incident)
                 where = self._rooms.get(incident.number)
         if out.operation == "open_room":
             if incident is None or out.room is None:

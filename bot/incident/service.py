@@ -9,19 +9,18 @@ from __future__ import annotations
 
 import logging
 import time
-import uuid
 from collections.abc import Awaitable, Callable, Mapping, Sequence
-from contextvars import ContextVar
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta, tzinfo
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 from bot.briefs.service import BriefService
 from bot.delivery.batching import GroupCommit
-from bot.delivery.outbox import OutboxSender
+from bot.delivery.notifier import Notifier
 from bot.incident import commands as cmd
 from bot.incident import render
+from bot.incident.declare import Declarer
 from bot.incident.domain import (
     NOTE_TAGS,
     DomainError,
@@ -34,7 +33,6 @@ from bot.incident.domain import (
 )
 from bot.incident.postmortem import PostmortemCompiler, postmortem_filename
 from bot.incident.reminders import escalation_target, plan
-from bot.incident.triage import suggest_playbook
 from bot.ports import (
     Actor,
     Attachment,
@@ -42,7 +40,6 @@ from bot.ports import (
     Clock,
     CustomerMessageReceived,
     CustomerMessageStatus,
-    CustomerMessenger,
     Message,
     Metrics,
     NoMetrics,
@@ -58,10 +55,6 @@ from playbooks.schema import Ladder, SeverityLevel
 
 log = logging.getLogger("warroom.service")
 
-# The incident the running command concerned, for callers that track it (a WhatsApp operator's current one).
-concerned_incident: ContextVar[int | None] = ContextVar("concerned_incident", default=None)
-# Who (platform, address) caused the messages being queued: their own mirror copy is skipped.
-_originator: ContextVar[tuple[str, str] | None] = ContextVar("originator", default=None)
 
 FIRST_MINUTES = "first minutes"
 WINDOW_CLOSED = 131047  # WhatsApp: free text outside the 24-hour window
@@ -77,6 +70,11 @@ class Context:
     room: Room
     delivery_id: str | None = None
     default_incident: int | None = None  # where the room names no incident (a WhatsApp operator's current one)
+
+    @property
+    def origin(self) -> tuple[str, str]:
+        """Where the person reads the reply (platform, address): their own mirror copy is not sent there."""
+        return (self.room.platform, self.room.channel)
 
 
 def _error(text: str) -> Reply:
@@ -98,6 +96,12 @@ class _Said:
     delivery_id: str | None
 
 
+class AlertProposals(Protocol):
+    """Alert intake as the incident service sees it: a proposed alert's Declare button pressed."""
+
+    async def declare_proposal(self, ctx: Context, value: str) -> Reply | None: ...
+
+
 @dataclass
 class _Change:
     """What a command did: what to announce in the incident's room and whether the card changed."""
@@ -108,11 +112,12 @@ class _Change:
 
 
 class IncidentService:
+    """The incident use cases. Everything it needs is handed in by the composition root (bot/app/bootstrap.py)."""
+
     def __init__(self, *, uow: UnitOfWorkFactory, chat: Mapping[str, ChatAdapter], playbooks: Playbooks,
-                 ladder: Ladder, clock: Clock, tz: tzinfo, postmortem_dir: Path,
-                 postmortem_template: str = "blameless", outbox: OutboxSender | None = None,
-                 deliver_inline: bool = True, messenger: CustomerMessenger | None = None,
-                 metrics: Metrics | None = None) -> None:
+                 ladder: Ladder, clock: Clock, tz: tzinfo, postmortem_dir: Path, notifier: Notifier,
+                 declarer: Declarer, briefs: BriefService, alerts: AlertProposals | None = None,
+                 postmortem_template: str = "blameless", metrics: Metrics | None = None) -> None:
         self._uow = uow
         self._chat = chat
         self._playbooks = playbooks
@@ -121,20 +126,12 @@ class IncidentService:
         self._tz = tz
         self._postmortem_dir = postmortem_dir
         self._compiler = PostmortemCompiler(tz=tz, template=playbooks.postmortem_template(postmortem_template))
-        self.briefs = BriefService(uow=uow, clock=clock, playbooks=playbooks, queue=self._queue, messenger=messenger)
-        self.outbox = outbox or OutboxSender(uow=uow, chat=chat, clock=clock, customers=self.briefs)
-        from bot.operators.desk import (
-            OperatorDesk,  # it builds on this module's Context
-        )
-
-        self.operators = OperatorDesk(service=self, uow=uow, clock=clock)
-        # Inline: a command returns after its messages went out (console, tests). Background: the HTTP server
-        # acks at once and the outbox delivers behind it, so a slow chat API never delays an ack.
-        self._deliver_inline = deliver_inline
+        self._notify = notifier
+        self._declarer = declarer
+        self.briefs = briefs
+        # Alert intake: its Declare buttons come back through press_button.
+        self._alerts = alerts
         self.metrics: Metrics = metrics or NoMetrics()
-        # Alert intake (bot.alerts.intake.AlertIntake), attached by the composition root: its Declare buttons
-        # come back through press_button.
-        self.alerts: Any = None
         # Chat messages are most of the traffic: those that arrive together are written in one transaction, and
         # under load a batch waits up to 5 ms for more (a person's message is none the worse for it).
         self._said: GroupCommit[_Said, bool] = GroupCommit(self._capture_batch, delay=0.005)
@@ -165,12 +162,28 @@ class IncidentService:
 
     # -- entry points -------------------------------------------------------------------------------
 
+    def parse(self, text: str) -> cmd.Command | cmd.UsageError:
+        """`/incident …` text as a typed command, or what was wrong with it (severities of this ladder)."""
+        return cmd.parse(text, severities=self.ladder.level_names)
+
     async def run_command(self, ctx: Context, text: str) -> Reply | None:
         """Run `/incident …` text. Returns the reply for the person who ran it (None for a duplicate)."""
-        parsed = cmd.parse(text, severities=self.ladder.level_names)
+        parsed = self.parse(text)
         if isinstance(parsed, cmd.UsageError):
             return _error(str(parsed))
         return await self.execute(ctx, parsed)
+
+    async def concerned_incident(self, ctx: Context, command: cmd.Command) -> int | None:
+        """The incident a command is about, the way commands find it: the one it names, else the room's, else
+        the person's current one; None if that incident does not exist."""
+        async with self._uow() as uow:
+            number = getattr(command, "incident", None)
+            if number is None:
+                incident = await uow.incidents.get_by_room(ctx.room)
+                if incident is not None:
+                    return incident.number
+                number = ctx.default_incident
+            return number if number is not None and await uow.incidents.get(number) is not None else None
 
     async def execute(self, ctx: Context, command: cmd.Command) -> Reply | None:
         handler = self._handlers.get(type(command))
@@ -196,9 +209,9 @@ class IncidentService:
                 return _error(f"Unknown brief {value!r}.")
             return await self.execute(ctx, cmd.SendBrief(brief_id=int(value)))
         if action == "declare":
-            if self.alerts is None:
+            if self._alerts is None:
                 return _error("Alert intake is not set up here, so there is nothing to declare from this button.")
-            return await self.alerts.declare_proposal(ctx, value)
+            return await self._alerts.declare_proposal(ctx, value)
         parsed = cmd.parse(f"show {value}")
         number = parsed.incident if isinstance(parsed, cmd.ShowIncident) else None
         commands = {"ack": cmd.Acknowledge(incident=number), "resolve": cmd.Resolve(incident=number),
@@ -241,7 +254,7 @@ class IncidentService:
         async with self._uow() as uow:
             incident = await uow.incidents.get_by_room(room)
             event = await uow.incidents.find_message(incident.number, message_id) if incident else None
-            if event is None or event.id is None or not await self._first_delivery(uow, delivery_id):
+            if event is None or event.id is None or not await self._notify.first_delivery(uow, delivery_id):
                 return False
             await uow.incidents.edit_message(event.id, text=text, deleted=deleted or None, pinned=pinned or None)
             await uow.commit()
@@ -259,7 +272,7 @@ class IncidentService:
     async def tick(self) -> int:
         """The scheduler's heartbeat: fire due reminders, then retry whatever the outbox still holds."""
         fired = await self.fire_due_reminders()
-        await self.outbox.drain()
+        await self._notify.sender.drain()
         return fired
 
     async def incidents(self, *, open_only: bool) -> list[Incident]:
@@ -295,61 +308,36 @@ class IncidentService:
             async with self._uow() as uow:
                 await self.briefs.known_tenants(uow, command.tenants)
         async with self._uow() as uow:
-            if not await self._first_delivery(uow, ctx.delivery_id):
+            if not await self._notify.first_delivery(uow, ctx.delivery_id):
                 return None
-            incident = await self.declare_in(uow, room=ctx.room, reporter=ctx.actor.name, title=command.title,
+            incident = await self._declarer.declare_in(uow, room=ctx.room, reporter=ctx.actor.name, title=command.title,
                                              level=level, impact=command.impact, tenants=command.tenants)
-            concerned_incident.set(incident.number)
             await uow.commit()
-        await self._deliver()
+        await self._notify.deliver()
         if ctx.room.platform not in self._chat:
-            return _info(f"Declared {incident.key}; no chat adapter for {ctx.room.platform!r} to open its room.")
-        return _info(f"Declared {incident.key} ({level.name}): {incident.title}. Work it in its thread.")
-
-    async def declare_in(self, uow: UnitOfWork, *, room: Room, reporter: str, title: str, level: SeverityLevel,
-                         impact: str | None = None, tenants: tuple[str, ...] = (), context: str = "") -> Incident:
-        """Declare inside the caller's unit of work: the incident, its reminders and its room's first messages
-        (card, checklists, suggested playbook) in the outbox. The caller commits and then calls `_deliver`.
-        Alert intake uses it to link the alert in the same transaction. `context` helps pick the playbook."""
-        scenario = suggest_playbook(self._playbooks.scenarios.values(), f"{title} {impact or ''} {context}")
-        checklist = [(FIRST_MINUTES, text) for text in level.first_minutes] + [(TRIAGE, t) for t in level.triage]
-        now = self._clock.now()
-        incident = Incident.declare(number=await uow.incidents.next_number(), title=title, severity=level.name,
-                                    impact=impact, reporter=reporter, now=now, checklist=checklist,
-                                    suggested_playbook=scenario.name if scenario else None, platform=room.platform)
-        if tenants:
-            incident.link_tenants(by=reporter, tenants=list(tenants), now=now)
-        await uow.incidents.add(incident)
-        await self._replan(uow, incident)
-        platform = room.platform
-        await self._queue(uow, incident, render.incident_card(incident, level, self._tz), operation="open_room",
-                          room=Room(platform, room.channel), platform=platform)
-        for section in (FIRST_MINUTES, TRIAGE):
-            message = render.checklist_message(incident, section)
-            if message is not None:
-                await self._queue(uow, incident, message, platform=platform)
-        if scenario is not None:
-            await self._queue(uow, incident, render.playbook_message(scenario, suggested=True), platform=platform)
-        return incident
+            text = f"Declared {incident.key}; no chat adapter for {ctx.room.platform!r} to open its room."
+        else:
+            text = f"Declared {incident.key} ({level.name}): {incident.title}. Work it in its thread."
+        return Reply(Message(text=text, kind="reply"), incident=incident.number)
 
     # -- state changes ------------------------------------------------------------------------------
 
     async def _mutate(self, ctx: Context, command: cmd.Command,
                       change: Callable[[Context, Incident, Any, datetime], _Change]) -> Reply | None:
         async with self._uow() as uow:
-            if not await self._first_delivery(uow, ctx.delivery_id):
+            if not await self._notify.first_delivery(uow, ctx.delivery_id):
                 return None
             incident = await self._incident_for(uow, ctx, command)
             now = self._clock.now()
             outcome = change(ctx, incident, command, now)
             await uow.incidents.save(incident)
-            await self._replan(uow, incident)
+            await self._notify.replan(uow, incident)
             if outcome.announce is not None:
-                await self._queue(uow, incident, outcome.announce)
+                await self._notify.queue(uow, incident, outcome.announce, originator=ctx.origin)
             if outcome.card_changed:
-                await self._queue_card(uow, incident)
+                await self._notify.queue_card(uow, incident)
             await uow.commit()
-        await self._deliver()
+        await self._notify.deliver()
         if outcome.reply is not None:
             return outcome.reply
         if self._is_home(incident, ctx) or outcome.announce is None:
@@ -504,7 +492,7 @@ class IncidentService:
         """A plain (non-command) message from an operator's phone: into their current incident's timeline,
         and on to its room and its other followers."""
         async with self._uow() as uow:
-            if not await self._first_delivery(uow, ctx.delivery_id):
+            if not await self._notify.first_delivery(uow, ctx.delivery_id):
                 return None
             if ctx.default_incident is None:
                 return _info("You are not working on an incident yet. Declare one (inc declare P1 \"…\"), or "
@@ -512,31 +500,21 @@ class IncidentService:
             incident = await uow.incidents.get(ctx.default_incident)
             if incident is None:
                 return _error(await self._unknown_incident(uow, ctx.default_incident))
-            concerned_incident.set(incident.number)
             incident.capture_message(by=ctx.actor.name, text=text, now=self._clock.now(), message_ref=message_id)
             await uow.incidents.save(incident)
             room = self._room_of(incident)
             own_chat = room is not None and (room.platform, room.channel) == (ctx.room.platform, ctx.room.channel)
-            await self._queue(uow, incident, Message(text=f"💬 {ctx.actor.name} (WhatsApp): {text}",
-                                                     incident_key=incident.key, kind="info"), to_room=not own_chat)
+            await self._notify.queue(uow, incident, Message(text=f"💬 {ctx.actor.name} (WhatsApp): {text}",
+                                                     incident_key=incident.key, kind="info"), to_room=not own_chat, originator=ctx.origin)
             await uow.commit()
-        await self._deliver()
+        await self._notify.deliver()
         return None
-
-    async def send_direct(self, *, room: Room, message: Message, dedupe_key: str | None = None) -> None:
-        """A message to one person's chat (a reply to a phone, which has no other way to answer)."""
-        async with self._uow() as uow:
-            await uow.outbox.enqueue(Outbound(platform=room.platform, operation="post", message=message,
-                                              dedupe_key=dedupe_key or uuid.uuid4().hex, room=room),
-                                     self._clock.now())
-            await uow.commit()
-        await self._deliver()
 
     # -- customer briefs ------------------------------------------------------------------------------
 
     async def _affects(self, ctx: Context, command: cmd.LinkTenants) -> Reply | None:
         async with self._uow() as uow:
-            if not await self._first_delivery(uow, ctx.delivery_id):
+            if not await self._notify.first_delivery(uow, ctx.delivery_id):
                 return None
             incident = await self._incident_for(uow, ctx, command)
             tenants = await self.briefs.known_tenants(uow, command.tenants)
@@ -545,14 +523,14 @@ class IncidentService:
             announce = Message(text=f"{incident.key} affects {', '.join(incident.tenants)} (added {', '.join(added)} "
                                     f"by {ctx.actor.name}). Brief them: /incident brief all-affected",
                                incident_key=incident.key, kind="update")
-            await self._queue(uow, incident, announce)
+            await self._notify.queue(uow, incident, announce, originator=ctx.origin)
             await uow.commit()
-        await self._deliver()
+        await self._notify.deliver()
         return self._confirmation(incident, ctx, announce)
 
     async def _prepare_brief(self, ctx: Context, command: cmd.PrepareBrief) -> Reply | None:
         async with self._uow() as uow:
-            if not await self._first_delivery(uow, ctx.delivery_id):
+            if not await self._notify.first_delivery(uow, ctx.delivery_id):
                 return None
             incident = await self._incident_for(uow, ctx, command)
             statuses = [e.text for e in await uow.incidents.timeline(incident.number)
@@ -569,7 +547,7 @@ class IncidentService:
 
     async def _send_brief(self, ctx: Context, command: cmd.SendBrief) -> Reply | None:
         async with self._uow() as uow:
-            if not await self._first_delivery(uow, ctx.delivery_id):
+            if not await self._notify.first_delivery(uow, ctx.delivery_id):
                 return None
             brief = await uow.customers.brief(command.brief_id)
             if brief is None:
@@ -578,24 +556,19 @@ class IncidentService:
             assert incident is not None
             announce = await self.briefs.send(uow, brief=brief, incident=incident, by=ctx.actor.name)
             await uow.incidents.save(incident)
-            await self._replan(uow, incident)
-            await self._queue(uow, incident, announce)
+            await self._notify.replan(uow, incident)
+            await self._notify.queue(uow, incident, announce, originator=ctx.origin)
             await uow.commit()
-        await self._deliver()
+        await self._notify.deliver()
         return self._confirmation(incident, ctx, announce)
 
     async def customer_event(self, event: CustomerMessageReceived | CustomerMessageStatus) -> None:
         """A WhatsApp webhook event: a customer's message (window, STOP/START, reply into the thread) or a
         delivery status of a brief. Each event is processed once, however often WhatsApp retries it."""
-        if isinstance(event, CustomerMessageReceived):
-            operator = await self.operators.operator(event.phone)
-            if operator is not None:  # an operator's phone is a chat room, not a customer
-                await self.operators.handle(operator, event)
-                return
         key = (f"wa:{event.message_id}" if isinstance(event, CustomerMessageReceived)
                else f"wa-status:{event.message_id}:{event.status}")
         async with self._uow() as uow:
-            if not await self._first_delivery(uow, key):
+            if not await self._notify.first_delivery(uow, key):
                 return
             if isinstance(event, CustomerMessageReceived):
                 incident, message = await self.briefs.received(uow, event)
@@ -606,9 +579,9 @@ class IncidentService:
             if incident is not None:
                 await uow.incidents.save(incident)
                 if message is not None:
-                    await self._queue(uow, incident, message)
+                    await self._notify.queue(uow, incident, message)
             await uow.commit()
-        await self._deliver()
+        await self._notify.deliver()
 
     async def _resend_as_template(self, uow: UnitOfWork, event: CustomerMessageStatus) -> None:
         """Meta often refuses free text outside the 24-hour window only later, in a `failed` status: a message
@@ -667,14 +640,14 @@ class IncidentService:
                 return Reply(render.playbook_message(scenario))
             incident.note_playbook(by=ctx.actor.name, name=scenario.name, now=self._clock.now())
             await uow.incidents.save(incident)
-            await self._queue(uow, incident, render.playbook_message(scenario))
+            await self._notify.queue(uow, incident, render.playbook_message(scenario), originator=ctx.origin)
             await uow.commit()
-        await self._deliver()
+        await self._notify.deliver()
         return None if self._is_home(incident, ctx) else _info(f"Posted {scenario.name} in {incident.key}'s thread.")
 
     async def _postmortem(self, ctx: Context, command: cmd.CompilePostmortem) -> Reply | None:
         async with self._uow() as uow:
-            if not await self._first_delivery(uow, ctx.delivery_id):
+            if not await self._notify.first_delivery(uow, ctx.delivery_id):
                 return None
             incident = await self._incident_for(uow, ctx, command)
             timeline = await uow.incidents.timeline(incident.number)
@@ -684,16 +657,16 @@ class IncidentService:
             path.write_text(document, encoding="utf-8")
             incident.record_postmortem(by=ctx.actor.name, now=self._clock.now(), path=str(path))
             await uow.incidents.save(incident)
-            await self._replan(uow, incident)
+            await self._notify.replan(uow, incident)
             mime = "text/markdown" if command.format == "md" else "application/json"
-            await self._queue(uow, incident, Message(
+            await self._notify.queue(uow, incident, Message(
                 title=f"Post-mortem for {incident.key}: {incident.title}",
                 text=f"Written to {path}. Sections still empty say _to be written_; add notes and run it again.",
                 attachment=Attachment(filename=path.name, content=document.encode("utf-8"), mime_type=mime,
                                       title=f"{incident.key} post-mortem"),
-                incident_key=incident.key, kind="postmortem"))
+                incident_key=incident.key, kind="postmortem"), originator=ctx.origin)
             await uow.commit()
-        await self._deliver()
+        await self._notify.deliver()
         return _info(f"Post-mortem for {incident.key} written to {path}.")
 
     def _compile(self, incident: Incident, timeline: list, fmt: str) -> str:
@@ -718,15 +691,15 @@ class IncidentService:
                 touched[incident.number] = incident
                 message = self._apply_reminder(incident, reminder.kind, reminder.subject, now)
                 if message is not None:
-                    await self._queue(uow, incident, message, dedupe_key=f"reminder:{reminder.id}")
+                    await self._notify.queue(uow, incident, message, dedupe_key=f"reminder:{reminder.id}")
             for incident in touched.values():
                 await uow.incidents.save(incident)
-                await self._replan(uow, incident)
+                await self._notify.replan(uow, incident)
             if len(due) < REMINDER_BATCH:
                 self.next_reminder_due = await uow.reminders.next_due()
             await uow.commit()
         if due:
-            await self._deliver()
+            await self._notify.deliver()
         return len(due)
 
     def _apply_reminder(self, incident: Incident, kind: str, subject: int, now: datetime) -> Message | None:
@@ -764,15 +737,7 @@ class IncidentService:
             return None
         return message
 
-    async def _replan(self, uow: UnitOfWork, incident: Incident) -> None:
-        level = self.ladder.level(incident.severity)
-        plans = plan(incident, level, self.ladder, self._tz) if level else []
-        await uow.reminders.replace_pending(incident.number, plans, self._clock.now())
-
     # -- helpers ------------------------------------------------------------------------------------
-
-    async def _first_delivery(self, uow: UnitOfWork, delivery_id: str | None) -> bool:
-        return delivery_id is None or await uow.deliveries.first_time(delivery_id, self._clock.now())
 
     async def _incident_for(self, uow: UnitOfWork, ctx: Context, command: cmd.Command,
                             required: bool = True) -> Incident:
@@ -785,8 +750,6 @@ class IncidentService:
             incident = await uow.incidents.get(number)
             if incident is None:
                 raise DomainError(await self._unknown_incident(uow, number))
-        if incident is not None:
-            concerned_incident.set(incident.number)
         if incident is None and required:
             name = getattr(command, "name", "command")
             usage = cmd.USAGE.get(_COMMAND_WORDS.get(type(command), ""), "")
@@ -812,42 +775,6 @@ class IncidentService:
         if incident.platform is None or incident.channel is None:
             return None
         return Room(incident.platform, incident.channel, incident.thread)
-
-    async def _queue(self, uow: UnitOfWork, incident: Incident, message: Message, *, operation: str = "post",
-                     room: Room | None = None, platform: str | None = None, dedupe_key: str | None = None,
-                     to_room: bool = True) -> None:
-        """Write a message to the outbox in this unit of work's transaction (for the incident's room unless
-        `to_room` is False, and a copy for each follower); `_deliver` sends them after commit."""
-        self.outbox.note_room(incident)
-        key = dedupe_key or uuid.uuid4().hex
-        if operation == "open_room":
-            self.outbox.note_opening(key, incident)
-        if to_room:
-            outbound = Outbound(platform=platform or incident.platform or "", operation=operation,  # type: ignore[arg-type]
-                                message=message, dedupe_key=key, incident_number=incident.number, room=room)
-            await uow.outbox.enqueue(outbound, self._clock.now())
-        if operation == "update_card":
-            return  # followers get the news itself, not a fresh card on every change
-        own = (incident.platform, incident.channel)
-        for follower_platform, address in await uow.operators.followers(incident.number):
-            if (follower_platform, address) in (own, _originator.get()):
-                continue
-            await uow.outbox.enqueue(Outbound(
-                platform=follower_platform, operation="post",
-                message=message if message.incident_key else replace(message, incident_key=incident.key),
-                dedupe_key=f"{key}>{follower_platform}:{address}", room=Room(follower_platform, address)),
-                self._clock.now())
-
-    async def _queue_card(self, uow: UnitOfWork, incident: Incident) -> None:
-        level = self.ladder.level(incident.severity)
-        if level is not None:
-            await self._queue(uow, incident, render.incident_card(incident, level, self._tz), operation="update_card")
-
-    async def _deliver(self) -> None:
-        if self._deliver_inline:
-            await self.outbox.drain()
-        else:
-            self.outbox.kick()
 
 
 _COMMAND_WORDS = {

@@ -13,12 +13,9 @@ import re
 from dataclasses import replace
 
 from bot.briefs.templates import normalize_phone
-from bot.incident.service import (
-    Context,
-    IncidentService,
-    _originator,
-    concerned_incident,
-)
+from bot.delivery.notifier import Notifier
+from bot.incident import commands as cmd
+from bot.incident.service import Context, IncidentService
 from bot.operators.roster import Operator, command_text
 from bot.ports import (
     Actor,
@@ -36,8 +33,10 @@ _BUTTON = re.compile(r"^warroom:(ack|update|resolve|snooze):(INC-[0-9]{1,9})$", 
 
 
 class OperatorDesk:
-    def __init__(self, *, service: IncidentService, uow: UnitOfWorkFactory, clock: Clock) -> None:
+    def __init__(self, *, service: IncidentService, notifier: Notifier, uow: UnitOfWorkFactory,
+                 clock: Clock) -> None:
         self._service = service
+        self._notifier = notifier
         self._uow = uow
         self._clock = clock
 
@@ -75,19 +74,22 @@ class OperatorDesk:
         async with self._uow() as uow:
             return await uow.operators.all()
 
+    async def customer_event(self, event: CustomerMessageReceived | CustomerMessageStatus) -> None:
+        """WhatsApp's front door: an operator's phone is a chat room (commands, timeline messages, buttons);
+        every other number is a customer's, and statuses are of briefs."""
+        if isinstance(event, CustomerMessageReceived):
+            operator = await self.operator(event.phone)
+            if operator is not None:
+                await self.handle(operator, event)
+                return
+        await self._service.customer_event(event)
+
     async def handle(self, operator: Operator, event: CustomerMessageReceived) -> None:
         """Run an operator's message: a button reply, a command, or a timeline message."""
         room = Room(PLATFORM, operator.phone)
         ctx = Context(actor=Actor(id=operator.phone, name=operator.name), room=room,
                       delivery_id=f"wa-op:{event.message_id}", default_incident=operator.current_incident)
-        originator = _originator.set((PLATFORM, operator.phone))
-        concerned = concerned_incident.set(None)
-        try:
-            reply = await self._dispatch(ctx, event)
-            number = concerned_incident.get()
-        finally:
-            _originator.reset(originator)
-            concerned_incident.reset(concerned)
+        reply, number = await self._dispatch(ctx, event)
         if number is not None and number != operator.current_incident:
             async with self._uow() as uow:
                 await uow.operators.set_current(operator.phone, number)
@@ -95,20 +97,29 @@ class OperatorDesk:
         if reply is not None:
             key = f"INC-{number}" if number is not None else None
             message = reply.message if reply.message.incident_key or key is None else _with_key(reply.message, key)
-            await self._service.send_direct(room=room, message=message, dedupe_key=f"reply:{event.message_id}")
+            await self._notifier.send_direct(room=room, message=message, dedupe_key=f"reply:{event.message_id}")
 
-    async def _dispatch(self, ctx: Context, event: CustomerMessageReceived) -> Reply | None:
+    async def _dispatch(self, ctx: Context, event: CustomerMessageReceived) -> tuple[Reply | None, int | None]:
+        """The reply, and the incident the message was about (the operator's current one from then on)."""
         button = _BUTTON.match(event.button_payload or "")
         if button is not None:
             action, key = button.group(1).lower(), button.group(2).upper()
             if action == "update":
                 return Reply(Message(text=f'Reply with: inc status "what changed" (goes to {key}).',
-                                     incident_key=key, kind="reply"))
-            return await self._service.press_button(ctx, action=action, value=key)
+                                     incident_key=key, kind="reply")), None
+            reply = await self._service.press_button(ctx, action=action, value=key)
+            return reply, await self._service.concerned_incident(ctx, cmd.ShowIncident(incident=int(key[4:])))
         text = command_text(event.text)
         if text is None:
-            return await self._service.operator_message(ctx, text=event.text, message_id=event.message_id)
-        return await self._service.run_command(ctx, text)
+            return await self._service.operator_message(ctx, text=event.text, message_id=event.message_id), \
+                ctx.default_incident
+        command = self._service.parse(text)
+        if isinstance(command, cmd.UsageError):
+            return Reply(Message(text=str(command), kind="error"), ok=False), None
+        reply = await self._service.execute(ctx, command)
+        if isinstance(command, cmd.Declare):  # the new incident (none for a repeated delivery)
+            return reply, reply.incident if reply is not None else None
+        return reply, await self._service.concerned_incident(ctx, command)
 
 
 def _with_key(message: Message, key: str) -> Message:

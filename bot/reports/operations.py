@@ -27,7 +27,7 @@ from bot.reports.digest import DigestSchedule, build_digest
 from playbooks.schema import Ladder
 
 if TYPE_CHECKING:
-    from bot.incident.service import IncidentService
+    from bot.delivery.notifier import Notifier
 
 log = logging.getLogger("warroom.operations")
 
@@ -61,9 +61,9 @@ class FreezeStatus:
 
 
 class Operations:
-    def __init__(self, *, service: "IncidentService", uow: UnitOfWorkFactory, clock: Clock, ladder: Ladder,
+    def __init__(self, *, notifier: Notifier, uow: UnitOfWorkFactory, clock: Clock, ladder: Ladder,
                  room: Room, schedule: DigestSchedule | None, tz: ZoneInfo) -> None:
-        self._service = service
+        self._notify = notifier
         self._uow = uow
         self._clock = clock
         self._ladder = ladder
@@ -122,7 +122,7 @@ class Operations:
             await uow.commit()
         self._known_due = following
         log.info("daily digest for %s queued for %s %s", day, self.room.platform, self.room.channel)
-        await self._service._deliver()
+        await self._notify.deliver()
         return True
 
     # -- freeze and metrics ------------------------------------------------------------------------------

@@ -78,14 +78,14 @@ async def test_free_text_inside_the_24_hour_window_and_template_fallback_on_1310
     await desk.ok('declare P1 "x" tenant=acme')
     thread = await desk.room(1)
     now = desk.clock.now()
-    await desk.service.customer_event(CustomerMessageReceived(phone=JANE, text="is it down?", message_id="wamid.in1", at=now))
+    await desk.app.operators.customer_event(CustomerMessageReceived(phone=JANE, text="is it down?", message_id="wamid.in1", at=now))
     desk.whatsapp.fail(JANE, DeliveryError("outside window", code=131047, permanent=True))
     await desk.ok("brief acme --send", room=thread)
     sent = {(m["to"], m["type"]) for m in desk.whatsapp.sent}
     assert sent == {(JANE, "template"), (JOHN, "template")}  # Jane's free text bounced (131047) → template
     assert any("outside WhatsApp's 24-hour window" in t for t in desk.chat.texts(thread))
     desk.clock.advance(minutes=5)
-    await desk.service.customer_event(CustomerMessageReceived(phone=JOHN, text="thanks", message_id="wamid.in2",
+    await desk.app.operators.customer_event(CustomerMessageReceived(phone=JOHN, text="thanks", message_id="wamid.in2",
                                                               at=desk.clock.now()))
     await desk.ok("brief acme --send", room=thread)
     assert (JOHN, "text") in {(m["to"], m["type"]) for m in desk.whatsapp.sent}
@@ -108,14 +108,14 @@ async def test_rate_limited_recipient_is_retried_after_the_wait(desk):
     await desk.ok("brief globex --send", room=thread)
     assert desk.whatsapp.sent == []
     desk.clock.advance(seconds=10)
-    await desk.service.outbox.drain()
+    await desk.app.outbox.drain()
     assert [m["to"] for m in desk.whatsapp.sent] == [GLO]
 
 
 async def test_stop_opts_out_start_opts_back_in_and_preview_shows_it(desk):
     await desk.ok('declare P1 "x" tenant=acme')
     thread = await desk.room(1)
-    await desk.service.customer_event(CustomerMessageReceived(phone=JANE, text=" stop ", message_id="w1",
+    await desk.app.operators.customer_event(CustomerMessageReceived(phone=JANE, text=" stop ", message_id="w1",
                                                               at=desk.clock.now()))
     assert desk.whatsapp.sent[-1] == {"to": JANE, "type": "text", "id": desk.whatsapp.sent[-1]["id"],
                                       "text": "You will no longer get incident updates from us. Reply START to get "
@@ -124,7 +124,7 @@ async def test_stop_opts_out_start_opts_back_in_and_preview_shows_it(desk):
     assert f"✗ skipped (opted out) Jane at acme ({JANE})" in preview.message.text
     await desk.ok("brief send 1", room=thread)
     assert [m["to"] for m in desk.whatsapp.sent if m["type"] == "template"] == [JOHN]
-    await desk.service.customer_event(CustomerMessageReceived(phone=JANE, text="START", message_id="w2",
+    await desk.app.operators.customer_event(CustomerMessageReceived(phone=JANE, text="START", message_id="w2",
                                                               at=desk.clock.now()))
     preview = await desk.ok("brief acme", room=thread)
     assert f"→ Jane at acme ({JANE})" in preview.message.text
@@ -135,8 +135,8 @@ async def test_customer_replies_land_in_the_thread_and_duplicates_are_ignored(de
     thread = await desk.room(1)
     event = CustomerMessageReceived(phone=JOHN, text="our till is still failing", message_id="wamid.r1",
                                     at=desk.clock.now())
-    await desk.service.customer_event(event)
-    await desk.service.customer_event(event)  # WhatsApp retries webhooks
+    await desk.app.operators.customer_event(event)
+    await desk.app.operators.customer_event(event)  # WhatsApp retries webhooks
     replies = [t for t in desk.chat.texts(thread) if t.startswith("💬 Customer John at acme")]
     assert replies == [f"💬 Customer John at acme ({JOHN}) replied: our till is still failing"]
 
@@ -148,9 +148,9 @@ async def test_delivery_statuses_update_recipients_and_failures_are_reported(des
     jane_id = next(m["id"] for m in desk.whatsapp.sent if m["to"] == JANE)
     john_id = next(m["id"] for m in desk.whatsapp.sent if m["to"] == JOHN)
     now = desk.clock.now()
-    await desk.service.customer_event(CustomerMessageStatus(message_id=jane_id, status="read", at=now))
-    await desk.service.customer_event(CustomerMessageStatus(message_id=jane_id, status="delivered", at=now))
-    await desk.service.customer_event(CustomerMessageStatus(message_id=john_id, status="failed", at=now,
+    await desk.app.operators.customer_event(CustomerMessageStatus(message_id=jane_id, status="read", at=now))
+    await desk.app.operators.customer_event(CustomerMessageStatus(message_id=jane_id, status="delivered", at=now))
+    await desk.app.operators.customer_event(CustomerMessageStatus(message_id=john_id, status="failed", at=now,
                                                             error_code=131047, error_title="Re-engagement message"))
     async with desk.service._uow() as uow:  # noqa: SLF001
         statuses = {r.phone: r.status for r in await uow.customers.recipients(1)}

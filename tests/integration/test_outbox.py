@@ -19,12 +19,12 @@ async def test_a_rate_limited_send_waits_for_retry_after_and_is_delivered_once(t
     assert [e.text for e in await _timeline(team)][-1] == "first"
     assert not any("first" in t for t in team.chat.texts(thread))
     team.clock.advance(seconds=29)
-    await team.service.outbox.drain()
+    await team.app.outbox.drain()
     assert not any("first" in t for t in team.chat.texts(thread))
     team.clock.advance(seconds=1)
-    await team.service.outbox.drain()
+    await team.app.outbox.drain()
     assert sum("first" in t for t in team.chat.texts(thread)) == 1
-    await team.service.outbox.drain()
+    await team.app.outbox.drain()
     assert sum("first" in t for t in team.chat.texts(thread)) == 1
 
 
@@ -33,9 +33,9 @@ async def test_transient_failures_back_off_then_give_up_visibly_and_retry_on_req
     thread = await team.room(1)
     team.chat.fail_next(*[ConnectionError("chat API unreachable")] * 20)
     await team.ok('status "during the outage"', room=thread)
-    for _ in range(team.service.outbox.max_attempts + 2):
+    for _ in range(team.app.outbox.max_attempts + 2):
         team.clock.advance(minutes=10)  # past any backoff (capped at 5 min)
-        await team.service.outbox.drain()
+        await team.app.outbox.drain()
     failed = await _entries(team, "failed")
     assert len(failed) == 1 and failed[0].incident_number == 1
     assert "gave up after 8 attempts" in failed[0].last_error and "chat API unreachable" in failed[0].last_error
@@ -44,7 +44,7 @@ async def test_transient_failures_back_off_then_give_up_visibly_and_retry_on_req
     async with team.service._uow() as uow:  # noqa: SLF001
         assert await uow.outbox.requeue_failed(team.clock.now()) == 1
         await uow.commit()
-    await team.service.outbox.drain()
+    await team.app.outbox.drain()
     assert sum("during the outage" in t for t in team.chat.texts(thread)) == 1
 
 
@@ -58,7 +58,7 @@ async def test_backoff_grows_exponentially_with_jitter_and_is_bounded(team):
         [entry] = await _entries(team, "pending")
         waits.append((entry.next_attempt_at - team.clock.now()).total_seconds())
         team.clock.current = entry.next_attempt_at
-        await team.service.outbox.drain()
+        await team.app.outbox.drain()
     assert all(0.5 * 2 ** i <= wait <= 2 ** i for i, wait in enumerate(waits)), waits
     assert sum("Status update" in t for t in team.chat.texts(thread)) == 1
 
@@ -78,7 +78,7 @@ async def test_posts_wait_for_the_room_and_keep_their_order(team):
     assert reply.message.text.startswith("Declared INC-1")  # recorded and acknowledged anyway
     assert team.chat.sent == []
     team.clock.advance(seconds=5)
-    await team.service.outbox.drain()
+    await team.app.outbox.drain()
     kinds = [s.message.kind for s in team.chat.sent]
     assert kinds[0] == "card" and kinds[1:3] == ["checklist", "checklist"]
     thread = await team.room(1)
@@ -113,10 +113,10 @@ async def test_a_message_left_sending_by_a_dead_sender_is_retried_after_its_leas
         claimed = await uow.outbox.claim(team.clock.now(), 10, timedelta(minutes=2))
         await uow.commit()
     assert [c.outbound.message.text for c in claimed] == ["orphan"]
-    await team.service.outbox.drain()
+    await team.app.outbox.drain()
     assert "orphan" not in team.chat.texts(thread)
     team.clock.advance(minutes=3)
-    await team.service.outbox.drain()
+    await team.app.outbox.drain()
     assert team.chat.texts(thread).count("orphan") == 1
 
 
@@ -128,7 +128,7 @@ async def test_the_same_dedupe_key_is_queued_once(team):
             await uow.outbox.enqueue(Outbound(platform="console", operation="post", message=Message(text="once"),
                                               dedupe_key="k-1", incident_number=1), team.clock.now())
         await uow.commit()
-    await team.service.outbox.drain()
+    await team.app.outbox.drain()
     assert team.chat.texts(await team.room(1)).count("once") == 1
 
 
@@ -174,7 +174,7 @@ async def test_a_burst_through_a_flaky_chat_api_is_delivered_exactly_once(team):
             await self._roll()
             return await self.inner.open_incident_room(**kwargs)
 
-    team.service.outbox._chat = {"console": Flaky(team.chat)}  # noqa: SLF001 - the platform starts misbehaving
+    team.app.outbox._chat = {"console": Flaky(team.chat)}  # noqa: SLF001 - the platform starts misbehaving
     for n in range(10):
         await team.ok(f'declare P1 "incident {n}"')
     for n in range(1, 11):
@@ -182,7 +182,7 @@ async def test_a_burst_through_a_flaky_chat_api_is_delivered_exactly_once(team):
             await team.ok(f'status INC-{n} "update {n}.{k}"')
     for _ in range(200):  # let retry time pass until the outbox is empty
         team.clock.advance(seconds=30)
-        await team.service.outbox.drain()
+        await team.app.outbox.drain()
         async with team.service._uow() as uow:  # noqa: SLF001
             if not await uow.outbox.entries(("pending", "sending", "failed")):
                 break
@@ -228,11 +228,11 @@ async def test_after_a_failure_mid_incident_the_messages_behind_it_wait_unsent_a
     team.chat.on_sent = lambda sent: (previous(sent), sent.message.text == "m1"
                                       and team.chat.fail_next(ConnectionError("down")))
 
-    await team.service.outbox.drain()
+    await team.app.outbox.drain()
 
     assert [t for t in team.chat.texts(thread) if t.startswith("m")] == ["m1"]
     waiting = {e.summary: e.attempts for e in await _entries(team, "pending", "sending")}
     assert waiting == {"m2": 1, "m3": 0, "m4": 0}  # m3 and m4 were put back, never attempted
     team.clock.advance(seconds=5)
-    await team.service.outbox.drain()
+    await team.app.outbox.drain()
     assert [t for t in team.chat.texts(thread) if t.startswith("m")] == ["m1", "m2", "m3", "m4"]

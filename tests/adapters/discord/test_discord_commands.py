@@ -177,7 +177,7 @@ async def test_with_background_delivery_the_answer_comes_first_and_the_thread_fo
     try:
         text = await guild.reply_text("declare", title="Payments down", severity="P1")
         assert "Declared INC-1 (P1): Payments down" in text
-        await guild.service.outbox.wait_idle()
+        await guild.app.outbox.wait_idle()
         (card,) = fake.sent_to(guild.incidents["id"])
         titles = [m["embeds"][0]["title"] for m in fake.sent_to(card["id"])]
         assert titles[:2] == ["First minutes checklist", "Triage checklist"]

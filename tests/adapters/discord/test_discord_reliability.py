@@ -37,9 +37,9 @@ async def test_a_long_429_goes_back_to_the_outbox_and_is_delivered_once_after_re
     assert not any("standby" in (m["content"] or "") for m in guild.fake.sent_to(thread["id"]))
     assert (await outbox_counts(guild)).get("pending") == 1
 
-    assert await guild.service.outbox.drain() == 0  # not before Discord's retry_after
+    assert await guild.app.outbox.drain() == 0  # not before Discord's retry_after
     guild.clock.advance(seconds=61)
-    assert await guild.service.outbox.drain() == 1
+    assert await guild.app.outbox.drain() == 1
 
     delivered = [m for m in guild.fake.sent_to(thread["id"]) if "standby" in (m["content"] or "")]
     assert len(delivered) == 1
@@ -56,7 +56,7 @@ async def test_a_failed_thread_open_is_retried_without_posting_a_second_card(gui
     assert len(guild.fake.sent_to(guild.incidents["id"])) == 1
     assert (await guild.incident(1)).thread is None
     guild.clock.advance(seconds=6)
-    await guild.service.outbox.drain()
+    await guild.app.outbox.drain()
 
     (card,) = guild.fake.sent_to(guild.incidents["id"])
     incident = await guild.incident(1)
@@ -96,6 +96,6 @@ async def test_a_permanent_failure_is_given_up_by_the_outbox_not_retried(guild: 
     await guild.command("note", text="will not arrive", where=thread)
     assert (await outbox_counts(guild)).get("failed") == 1
     guild.clock.advance(hours=1)
-    await guild.service.outbox.drain()
+    await guild.app.outbox.drain()
     assert len([c for c in guild.fake.requests("POST", rf"^/channels/{thread['id']}/messages$")
                 if c.json and "will not arrive" in (c.json.get("content") or "")]) == 1

@@ -72,7 +72,7 @@ class Server:
         self.app = await build(settings, chat={"slack": chat}, clock=clock, messenger=MemoryWhatsApp())
         self.inbound = SlackInbound(service=self.app.service, chat=chat, signing_secret=SLACK_SECRET)
         routes = [*slack_routes(self.inbound.app),
-                  *whatsapp_routes(verify_token="v", app_secret=WA_SECRET, on_event=self.app.service.customer_event)]
+                  *whatsapp_routes(verify_token="v", app_secret=WA_SECRET, on_event=self.app.operators.customer_event)]
         self.http = httpx.AsyncClient(transport=httpx.ASGITransport(app=build_http_app(routes)),
                                       base_url="http://warroom.test")
         return self

@@ -36,7 +36,7 @@ def _webhook(value: dict) -> bytes:
 async def test_brief_reaches_the_graph_api_and_webhooks_come_back_into_the_thread(settings, clock, fake, cloud):
     team = await _team(settings, clock, cloud)
     http = httpx.AsyncClient(transport=httpx.ASGITransport(app=Starlette(routes=whatsapp_routes(
-        verify_token=VERIFY, app_secret=SECRET, on_event=team.service.customer_event))), base_url="http://wr")
+        verify_token=VERIFY, app_secret=SECRET, on_event=team.app.operators.customer_event))), base_url="http://wr")
     await team.ok('declare P1 "Payments down" tenant=acme')
     thread = await team.room(1)
     fake.fail_recipient(JOHN.lstrip("+"), code=131026)  # John's number is not on WhatsApp

@@ -68,7 +68,7 @@ async def phones(tmp_path, clock, fake, cloud, database_url):
     whatsapp = WhatsAppChat(cloud, fallback_template="warroom_operator_update")
     app = await build(settings, chat={"whatsapp": whatsapp, "slack": slack}, clock=clock, messenger=cloud)
     http = httpx.AsyncClient(transport=httpx.ASGITransport(app=Starlette(routes=whatsapp_routes(
-        verify_token="v", app_secret=SECRET, on_event=app.service.customer_event))), base_url="http://wr")
+        verify_token="v", app_secret=SECRET, on_event=app.operators.customer_event))), base_url="http://wr")
     team = Phones(app, http, fake, clock)
     team.slack = slack
     yield team
@@ -195,11 +195,11 @@ async def test_a_removed_operator_gets_nothing_more_and_stays_removed(phones, tm
     from bot.app.bootstrap import build as rebuild
 
     extra = "+254700000013"
-    assert await phones.app.service.operators.add(phone=extra, name="carol")
+    assert await phones.app.operators.add(phone=extra, name="carol")
     await phones.send(ALICE, 'inc declare P1 "Payments down"')
     await phones.send(extra, "inc follow INC-1")
     before = len(phones.received(extra))
-    assert await phones.app.service.operators.remove(extra)
+    assert await phones.app.operators.remove(extra)
     await phones.send(ALICE, 'inc status "still down"')
     await phones.send(extra, 'inc status "from the lost phone"')
     assert len(phones.received(extra)) == before  # no update, and no reply to its command
@@ -207,7 +207,7 @@ async def test_a_removed_operator_gets_nothing_more_and_stays_removed(phones, tm
     settings = make_settings(tmp_path, database_url=database_url, whatsapp_operators=f"alice={ALICE}")
     restarted = await rebuild(settings, chat={}, clock=clock, messenger=cloud)
     try:
-        roster = {o.phone: o for o in await restarted.service.operators.all()}
+        roster = {o.phone: o for o in await restarted.operators.all()}
         assert extra not in roster  # the CLI's removal lasts
         assert BOB not in roster  # taken out of the list: removed at the next start
         assert roster[ALICE].from_environment
