@@ -10,6 +10,7 @@ from __future__ import annotations
 import hashlib
 import hmac
 import logging
+import re
 import time
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
@@ -90,6 +91,54 @@ async def _send_json(send: Any, status: int, body: bytes) -> None:
 
 class _TooLarge(Exception):
     pass
+
+
+# A query parameter whose (decoded) name contains one of these carries a secret: Meta's hub.verify_token,
+# access_token, api_key, client_secret, signature, an OAuth code…
+_SECRET_PARAM = re.compile(r"token|secret|passw|pwd|key|sig|auth|credential|code|session", re.IGNORECASE)
+REDACTED = "[redacted]"
+
+
+def redact_query_secrets(target: str) -> str:
+    """'/whatsapp/webhook?hub.mode=subscribe&hub.verify_token=s3cret&hub.challenge=1'
+    → '/whatsapp/webhook?hub.mode=subscribe&hub.verify_token=[redacted]&hub.challenge=1'."""
+    from urllib.parse import unquote_plus
+
+    path, mark, query = target.partition("?")
+    if not mark:
+        return target
+    parts = []
+    for part in query.split("&"):
+        name, equals, value = part.partition("=")
+        if equals and value and _SECRET_PARAM.search(unquote_plus(name)):
+            value = REDACTED
+        parts.append(f"{name}{equals}{value}")
+    return f"{path}?{'&'.join(parts)}"
+
+
+class RedactQuerySecrets(logging.Filter):
+    """A logging filter for uvicorn's access log: the request target (its 3rd argument, and any other string
+    argument holding a query) loses the values of token-like query parameters before it is formatted."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if isinstance(record.args, tuple) and record.args:
+            record.args = tuple(redact_query_secrets(a) if isinstance(a, str) and "?" in a else a
+                                for a in record.args)
+        if isinstance(record.msg, str) and "?" in record.msg:
+            record.msg = redact_query_secrets(record.msg)
+        return True
+
+
+ACCESS_LOGGERS = ("uvicorn.access",)
+
+
+def redact_access_log(loggers: Sequence[str] = ACCESS_LOGGERS) -> None:
+    """Install `RedactQuerySecrets` on uvicorn's access logger (idempotent). Call it once uvicorn's logging is
+    configured, i.e. after `uvicorn.Config(...)`: logger filters survive uvicorn's dictConfig anyway."""
+    for name in loggers:
+        logger = logging.getLogger(name)
+        if not any(isinstance(f, RedactQuerySecrets) for f in logger.filters):
+            logger.addFilter(RedactQuerySecrets())
 
 
 async def health(request: Request) -> Response:

@@ -116,7 +116,7 @@ async def _serve(args: argparse.Namespace) -> int:
 
     import uvicorn
 
-    from adapters.http import build_http_app
+    from adapters.http import build_http_app, redact_access_log
     from bot.app.bootstrap import build
 
     settings = _settings()
@@ -189,6 +189,7 @@ async def _serve(args: argparse.Namespace) -> int:
         app.start_scheduler()
         config = uvicorn.Config(build_http_app(routes), host=host, port=port, log_level=settings.log_level.lower(),
                                 lifespan="off")
+        redact_access_log()  # uvicorn's access log shows each URL: no hub.verify_token=… in it
         where = "".join(f"{' '.join(sorted(r.methods - {'HEAD'}))} {r.path}, " for r in routes)
         print(f"warroom: serving {where}GET /health on http://{host}:{port}", file=sys.stderr)
         # uvicorn stops gracefully on SIGINT/SIGTERM and then re-raises the signal to the handler that was there

@@ -149,8 +149,8 @@ async def test_json_nested_ten_thousand_levels_is_a_4xx_on_every_route(server: S
 
 async def test_a_signed_deep_slack_body_says_it_is_nested_too_deeply(server: Server):
     body = nested("object")
-    response = await server.http.post("/slack/events", content=body,
-                                      headers={"Content-Type": "application/json", **credentials("/slack/events", body)})
+    response = await server.http.post("/slack/events", content=body, headers={
+        "Content-Type": "application/json", **credentials("/slack/events", body)})
     assert response.status_code == 400 and "nested too deeply" in response.json()["error"]
     body = nested("list")
     response = await server.http.post("/whatsapp/webhook", content=body,
@@ -173,7 +173,8 @@ async def test_an_odd_slack_timestamp_is_a_401_naming_the_header(server: Server,
     signature = "v0=" + hmac.new(SLACK_SECRET.encode(), b"v0:" + stamp.encode() + b":" + body,
                                  hashlib.sha256).hexdigest()
     response = await server.http.post("/slack/events", content=body, headers={
-        "Content-Type": "application/json", "X-Slack-Request-Timestamp": stamp.encode(), "X-Slack-Signature": signature})
+        "Content-Type": "application/json", "X-Slack-Request-Timestamp": stamp.encode(),
+        "X-Slack-Signature": signature})
 
     assert response.status_code == 401, response.text
     assert "X-Slack-Request-Timestamp" in response.json()["error"]
