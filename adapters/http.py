@@ -44,7 +44,10 @@ class BodySizeLimit:
             await self.app(scope, receive, send)
             return
         declared = dict(scope.get("headers") or []).get(b"content-length")
-        if declared is not None and (not declared.isdigit() or int(declared) > self.limit):
+        if declared is not None and not declared.strip().isdigit():
+            await _send_json(send, 400, b'{"error": "Content-Length is not a number of bytes"}')
+            return
+        if declared is not None and (len(declared.strip()) > 18 or int(declared) > self.limit):  # 5,000 digits
             await self._too_large(send)
             return
         seen = 0

@@ -211,6 +211,24 @@ async def test_an_unsigned_malformed_slack_body_is_refused_for_its_signature_not
     assert response.status_code == 401 and "Slack request refused" in response.json()["error"]
 
 
+async def test_an_odd_content_length_is_a_4xx_saying_so(server: Server):
+    for declared, status, says in ((b"abc", 400, "not a number"), (b"9" * 5000, 413, "too large"),
+                                   (b"-1", 400, "not a number")):
+        sent: list[dict] = []
+
+        async def receive() -> dict:
+            return {"type": "http.request", "body": b"{}", "more_body": False}
+
+        async def send(message: dict) -> None:
+            sent.append(message)
+
+        await server.asgi({"type": "http", "asgi": {"version": "3.0"}, "http_version": "1.1", "method": "POST",
+                           "scheme": "http", "path": "/slack/events", "raw_path": b"/slack/events",
+                           "query_string": b"", "root_path": "", "server": ("warroom.test", 80),
+                           "client": ("127.0.0.1", 5000), "headers": [(b"content-length", declared)]}, receive, send)
+        assert sent[0]["status"] == status and says in json.loads(sent[1]["body"])["error"], (declared[:10], sent)
+
+
 # -- 1. a client that hangs up mid-body -----------------------------------------------------------------------
 
 
