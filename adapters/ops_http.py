@@ -185,9 +185,11 @@ def ops_routes(app: Any) -> list["BaseRoute"]:
         body = await request.body()
         try:
             payload = json.loads(body)
-        except (ValueError, RecursionError) as problem:  # JSONDecodeError and UnicodeDecodeError are ValueErrors
-            detail = str(problem).splitlines()[0][:200] if str(problem) else "nesting too deep"
+        except ValueError as problem:  # JSONDecodeError and UnicodeDecodeError are ValueErrors
+            detail = str(problem).splitlines()[0][:200] if str(problem) else "unreadable"
             return refuse(endpoint, "bad_json", 400, f"body is not valid JSON: {detail}")
+        except RecursionError:
+            return refuse(endpoint, "bad_json", 400, "body is not valid JSON: nested too deeply")
         try:
             parsed = parse(payload)
         except AlertPayloadError as problem:

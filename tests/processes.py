@@ -17,6 +17,17 @@ from slack_sdk.signature import SignatureVerifier
 ROOT = Path(__file__).resolve().parents[1]
 
 
+# What a developer's shell or CI may export for the real platforms; a child process started by a test sees
+# none of it, only what the test sets (a stray SLACK_BOT_TOKEN would otherwise make `warroom serve` talk to Slack).
+PLATFORM_PREFIXES = ("SLACK_", "DISCORD_", "WHATSAPP_", "WARROOM_")
+
+
+def child_env(**variables: str) -> dict[str, str]:
+    """This process's environment without any platform variable, plus `variables` (the test's own)."""
+    clean = {k: v for k, v in os.environ.items() if not k.upper().startswith(PLATFORM_PREFIXES)}
+    return {**clean, **variables}
+
+
 def free_port() -> int:
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
@@ -35,12 +46,12 @@ class ServeProcess:
     async def start(cls, *, cwd: Path, env: dict[str, str], ready: str = "Uvicorn running on",
                     timeout: float = 30.0) -> "ServeProcess":
         port = free_port()
-        clean = {k: v for k, v in os.environ.items() if not k.startswith(("SLACK_", "WARROOM_", "WHATSAPP_"))}
-        variables = {**clean, "PYTHONPATH": str(ROOT), "WARROOM_HTTP_HOST": "127.0.0.1",
-                     "WARROOM_HTTP_PORT": str(port), "WARROOM_LOG_LEVEL": "INFO", **env}
+        variables = child_env(**{"PYTHONPATH": str(ROOT), "WARROOM_HTTP_HOST": "127.0.0.1",
+                                 "WARROOM_HTTP_PORT": str(port), "WARROOM_LOG_LEVEL": "INFO", **env})
+        # stdout too: uvicorn writes its access log there, and tests read every line the server logs
         process = await asyncio.create_subprocess_exec(sys.executable, "-m", "bot.app.cli", "serve", cwd=cwd,
-                                                       env=variables, stderr=asyncio.subprocess.PIPE,
-                                                       stdout=asyncio.subprocess.DEVNULL)
+                                                       env=variables, stdout=asyncio.subprocess.PIPE,
+                                                       stderr=asyncio.subprocess.STDOUT)
         served = cls(process, port)
         await served.wait_for_line(ready, timeout)
         served._reader = asyncio.create_task(served._keep_reading())  # never let a full pipe block the server
@@ -48,9 +59,9 @@ class ServeProcess:
 
     async def wait_for_line(self, needle: str, timeout: float = 30.0) -> str:
         async def read() -> str:
-            assert self.process.stderr is not None
+            assert self.process.stdout is not None
             while True:
-                raw = await self.process.stderr.readline()
+                raw = await self.process.stdout.readline()
                 if not raw:
                     raise AssertionError("warroom serve exited:\n" + "".join(self.log))
                 line = raw.decode("utf-8", "replace")
@@ -61,8 +72,8 @@ class ServeProcess:
         return await asyncio.wait_for(read(), timeout)
 
     async def _keep_reading(self) -> None:
-        assert self.process.stderr is not None
-        while raw := await self.process.stderr.readline():
+        assert self.process.stdout is not None
+        while raw := await self.process.stdout.readline():
             self.log.append(raw.decode("utf-8", "replace"))
 
     async def stop(self) -> int:

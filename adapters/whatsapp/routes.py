@@ -58,25 +58,34 @@ def whatsapp_routes(*, verify_token: str | SecretStr, app_secret: str | SecretSt
         if params.get("hub.mode") != "subscribe" or not hmac.compare_digest(given.encode(), token.encode()):
             log.warning("whatsapp: webhook verification refused (mode=%r, token %s)", params.get("hub.mode"),
                         "given" if given else "missing")
-            return PlainTextResponse("forbidden", status_code=403)
+            problem = ("hub.mode must be 'subscribe'" if params.get("hub.mode") != "subscribe"
+                       else "hub.verify_token is missing" if not given else "hub.verify_token does not match")
+            return PlainTextResponse(f"forbidden: {problem}", status_code=403)
         return PlainTextResponse(params.get("hub.challenge", ""))
 
     async def receive(request: Request) -> Response:
         declared = request.headers.get("content-length", "")
         if declared.isdigit() and int(declared) > MAX_BODY_BYTES:
-            return PlainTextResponse("payload too large", status_code=413)
+            return PlainTextResponse(f"payload too large (limit {MAX_BODY_BYTES} bytes)", status_code=413)
         raw = await request.body()
         if len(raw) > MAX_BODY_BYTES:
-            return PlainTextResponse("payload too large", status_code=413)
+            return PlainTextResponse(f"payload too large (limit {MAX_BODY_BYTES} bytes)", status_code=413)
+        # Nothing of the body is parsed before its signature is checked on the raw bytes.
         if not verify_signature(secret, raw, request.headers.get(SIGNATURE_HEADER)):
-            log.warning("whatsapp: webhook refused, %s signature (%d bytes)",
-                        "bad" if request.headers.get(SIGNATURE_HEADER) else "missing", len(raw))
-            return PlainTextResponse("invalid signature", status_code=401)
+            given = request.headers.get(SIGNATURE_HEADER)
+            log.warning("whatsapp: webhook refused, %s signature (%d bytes)", "bad" if given else "missing", len(raw))
+            problem = (f"{SIGNATURE_HEADER} header is missing" if not given else
+                       f"{SIGNATURE_HEADER} does not match the body (sha256= HMAC-SHA256 with the app secret)")
+            return PlainTextResponse(f"invalid signature: {problem}", status_code=401)
         try:
             events = parse_webhook(json.loads(raw))
         except (ValueError, UnicodeDecodeError) as error:  # json.JSONDecodeError is a ValueError
-            log.warning("whatsapp: webhook payload refused: %s", error)
-            return PlainTextResponse("bad payload", status_code=400)
+            detail = str(error).splitlines()[0][:200]
+            log.warning("whatsapp: webhook payload refused: %s", detail)
+            return PlainTextResponse(f"bad payload: {detail}", status_code=400)
+        except RecursionError:  # a signed body nested thousands of levels deep: refuse it, do not 500
+            log.warning("whatsapp: webhook payload refused: JSON nested too deeply (%d bytes)", len(raw))
+            return PlainTextResponse("bad payload: JSON nested too deeply", status_code=400)
         failed = 0
         for event in events:
             try:

@@ -88,6 +88,7 @@ async def _serve(args: argparse.Namespace, settings: Settings) -> int:
 
     import uvicorn
 
+    from adapters.http import redact_access_log
     from bot.app.bootstrap import build_server
 
     server = await build_server(settings, host=args.host, port=args.port)
@@ -97,6 +98,7 @@ async def _serve(args: argparse.Namespace, settings: Settings) -> int:
         # included.
         config = uvicorn.Config(server.http_app, host=server.host, port=server.port, log_config=None,
                                 lifespan="off")
+        redact_access_log()  # uvicorn's access log shows each URL: no hub.verify_token=… in it
         logging.getLogger("warroom").info(server.describe())
         # uvicorn stops gracefully on SIGINT/SIGTERM and then re-raises the signal to the handler that was there
         # before it; a recording handler there lets the finally below drain in-flight work and close the

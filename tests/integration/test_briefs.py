@@ -211,11 +211,12 @@ async def test_contacts_validation_and_csv_import(desk, tmp_path):
 
 
 async def test_contacts_cli(tmp_path):
-    import os
     import subprocess
     import sys
 
-    env = {**os.environ, "WARROOM_DATABASE_URL": f"sqlite:///{tmp_path / 'w.db'}"}
+    from tests.processes import child_env
+
+    env = child_env(WARROOM_DATABASE_URL=f"sqlite:///{tmp_path / 'w.db'}")
     run = lambda *a: subprocess.run([sys.executable, "-m", "bot.app.cli", "contacts", *a], cwd=tmp_path, env=env,  # noqa: E731
                                     capture_output=True, text=True, timeout=60)
     assert run("add", "acme", "Jane Doe", "+254700000001").stdout.strip() == "added Jane Doe at acme (+254700000001)"

@@ -2,21 +2,21 @@
 
 from __future__ import annotations
 
-import os
 import subprocess
 import sys
 from io import StringIO
 from pathlib import Path
 
 from adapters.console import ConsoleChat, ConsoleSession, play
+from tests.processes import child_env
 from tests.support import start_harness
 
 ROOT = Path(__file__).resolve().parents[2]
 
 
 def _run_cli(tmp_path: Path, *args: str, stdin: str | None = None) -> subprocess.CompletedProcess[str]:
-    env = {**os.environ, "WARROOM_DATABASE_URL": f"sqlite:///{tmp_path / 'w.db'}", "WARROOM_LADDER": "P1-P3",
-           "WARROOM_TIMEZONE": "Africa/Nairobi", "WARROOM_POSTMORTEM_DIR": str(tmp_path / "pm")}
+    env = child_env(WARROOM_DATABASE_URL=f"sqlite:///{tmp_path / 'w.db'}", WARROOM_LADDER="P1-P3",
+                    WARROOM_TIMEZONE="Africa/Nairobi", WARROOM_POSTMORTEM_DIR=str(tmp_path / "pm"))
     return subprocess.run([sys.executable, "-m", "bot.app.cli", *args], cwd=tmp_path, env=env, input=stdin,
                           capture_output=True, text=True, timeout=60)
 
@@ -72,12 +72,12 @@ def test_playbooks_check_validates_a_folder(tmp_path):
 
 def test_bad_settings_fail_start_up_with_the_variable_named(tmp_path):
     env_result = subprocess.run([sys.executable, "-m", "bot.app.cli", "incidents"], cwd=tmp_path, capture_output=True,
-                                text=True, env={**os.environ, "WARROOM_TIMEZONE": "Mars/Base"}, timeout=60)
+                                text=True, env=child_env(WARROOM_TIMEZONE="Mars/Base"), timeout=60)
     assert env_result.returncode != 0
     assert "unknown timezone 'Mars/Base'" in env_result.stderr
     ladder = subprocess.run(
         [sys.executable, "-m", "bot.app.cli", "incidents"], cwd=tmp_path, capture_output=True, text=True, timeout=60,
-        env={**os.environ, "WARROOM_LADDER": "P9-P10", "WARROOM_DATABASE_URL": f"sqlite:///{tmp_path / 'x.db'}"})
+        env=child_env(WARROOM_LADDER="P9-P10", WARROOM_DATABASE_URL=f"sqlite:///{tmp_path / 'x.db'}"))
     assert ladder.returncode == 2
     assert "Unknown severity ladder 'P9-P10'; available: P0-P3, P1-P3, S1-S4, SEV0-SEV3" in ladder.stderr
 
