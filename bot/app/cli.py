@@ -30,12 +30,12 @@ def _settings() -> Settings:
 
 
 def _parse_ref(ref: str) -> int:
-    from bot.incident.commands import _INCIDENT_REF
+    from bot.incident.key import IncidentKey
 
-    match = _INCIDENT_REF.match(ref.strip())
-    if not match:
+    key = IncidentKey.parse(ref)
+    if key is None:
         raise SystemExit(f"warroom: {ref!r} is not an incident id; use INC-n, e.g. INC-1")
-    return int(match.group(1))
+    return key.number
 
 
 async def _console(args: argparse.Namespace, settings: Settings) -> int:
@@ -159,6 +159,7 @@ async def _db_upgrade(args: argparse.Namespace, settings: Settings) -> int:
 
 async def _outbox(args: argparse.Namespace, settings: Settings) -> int:
     from bot.app.bootstrap import outbox_report, requeue_failed
+    from bot.incident.key import key_of
 
     if args.outbox_command == "retry":
         count = await requeue_failed(settings, args.ids or None)
@@ -166,7 +167,7 @@ async def _outbox(args: argparse.Namespace, settings: Settings) -> int:
         return 0
     entries, counts = await outbox_report(settings, include_delivered=args.all)
     for e in entries:
-        incident = f"INC-{e.incident_number}" if e.incident_number else "-"
+        incident = key_of(e.incident_number) if e.incident_number else "-"
         print(f"{e.id:>6} {e.status:<9} {e.platform:<8} {e.operation:<11} {incident:<8} attempts={e.attempts} "
               f"next={e.next_attempt_at:%Y-%m-%d %H:%M:%S} {e.summary!r}" + (f"\n       error: {e.last_error}"
                                                                             if e.last_error else ""))
@@ -202,6 +203,7 @@ async def _contacts(args: argparse.Namespace, settings: Settings) -> int:
 async def _operators(args: argparse.Namespace, settings: Settings) -> int:
     from bot.app.bootstrap import offline
     from bot.briefs.templates import normalize_phone
+    from bot.incident.key import key_of
 
     async with offline(settings) as app:
         desk = app.operators
@@ -223,7 +225,7 @@ async def _operators(args: argparse.Namespace, settings: Settings) -> int:
         else:
             operators = await desk.all()
             for o in operators:
-                print(f"{o.phone:<16} {o.name}" + (f"  (on INC-{o.current_incident})" if o.current_incident else "")
+                print(f"{o.phone:<16} {o.name}" + (f"  (on {key_of(o.current_incident)})" if o.current_incident else "")
                       + ("  (from WARROOM_WHATSAPP_OPERATORS)" if o.from_environment else ""))
             if not operators:
                 print("No operators. Add one: warroom operators add +254700000001 --name alice")

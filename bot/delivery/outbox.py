@@ -17,6 +17,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any, Protocol
 
+from bot.incident.key import key_of
 from bot.ports import (
     Attachment,
     Button,
@@ -232,7 +233,7 @@ class OutboxSender:
     async def _attempt(self, item: OutboxItem) -> _Outcome:
         async with self._limit:
             out = item.outbound
-            where = f"INC-{out.incident_number}" if out.incident_number else "no incident"
+            where = key_of(out.incident_number) if out.incident_number else "no incident"
             try:
                 posted = await self._send(item)
             except _RoomNotOpen:
@@ -335,7 +336,7 @@ class OutboxSender:
         if outcome.give_up is not None or attempts >= self.max_attempts:
             reason = outcome.give_up or f"gave up after {attempts} attempts: {outcome.error}"
             log.error("outbox %s undeliverable (%s): %s", item.id,
-                      f"INC-{item.outbound.incident_number}" if item.outbound.incident_number else "-", reason)
+                      key_of(item.outbound.incident_number) if item.outbound.incident_number else "-", reason)
             await uow.outbox.give_up(item.id, now, reason)
             if item.outbound.operation == "customer_message" and outcome.give_up is None:
                 return reason

@@ -14,6 +14,8 @@ from dataclasses import dataclass
 from datetime import date, time, timedelta
 from typing import Literal
 
+from bot.incident.key import IncidentKey
+
 MAX_TEXT = 4000
 
 USAGE: dict[str, str] = {
@@ -75,8 +77,6 @@ HELP_SUMMARY = {
 
 ROLE_NAMES = {"ic": "ic", "commander": "ic", "ops": "ops", "comms": "comms", "scribe": "scribe"}
 NOTE_TAGS = ("rootcause", "contributing", "wentwell")
-_INCIDENT_REF = re.compile(r"^(?:INC-?)?#?([0-9]{1,9})$", re.IGNORECASE)
-_STRICT_INCIDENT_REF = re.compile(r"^INC-([0-9]{1,9})$", re.IGNORECASE)
 _SEVERITY_TOKEN = re.compile(r"^[A-Za-z]{0,4}[0-9]{1,2}$")
 _DURATION = re.compile(r"^([0-9]{1,3})\s*(m|min|h)$", re.IGNORECASE)
 _PERIOD = re.compile(r"^([0-9]{1,4})\s*(h|d|w)$", re.IGNORECASE)
@@ -334,10 +334,10 @@ def _words(tokens: list[_Token]) -> str:
 def _take_incident_ref(tokens: list[_Token]) -> int | None:
     """An INC-n among the leading positional tokens (first one only) names the incident."""
     if tokens and not tokens[0].quoted and tokens[0].key is None:
-        match = _STRICT_INCIDENT_REF.match(tokens[0].text)
-        if match:
+        key = IncidentKey.parse(tokens[0].text, strict=True)
+        if key is not None:
             tokens.pop(0)
-            return int(match.group(1))
+            return key.number
     return None
 
 
@@ -410,10 +410,10 @@ def _tenant_list(value: str, usage: str) -> tuple[str, ...]:
 
 def _parse_use(tokens: list[_Token], ref: int | None) -> UseIncident:
     if tokens:
-        match = _INCIDENT_REF.match(tokens[0].text) if len(tokens) == 1 else None
-        if not match:
+        key = IncidentKey.parse(tokens[0].text) if len(tokens) == 1 else None
+        if key is None:
             raise _Bad(f"'{_words(tokens)[:40]}' is not an incident id; use INC-n.", USAGE["use"])
-        ref = int(match.group(1))
+        ref = key.number
     if ref is None:
         raise _Bad("Say which incident, e.g. /incident use INC-9.", USAGE["use"])
     return UseIncident(incident=ref)
@@ -572,10 +572,10 @@ def _parse_postmortem(tokens: list[_Token], ref: int | None) -> CompilePostmorte
 
 def _parse_show(tokens: list[_Token], ref: int | None) -> ShowIncident:
     if tokens:
-        match = _INCIDENT_REF.match(tokens[0].text) if len(tokens) == 1 else None
-        if not match:
+        key = IncidentKey.parse(tokens[0].text) if len(tokens) == 1 else None
+        if key is None:
             raise _Bad(f"'{_words(tokens)[:40]}' is not an incident id; use INC-n.", USAGE["show"])
-        ref = int(match.group(1))
+        ref = key.number
     return ShowIncident(incident=ref)
 
 

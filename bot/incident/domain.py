@@ -10,6 +10,8 @@ from dataclasses import dataclass, field, replace
 from datetime import date, datetime, timedelta
 from enum import StrEnum
 
+from bot.incident.key import key_of
+
 
 class DomainError(ValueError):
     """A command is not valid for the incident's current state; the message says why and what to do."""
@@ -183,7 +185,7 @@ class Incident:
 
     @property
     def key(self) -> str:
-        return f"INC-{self.number}"
+        return key_of(self.number)
 
     # -- construction -------------------------------------------------------------------------------
 

@@ -31,6 +31,7 @@ from bot.incident.domain import (
     chat_message,
     format_duration,
 )
+from bot.incident.key import key_of
 from bot.incident.postmortem import PostmortemCompiler, postmortem_filename
 from bot.incident.reminders import escalation_target, plan
 from bot.ports import (
@@ -759,7 +760,7 @@ class IncidentService:
 
     async def _unknown_incident(self, uow: UnitOfWork, number: int) -> str:
         open_keys = [i.key for i in await uow.incidents.list(open_only=True)]
-        return f"Unknown incident INC-{number}. Open incidents: {', '.join(open_keys) or 'none'}."
+        return f"Unknown incident {key_of(number)}. Open incidents: {', '.join(open_keys) or 'none'}."
 
     def _is_home(self, incident: Incident, ctx: Context) -> bool:
         """Was the command given where its announcement goes anyway? Then no separate confirmation. On a

@@ -15,12 +15,14 @@ from dataclasses import replace
 from bot.briefs.templates import normalize_phone
 from bot.delivery.notifier import Notifier
 from bot.incident import commands as cmd
+from bot.incident.key import PATTERN, IncidentKey, key_of
 from bot.incident.service import Context, IncidentService
 from bot.operators.roster import Operator, command_text
 from bot.ports import (
     Actor,
     Clock,
     CustomerMessageReceived,
+    CustomerMessageStatus,
     Message,
     Reply,
     Room,
@@ -29,7 +31,7 @@ from bot.ports import (
 
 log = logging.getLogger("warroom.operators")
 PLATFORM = "whatsapp"
-_BUTTON = re.compile(r"^warroom:(ack|update|resolve|snooze):(INC-[0-9]{1,9})$", re.IGNORECASE)
+_BUTTON = re.compile(rf"^warroom:(ack|update|resolve|snooze):({PATTERN})$", re.IGNORECASE)
 
 
 class OperatorDesk:
@@ -95,7 +97,7 @@ class OperatorDesk:
                 await uow.operators.set_current(operator.phone, number)
                 await uow.commit()
         if reply is not None:
-            key = f"INC-{number}" if number is not None else None
+            key = key_of(number) if number is not None else None
             message = reply.message if reply.message.incident_key or key is None else _with_key(reply.message, key)
             await self._notifier.send_direct(room=room, message=message, dedupe_key=f"reply:{event.message_id}")
 
@@ -108,7 +110,7 @@ class OperatorDesk:
                 return Reply(Message(text=f'Reply with: inc status "what changed" (goes to {key}).',
                                      incident_key=key, kind="reply")), None
             reply = await self._service.press_button(ctx, action=action, value=key)
-            return reply, await self._service.concerned_incident(ctx, cmd.ShowIncident(incident=int(key[4:])))
+            return reply, await self._service.concerned_incident(ctx, cmd.ShowIncident(incident=IncidentKey.parse(key, strict=True).number))
         text = command_text(event.text)
         if text is None:
             return await self._service.operator_message(ctx, text=event.text, message_id=event.message_id), \

@@ -14,6 +14,7 @@ from datetime import datetime, timedelta
 from typing import TYPE_CHECKING
 from zoneinfo import ZoneInfo
 
+from bot.incident.key import key_of
 from bot.ports import (
     Clock,
     FreezeEntry,
@@ -52,10 +53,10 @@ class FreezeStatus:
         return min((entry.since for entry in self.incidents), default=None)
 
     def as_json(self) -> dict:
-        body: dict = {"frozen": self.frozen, "incidents": [f"INC-{e.incident_number}" for e in self.incidents]}
+        body: dict = {"frozen": self.frozen, "incidents": [key_of(e.incident_number) for e in self.incidents]}
         if self.frozen:
             body["since"] = self.since.isoformat()  # type: ignore[union-attr]
-            body["details"] = [{"incident": f"INC-{e.incident_number}", "severity": e.severity, "title": e.title,
+            body["details"] = [{"incident": key_of(e.incident_number), "severity": e.severity, "title": e.title,
                                 "since": e.since.isoformat()} for e in self.incidents]
         return body
 
