@@ -538,6 +538,10 @@ class ReportRepository(Protocol):
 
     async def declared_since(self, since: datetime) -> "list[Incident]": ...
 
+    async def severity_changes(self, numbers: Sequence[int]) -> "dict[int, list[TimelineEvent]]":
+        """The severity-change events of these incidents (every number is a key), in time order."""
+        ...
+
     async def for_digest(self, *, since: datetime, postmortem_severities: Sequence[str]) -> "list[Incident]":
         """Open incidents, ones declared or resolved since `since`, resolved ones without a post-mortem at the
         given severities, and any with an action item not yet done that has a due date."""

@@ -952,6 +952,18 @@ class SqlReportRepository:
         return await self._incidents.load_many(
             select(IncidentRow).where(IncidentRow.declared_at >= since).order_by(IncidentRow.number))
 
+    async def severity_changes(self, numbers: Sequence[int]) -> dict[int, list[TimelineEvent]]:
+        """The severity-change timeline events of these incidents, in time order."""
+        found: dict[int, list[TimelineEvent]] = {number: [] for number in numbers}
+        if not numbers:
+            return found
+        rows = await _run(self._session, sa.select(_TIMELINE).where(
+            _TIMELINE.c.incident_number.in_(list(numbers)), _TIMELINE.c.kind == EventKind.SEVERITY_CHANGED.value)
+            .order_by(_TIMELINE.c.occurred_at, _TIMELINE.c.id), fetch="all")
+        for row in rows:
+            found[row.incident_number].append(_to_event(row))
+        return found
+
     async def for_digest(self, *, since: datetime, postmortem_severities: Sequence[str]) -> list[Incident]:
         dated_actions = sa.exists().where(ActionRow.incident_number == IncidentRow.number, ActionRow.done_at.is_(None),  # type: ignore[union-attr]
                                           ActionRow.due.is_not(None))  # type: ignore[union-attr]

@@ -21,7 +21,8 @@ from bot.incident.domain import (
     TimelineEvent,
     format_duration,
 )
-from playbooks.schema import SeverityLevel
+from bot.incident.targets import Verdict, judge, peak_severity, severity_changes, severity_periods
+from playbooks.schema import Ladder, SeverityLevel
 
 TO_BE_WRITTEN = "_to be written_"
 _SECTION_KINDS = {EventKind.ROOT_CAUSE, EventKind.CONTRIBUTING, EventKind.WENT_WELL}
@@ -89,7 +90,9 @@ class PostmortemCompiler:
                                    kind=e.kind.value, pinned=e.pinned, deleted=e.deleted) for e in run]
         return lines
 
-    def facts(self, incident: Incident, level: SeverityLevel, timeline: list[TimelineEvent]) -> dict:
+    def facts(self, incident: Incident, level: SeverityLevel, timeline: list[TimelineEvent], *,
+              ladder: Ladder | None = None) -> dict:
+        """`level`: the incident's current level; `ladder`: every level, to judge targets under earlier ones."""
         tz = self._tz
         end = incident.resolved_at
         multi_day = any(
@@ -101,13 +104,34 @@ class PostmortemCompiler:
                         f"({minutes} minutes)")
         else:
             duration = f"{self._stamp(incident.declared_at, multi_day)} → ongoing"
+        # Targets are judged against the severity in force at the time (see bot.incident.targets).
+        changes = severity_changes(timeline)
+        periods = severity_periods(incident, changes)
+
+        def level_of(name: str) -> SeverityLevel | None:
+            if ladder is not None:
+                return ladder.level(name)
+            return level if name.upper() == level.name.upper() else None
+
+        def verdict_text(verdict: Verdict) -> str:
+            if verdict.target is None or verdict.met is None:
+                return ""
+            at = f" at {verdict.severity}" if changes else ""
+            return f" (target {format_duration(verdict.target)}{at}, {'met' if verdict.met else 'missed'})"
+
         tta = "not acknowledged"
         if incident.acknowledged_at is not None:
-            elapsed = incident.acknowledged_at - incident.declared_at
-            tta = format_duration(elapsed)
-            if level.response_target is not None:
-                verdict = "met" if elapsed <= level.response_target else "missed"
-                tta += f" (target {format_duration(level.response_target)}, {verdict})"
+            tta = format_duration(incident.acknowledged_at - incident.declared_at) + verdict_text(judge(
+                start=incident.declared_at, done_at=incident.acknowledged_at, now=incident.acknowledged_at,
+                periods=periods, target_of=lambda name: getattr(level_of(name), "response_target", None)))
+        ttr = "not resolved"
+        if incident.resolved_at is not None:
+            ttr = format_duration(incident.resolved_at - incident.declared_at) + verdict_text(judge(
+                start=incident.declared_at, done_at=incident.resolved_at, now=incident.resolved_at,
+                periods=periods, target_of=lambda name: getattr(level_of(name), "resolution_target", None)))
+        peak = peak_severity(periods, ladder.level_names if ladder is not None else (level.name,))
+        peak_level = level_of(peak)
+        changes_text = "; ".join(f"{self._stamp(c.at, multi_day)} {c.previous} → {c.to} ({c.by})" for c in changes)
         by_kind = {kind: [e.text.strip() for e in timeline if e.kind is kind and not e.deleted] for kind in _SECTION_KINDS}
         return {
             "key": incident.key,
@@ -120,6 +144,11 @@ class PostmortemCompiler:
             "started": self._stamp(incident.declared_at, multi_day),
             "ended": self._stamp(end, multi_day) if end else "ongoing",
             "time_to_acknowledge": tta,
+            "time_to_resolve": ttr,
+            "peak_severity": peak,
+            "peak_severity_label": peak_level.label if peak_level else "not in this ladder",
+            "severity_changes": [{"at": c.at, "from": c.previous, "to": c.to, "by": c.by} for c in changes],
+            "severity_changes_text": changes_text or "none",
             "impact": incident.impact or TO_BE_WRITTEN,
             "reporter": incident.reporter,
             "roles": {role.title: user for role, user in incident.roles.items()},
@@ -135,8 +164,9 @@ class PostmortemCompiler:
 
     # -- formats ------------------------------------------------------------------------------------
 
-    def markdown(self, incident: Incident, level: SeverityLevel, timeline: list[TimelineEvent]) -> str:
-        f = self.facts(incident, level, timeline)
+    def markdown(self, incident: Incident, level: SeverityLevel, timeline: list[TimelineEvent], *,
+                 ladder: Ladder | None = None) -> str:
+        f = self.facts(incident, level, timeline, ladder=ladder)
         timeline_md = []
         for line in f["timeline"]:
             stamp = self._stamp(line.at, f["multi_day"])
@@ -155,7 +185,9 @@ class PostmortemCompiler:
         bullets = lambda items: "\n".join(f"- {_one_line(i)}" for i in items) if items else TO_BE_WRITTEN  # noqa: E731
         values = {
             **{k: f[k] for k in ("key", "title", "date", "severity", "severity_label", "status", "duration", "started",
-                                 "ended", "time_to_acknowledge", "impact", "reporter", "timezone")},
+                                 "ended", "time_to_acknowledge", "time_to_resolve", "peak_severity",
+                                 "peak_severity_label", "impact", "reporter", "timezone")},
+            "severity_changes": f["severity_changes_text"],
             "roles": "; ".join(f"{role}: {user}" for role, user in f["roles"].items()) or "_none assigned_",
             "timeline": "\n".join(timeline_md) or "_no events_",
             "root_cause": "\n\n".join(f["root_cause"]) or TO_BE_WRITTEN,
@@ -167,12 +199,14 @@ class PostmortemCompiler:
         }
         return self._template.safe_substitute(values).rstrip() + "\n"
 
-    def json(self, incident: Incident, level: SeverityLevel, timeline: list[TimelineEvent]) -> str:
-        f = self.facts(incident, level, timeline)
+    def json(self, incident: Incident, level: SeverityLevel, timeline: list[TimelineEvent], *,
+             ladder: Ladder | None = None) -> str:
+        f = self.facts(incident, level, timeline, ladder=ladder)
         document = {
             **{k: f[k] for k in ("key", "title", "date", "severity", "severity_label", "status", "duration",
-                                 "time_to_acknowledge", "impact", "reporter", "roles", "summary", "root_cause",
-                                 "contributing", "went_well", "timezone")},
+                                 "time_to_acknowledge", "time_to_resolve", "peak_severity", "impact", "reporter",
+                                 "roles", "summary", "root_cause", "contributing", "went_well", "timezone")},
+            "severity_changes": [{**c, "at": c["at"].isoformat()} for c in f["severity_changes"]],
             "declared_at": incident.declared_at.isoformat(),
             "acknowledged_at": incident.acknowledged_at.isoformat() if incident.acknowledged_at else None,
             "resolved_at": incident.resolved_at.isoformat() if incident.resolved_at else None,

@@ -650,7 +650,8 @@ class IncidentService:
         since = now - command.period
         async with self._uow() as uow:
             incidents = await uow.reports.declared_since(since)
-        report = compute_stats(incidents, self.ladder, now=now, since=since)
+            changes = await uow.reports.severity_changes([i.number for i in incidents])
+        report = compute_stats(incidents, self.ladder, now=now, since=since, timelines=changes)
         return Reply(render_stats(report, self._tz, period=command.period))
 
     async def _playbook(self, ctx: Context, command: cmd.ShowPlaybook) -> Reply | None:
@@ -700,8 +701,8 @@ class IncidentService:
         level = self.ladder.level(incident.severity) or self.level(self.ladder.default)
         timeline = [event for event in timeline if event.kind is not EventKind.POSTMORTEM]
         if fmt == "json":
-            return self._compiler.json(incident, level, timeline)
-        return self._compiler.markdown(incident, level, timeline)
+            return self._compiler.json(incident, level, timeline, ladder=self.ladder)
+        return self._compiler.markdown(incident, level, timeline, ladder=self.ladder)
 
     # -- reminders ----------------------------------------------------------------------------------
 
