@@ -732,6 +732,12 @@ class SqlCustomerRepository:
                                          .order_by(BriefRecipientRow.id))).all()  # type: ignore[arg-type]
         return [_recipient(r) for r in rows]
 
+    async def brief_deliveries(self, incident_number: int) -> list[tuple[Brief, list[Recipient]]]:
+        """The incident's sent briefs (previews left out), each with its recipients' delivery state."""
+        briefs = (await self._session.exec(select(BriefRow).where(
+            BriefRow.incident_number == incident_number, BriefRow.status == "sent").order_by(BriefRow.id))).all()  # type: ignore[arg-type]
+        return [(self._brief(row), await self.recipients(row.id)) for row in briefs]  # type: ignore[arg-type]
+
     async def recipient(self, recipient_id: int) -> Recipient | None:
         row = await self._session.get(BriefRecipientRow, recipient_id)
         return _recipient(row) if row else None

@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from datetime import datetime, tzinfo
 from itertools import groupby
 
+from bot.briefs.report import Deliveries, delivery_records, recipient_outcome
 from bot.incident.domain import (
     BOT_REMINDER_KINDS,
     EventKind,
@@ -91,8 +92,9 @@ class PostmortemCompiler:
         return lines
 
     def facts(self, incident: Incident, level: SeverityLevel, timeline: list[TimelineEvent], *,
-              ladder: Ladder | None = None) -> dict:
-        """`level`: the incident's current level; `ladder`: every level, to judge targets under earlier ones."""
+              ladder: Ladder | None = None, deliveries: Deliveries = ()) -> dict:
+        """`level`: the incident's current level; `ladder`: every level, to judge targets under earlier ones;
+        `deliveries`: the customer briefs sent, with each recipient's delivery state."""
         tz = self._tz
         end = incident.resolved_at
         multi_day = any(
@@ -159,14 +161,15 @@ class PostmortemCompiler:
             "timeline": self._lines(timeline),
             "multi_day": multi_day,
             "actions": incident.actions,
+            "deliveries": deliveries,
             "timezone": str(getattr(tz, "key", tz)),
         }
 
     # -- formats ------------------------------------------------------------------------------------
 
     def markdown(self, incident: Incident, level: SeverityLevel, timeline: list[TimelineEvent], *,
-                 ladder: Ladder | None = None) -> str:
-        f = self.facts(incident, level, timeline, ladder=ladder)
+                 ladder: Ladder | None = None, deliveries: Deliveries = ()) -> str:
+        f = self.facts(incident, level, timeline, ladder=ladder, deliveries=deliveries)
         timeline_md = []
         for line in f["timeline"]:
             stamp = self._stamp(line.at, f["multi_day"])
@@ -182,6 +185,12 @@ class PostmortemCompiler:
             rows += [f"| {a.number} | {_cell(a.text)} | {_cell(a.owner or '—')} | {a.due or '—'} | "
                      f"{'done' if a.is_done else 'open'} |" for a in f["actions"]]
             actions = "\n".join(rows)
+        briefs = "_no customer briefs sent_"
+        if f["deliveries"]:
+            rows = ["| Brief | Recipient | Delivery |", "|---|---|---|"]
+            rows += [f"| #{brief.id} {brief.kind} | {_cell(r.label)} | {_cell(recipient_outcome(r))} |"
+                     for brief, recipients in f["deliveries"] for r in recipients]
+            briefs = "\n".join(rows)
         bullets = lambda items: "\n".join(f"- {_one_line(i)}" for i in items) if items else TO_BE_WRITTEN  # noqa: E731
         values = {
             **{k: f[k] for k in ("key", "title", "date", "severity", "severity_label", "status", "duration", "started",
@@ -196,12 +205,13 @@ class PostmortemCompiler:
             "resolution": f["summary"] or TO_BE_WRITTEN,
             "summary": f["summary"] or TO_BE_WRITTEN,
             "actions": actions,
+            "customer_briefs": briefs,
         }
         return self._template.safe_substitute(values).rstrip() + "\n"
 
     def json(self, incident: Incident, level: SeverityLevel, timeline: list[TimelineEvent], *,
-             ladder: Ladder | None = None) -> str:
-        f = self.facts(incident, level, timeline, ladder=ladder)
+             ladder: Ladder | None = None, deliveries: Deliveries = ()) -> str:
+        f = self.facts(incident, level, timeline, ladder=ladder, deliveries=deliveries)
         document = {
             **{k: f[k] for k in ("key", "title", "date", "severity", "severity_label", "status", "duration",
                                  "time_to_acknowledge", "time_to_resolve", "peak_severity", "impact", "reporter",
@@ -216,6 +226,7 @@ class PostmortemCompiler:
                  "deleted": line.deleted}
                 for line in f["timeline"]
             ],
+            "customer_briefs": delivery_records(f["deliveries"]),
             "action_items": [
                 {"number": a.number, "text": a.text, "owner": a.owner, "due": a.due.isoformat() if a.due else None,
                  "done": a.is_done}

@@ -17,6 +17,7 @@ from datetime import datetime, timedelta, tzinfo
 from pathlib import Path
 from typing import Any
 
+from bot.briefs.report import delivery_lines
 from bot.briefs.service import BriefService
 from bot.delivery.batching import GroupCommit
 from bot.delivery.outbox import OutboxSender
@@ -43,6 +44,7 @@ from bot.ports import (
     CustomerMessageReceived,
     CustomerMessageStatus,
     CustomerMessenger,
+    Field,
     Message,
     Metrics,
     NoMetrics,
@@ -279,7 +281,8 @@ class IncidentService:
             if incident is None:
                 raise DomainError(await self._unknown_incident(uow, number))
             timeline = await uow.incidents.timeline(number)
-        return self._compile(incident, timeline, fmt)
+            deliveries = await uow.customers.brief_deliveries(number)
+        return self._compile(incident, timeline, fmt, deliveries)
 
     def level(self, name: str) -> SeverityLevel:
         level = self.ladder.level(name)
@@ -640,7 +643,11 @@ class IncidentService:
     async def _show(self, ctx: Context, command: cmd.ShowIncident) -> Reply:
         async with self._uow() as uow:
             incident = await self._incident_for(uow, ctx, command)
-        return Reply(render.incident_summary(incident, self.level(incident.severity), self._clock.now(), self._tz))
+            deliveries = await uow.customers.brief_deliveries(incident.number)
+        summary = render.incident_summary(incident, self.level(incident.severity), self._clock.now(), self._tz)
+        if deliveries:  # per-recipient delivery of customer briefs: sent / delivered / read / failed
+            summary = replace(summary, fields=summary.fields + (Field("Customer briefs", delivery_lines(deliveries)),))
+        return Reply(summary)
 
     async def _help(self, ctx: Context, command: cmd.Help) -> Reply:
         return _info(cmd.help_text(command.topic))
@@ -679,7 +686,8 @@ class IncidentService:
                 return None
             incident = await self._incident_for(uow, ctx, command)
             timeline = await uow.incidents.timeline(incident.number)
-            document = self._compile(incident, timeline, command.format)
+            deliveries = await uow.customers.brief_deliveries(incident.number)
+            document = self._compile(incident, timeline, command.format, deliveries)
             path = self._postmortem_dir / postmortem_filename(incident, self._tz, command.format)
             path.parent.mkdir(parents=True, exist_ok=True)
             path.write_text(document, encoding="utf-8")
@@ -697,12 +705,12 @@ class IncidentService:
         await self._deliver()
         return _info(f"Post-mortem for {incident.key} written to {path}.")
 
-    def _compile(self, incident: Incident, timeline: list, fmt: str) -> str:
+    def _compile(self, incident: Incident, timeline: list, fmt: str, deliveries: Sequence = ()) -> str:
         level = self.ladder.level(incident.severity) or self.level(self.ladder.default)
         timeline = [event for event in timeline if event.kind is not EventKind.POSTMORTEM]
         if fmt == "json":
-            return self._compiler.json(incident, level, timeline, ladder=self.ladder)
-        return self._compiler.markdown(incident, level, timeline, ladder=self.ladder)
+            return self._compiler.json(incident, level, timeline, ladder=self.ladder, deliveries=deliveries)
+        return self._compiler.markdown(incident, level, timeline, ladder=self.ladder, deliveries=deliveries)
 
     # -- reminders ----------------------------------------------------------------------------------
 

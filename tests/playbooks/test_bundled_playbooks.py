@@ -254,6 +254,7 @@ SAMPLE = {
     "peak_severity": "P1",
     "peak_severity_label": "Critical",
     "severity_changes": "none",
+    "customer_briefs": "_no customer briefs sent_",
     "impact": "Customers charged without confirmation",
     "reporter": "alice",
     "roles": "incident commander: alice; scribe: bob",
