@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from collections import Counter
 from collections.abc import Sequence
+from typing import Any
 
 from bot.briefs.templates import Brief, Recipient
 
@@ -39,7 +40,7 @@ def delivery_lines(deliveries: Deliveries) -> str:
     return "\n".join(lines)
 
 
-def delivery_records(deliveries: Deliveries) -> list[dict]:
+def delivery_records(deliveries: Deliveries) -> list[dict[str, Any]]:
     """For the post-mortem's JSON (and its Markdown table)."""
     return [{"brief": brief.id, "kind": brief.kind, "template": brief.template, "target": brief.target,
              "recipients": [{"name": r.name, "tenant": r.tenant, "phone": r.phone, "status": r.status,

@@ -17,7 +17,7 @@ from datetime import datetime, timedelta, tzinfo
 from pathlib import Path
 from typing import Any
 
-from bot.briefs.report import delivery_lines
+from bot.briefs.report import Deliveries, delivery_lines
 from bot.briefs.service import BriefService
 from bot.delivery.batching import GroupCommit
 from bot.delivery.outbox import OutboxSender
@@ -30,6 +30,7 @@ from bot.incident.domain import (
     Incident,
     Role,
     Status,
+    TimelineEvent,
     chat_message,
     format_duration,
 )
@@ -705,7 +706,8 @@ class IncidentService:
         await self._deliver()
         return _info(f"Post-mortem for {incident.key} written to {path}.")
 
-    def _compile(self, incident: Incident, timeline: list, fmt: str, deliveries: Sequence = ()) -> str:
+    def _compile(self, incident: Incident, timeline: list[TimelineEvent], fmt: str,
+                 deliveries: Deliveries = ()) -> str:
         level = self.ladder.level(incident.severity) or self.level(self.ladder.default)
         timeline = [event for event in timeline if event.kind is not EventKind.POSTMORTEM]
         if fmt == "json":

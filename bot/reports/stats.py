@@ -18,7 +18,7 @@ Definitions (the same for every team, so numbers compare across months):
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta, tzinfo
 
@@ -111,7 +111,7 @@ def compute_stats(incidents: Sequence[Incident], ladder: Ladder, *, now: datetim
     window = [i for i in incidents if since <= i.declared_at <= now]
     periods = {i.number: severity_periods(i, severity_changes((timelines or {}).get(i.number, ()))) for i in window}
 
-    def target(attribute: str):  # noqa: ANN202
+    def target(attribute: str) -> Callable[[str], timedelta | None]:
         return lambda name: getattr(ladder.level(name), attribute, None)
 
     def verdict(incident: Incident, start: datetime | None, done_at: datetime | None, attribute: str) -> bool | None:
