@@ -161,12 +161,21 @@ class ConsoleSession:
         self.say(f"  (you are now in the {self._chat.label(room)})")
 
     async def _wait(self, value: str) -> None:
+        """Let time pass, stopping at each reminder due on the way: every nudge and escalation fires at its own
+        due time (and is re-planned from there), as the running bot's ticker would, not all at the end."""
         match = _WAIT.match(value.replace(" ", ""))
         if not match or self._advance is None:
             self.say("  usage: /wait <n>s|m|h|d, e.g. /wait 20m")
             return
-        self._advance(timedelta(**{_UNIT[match.group(2).lower()]: int(match.group(1))}))
         self.say(f"  ({value} pass)")
+        await self._service.fire_due_reminders()  # also refreshes the service's next_reminder_due
+        now = self._advance(timedelta())  # advance returns the clock's time
+        end = now + timedelta(**{_UNIT[match.group(2).lower()]: int(match.group(1))})
+        while (due := self._service.next_reminder_due) is not None and now < due <= end:
+            now = self._advance(due - now)
+            await self._service.fire_due_reminders()
+        if end > now:
+            self._advance(end - now)
         await self._service.fire_due_reminders()
 
 

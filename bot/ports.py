@@ -13,6 +13,7 @@ from datetime import datetime, timedelta, timezone
 from typing import TYPE_CHECKING, Literal, Protocol
 
 if TYPE_CHECKING:
+    from bot.briefs.templates import Brief, Recipient
     from bot.incident.domain import Incident, TimelineEvent
 
 
@@ -419,6 +420,9 @@ class CustomerRepository(Protocol):
     async def brief(self, brief_id: int): ...  # noqa: ANN201
     async def mark_brief_sent(self, brief_id: int, now: datetime) -> bool: ...
     async def recipients(self, brief_id: int) -> list: ...
+    async def brief_deliveries(self, incident_number: int) -> "list[tuple[Brief, list[Recipient]]]":
+        """(brief, recipients) for each brief the incident sent, with each recipient's delivery state."""
+        ...
     async def recipient(self, recipient_id: int): ...  # noqa: ANN201
     async def recipient_by_message(self, message_id: str): ...  # noqa: ANN201
     async def update_recipient(self, recipient_id: int, **fields: object) -> None: ...
@@ -541,6 +545,10 @@ class ReportRepository(Protocol):
     """Reads across incidents for the digest, stats, the freeze API and /metrics."""
 
     async def declared_since(self, since: datetime) -> "list[Incident]": ...
+
+    async def severity_changes(self, numbers: Sequence[int]) -> dict[int, list[TimelineEvent]]:
+        """The severity-change events of these incidents (every number is a key), in time order."""
+        ...
 
     async def for_digest(self, *, since: datetime, postmortem_severities: Sequence[str]) -> "list[Incident]":
         """Open incidents, ones declared or resolved since `since`, resolved ones without a post-mortem at the

@@ -27,7 +27,8 @@ POSTMORTEM_PLACEHOLDERS = frozenset(
     {
         "key", "title", "date", "severity", "severity_label", "status", "duration", "started", "ended",
         "time_to_acknowledge", "impact", "reporter", "roles", "timeline", "root_cause", "contributing",
-        "went_well", "resolution", "actions", "summary", "timezone",
+        "went_well", "resolution", "actions", "summary", "timezone", "time_to_resolve", "peak_severity",
+        "peak_severity_label", "severity_changes", "customer_briefs",
     }
 )
 

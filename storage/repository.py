@@ -732,6 +732,12 @@ class SqlCustomerRepository:
                                          .order_by(BriefRecipientRow.id))).all()  # type: ignore[arg-type]
         return [_recipient(r) for r in rows]
 
+    async def brief_deliveries(self, incident_number: int) -> list[tuple[Brief, list[Recipient]]]:
+        """The incident's sent briefs (previews left out), each with its recipients' delivery state."""
+        briefs = (await self._session.exec(select(BriefRow).where(
+            BriefRow.incident_number == incident_number, BriefRow.status == "sent").order_by(BriefRow.id))).all()  # type: ignore[arg-type]
+        return [(self._brief(row), await self.recipients(row.id)) for row in briefs]  # type: ignore[arg-type]
+
     async def recipient(self, recipient_id: int) -> Recipient | None:
         row = await self._session.get(BriefRecipientRow, recipient_id)
         return _recipient(row) if row else None
@@ -951,6 +957,18 @@ class SqlReportRepository:
     async def declared_since(self, since: datetime) -> list[Incident]:
         return await self._incidents.load_many(
             select(IncidentRow).where(IncidentRow.declared_at >= since).order_by(IncidentRow.number))
+
+    async def severity_changes(self, numbers: Sequence[int]) -> dict[int, list[TimelineEvent]]:
+        """The severity-change timeline events of these incidents, in time order."""
+        found: dict[int, list[TimelineEvent]] = {number: [] for number in numbers}
+        if not numbers:
+            return found
+        rows = await _run(self._session, sa.select(_TIMELINE).where(
+            _TIMELINE.c.incident_number.in_(list(numbers)), _TIMELINE.c.kind == EventKind.SEVERITY_CHANGED.value)
+            .order_by(_TIMELINE.c.occurred_at, _TIMELINE.c.id), fetch="all")
+        for row in rows:
+            found[row.incident_number].append(_to_event(row))
+        return found
 
     async def for_digest(self, *, since: datetime, postmortem_severities: Sequence[str]) -> list[Incident]:
         dated_actions = sa.exists().where(ActionRow.incident_number == IncidentRow.number, ActionRow.done_at.is_(None),  # type: ignore[union-attr]

@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from datetime import datetime, tzinfo
 from itertools import groupby
 
+from bot.briefs.report import Deliveries, delivery_records, recipient_outcome
 from bot.incident.domain import (
     BOT_REMINDER_KINDS,
     EventKind,
@@ -21,7 +22,8 @@ from bot.incident.domain import (
     TimelineEvent,
     format_duration,
 )
-from playbooks.schema import SeverityLevel
+from bot.incident.targets import Verdict, judge, peak_severity, severity_changes, severity_periods
+from playbooks.schema import Ladder, SeverityLevel
 
 TO_BE_WRITTEN = "_to be written_"
 _SECTION_KINDS = {EventKind.ROOT_CAUSE, EventKind.CONTRIBUTING, EventKind.WENT_WELL}
@@ -89,7 +91,10 @@ class PostmortemCompiler:
                                    kind=e.kind.value, pinned=e.pinned, deleted=e.deleted) for e in run]
         return lines
 
-    def facts(self, incident: Incident, level: SeverityLevel, timeline: list[TimelineEvent]) -> dict:
+    def facts(self, incident: Incident, level: SeverityLevel, timeline: list[TimelineEvent], *,
+              ladder: Ladder | None = None, deliveries: Deliveries = ()) -> dict:
+        """`level`: the incident's current level; `ladder`: every level, to judge targets under earlier ones;
+        `deliveries`: the customer briefs sent, with each recipient's delivery state."""
         tz = self._tz
         end = incident.resolved_at
         multi_day = any(
@@ -101,13 +106,34 @@ class PostmortemCompiler:
                         f"({minutes} minutes)")
         else:
             duration = f"{self._stamp(incident.declared_at, multi_day)} → ongoing"
+        # Targets are judged against the severity in force at the time (see bot.incident.targets).
+        changes = severity_changes(timeline)
+        periods = severity_periods(incident, changes)
+
+        def level_of(name: str) -> SeverityLevel | None:
+            if ladder is not None:
+                return ladder.level(name)
+            return level if name.upper() == level.name.upper() else None
+
+        def verdict_text(verdict: Verdict) -> str:
+            if verdict.target is None or verdict.met is None:
+                return ""
+            at = f" at {verdict.severity}" if changes else ""
+            return f" (target {format_duration(verdict.target)}{at}, {'met' if verdict.met else 'missed'})"
+
         tta = "not acknowledged"
         if incident.acknowledged_at is not None:
-            elapsed = incident.acknowledged_at - incident.declared_at
-            tta = format_duration(elapsed)
-            if level.response_target is not None:
-                verdict = "met" if elapsed <= level.response_target else "missed"
-                tta += f" (target {format_duration(level.response_target)}, {verdict})"
+            tta = format_duration(incident.acknowledged_at - incident.declared_at) + verdict_text(judge(
+                start=incident.declared_at, done_at=incident.acknowledged_at, now=incident.acknowledged_at,
+                periods=periods, target_of=lambda name: getattr(level_of(name), "response_target", None)))
+        ttr = "not resolved"
+        if incident.resolved_at is not None:
+            ttr = format_duration(incident.resolved_at - incident.declared_at) + verdict_text(judge(
+                start=incident.declared_at, done_at=incident.resolved_at, now=incident.resolved_at,
+                periods=periods, target_of=lambda name: getattr(level_of(name), "resolution_target", None)))
+        peak = peak_severity(periods, ladder.level_names if ladder is not None else (level.name,))
+        peak_level = level_of(peak)
+        changes_text = "; ".join(f"{self._stamp(c.at, multi_day)} {c.previous} → {c.to} ({c.by})" for c in changes)
         by_kind = {kind: [e.text.strip() for e in timeline if e.kind is kind and not e.deleted] for kind in _SECTION_KINDS}
         return {
             "key": incident.key,
@@ -120,6 +146,11 @@ class PostmortemCompiler:
             "started": self._stamp(incident.declared_at, multi_day),
             "ended": self._stamp(end, multi_day) if end else "ongoing",
             "time_to_acknowledge": tta,
+            "time_to_resolve": ttr,
+            "peak_severity": peak,
+            "peak_severity_label": peak_level.label if peak_level else "not in this ladder",
+            "severity_changes": [{"at": c.at, "from": c.previous, "to": c.to, "by": c.by} for c in changes],
+            "severity_changes_text": changes_text or "none",
             "impact": incident.impact or TO_BE_WRITTEN,
             "reporter": incident.reporter,
             "roles": {role.title: user for role, user in incident.roles.items()},
@@ -130,13 +161,15 @@ class PostmortemCompiler:
             "timeline": self._lines(timeline),
             "multi_day": multi_day,
             "actions": incident.actions,
+            "deliveries": deliveries,
             "timezone": str(getattr(tz, "key", tz)),
         }
 
     # -- formats ------------------------------------------------------------------------------------
 
-    def markdown(self, incident: Incident, level: SeverityLevel, timeline: list[TimelineEvent]) -> str:
-        f = self.facts(incident, level, timeline)
+    def markdown(self, incident: Incident, level: SeverityLevel, timeline: list[TimelineEvent], *,
+                 ladder: Ladder | None = None, deliveries: Deliveries = ()) -> str:
+        f = self.facts(incident, level, timeline, ladder=ladder, deliveries=deliveries)
         timeline_md = []
         for line in f["timeline"]:
             stamp = self._stamp(line.at, f["multi_day"])
@@ -152,10 +185,18 @@ class PostmortemCompiler:
             rows += [f"| {a.number} | {_cell(a.text)} | {_cell(a.owner or '—')} | {a.due or '—'} | "
                      f"{'done' if a.is_done else 'open'} |" for a in f["actions"]]
             actions = "\n".join(rows)
+        briefs = "_no customer briefs sent_"
+        if f["deliveries"]:
+            rows = ["| Brief | Recipient | Delivery |", "|---|---|---|"]
+            rows += [f"| #{brief.id} {brief.kind} | {_cell(r.label)} | {_cell(recipient_outcome(r))} |"
+                     for brief, recipients in f["deliveries"] for r in recipients]
+            briefs = "\n".join(rows)
         bullets = lambda items: "\n".join(f"- {_one_line(i)}" for i in items) if items else TO_BE_WRITTEN  # noqa: E731
         values = {
             **{k: f[k] for k in ("key", "title", "date", "severity", "severity_label", "status", "duration", "started",
-                                 "ended", "time_to_acknowledge", "impact", "reporter", "timezone")},
+                                 "ended", "time_to_acknowledge", "time_to_resolve", "peak_severity",
+                                 "peak_severity_label", "impact", "reporter", "timezone")},
+            "severity_changes": f["severity_changes_text"],
             "roles": "; ".join(f"{role}: {user}" for role, user in f["roles"].items()) or "_none assigned_",
             "timeline": "\n".join(timeline_md) or "_no events_",
             "root_cause": "\n\n".join(f["root_cause"]) or TO_BE_WRITTEN,
@@ -164,15 +205,18 @@ class PostmortemCompiler:
             "resolution": f["summary"] or TO_BE_WRITTEN,
             "summary": f["summary"] or TO_BE_WRITTEN,
             "actions": actions,
+            "customer_briefs": briefs,
         }
         return self._template.safe_substitute(values).rstrip() + "\n"
 
-    def json(self, incident: Incident, level: SeverityLevel, timeline: list[TimelineEvent]) -> str:
-        f = self.facts(incident, level, timeline)
+    def json(self, incident: Incident, level: SeverityLevel, timeline: list[TimelineEvent], *,
+             ladder: Ladder | None = None, deliveries: Deliveries = ()) -> str:
+        f = self.facts(incident, level, timeline, ladder=ladder, deliveries=deliveries)
         document = {
             **{k: f[k] for k in ("key", "title", "date", "severity", "severity_label", "status", "duration",
-                                 "time_to_acknowledge", "impact", "reporter", "roles", "summary", "root_cause",
-                                 "contributing", "went_well", "timezone")},
+                                 "time_to_acknowledge", "time_to_resolve", "peak_severity", "impact", "reporter",
+                                 "roles", "summary", "root_cause", "contributing", "went_well", "timezone")},
+            "severity_changes": [{**c, "at": c["at"].isoformat()} for c in f["severity_changes"]],
             "declared_at": incident.declared_at.isoformat(),
             "acknowledged_at": incident.acknowledged_at.isoformat() if incident.acknowledged_at else None,
             "resolved_at": incident.resolved_at.isoformat() if incident.resolved_at else None,
@@ -182,6 +226,7 @@ class PostmortemCompiler:
                  "deleted": line.deleted}
                 for line in f["timeline"]
             ],
+            "customer_briefs": delivery_records(f["deliveries"]),
             "action_items": [
                 {"number": a.number, "text": a.text, "owner": a.owner, "due": a.due.isoformat() if a.due else None,
                  "done": a.is_done}

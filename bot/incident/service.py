@@ -15,6 +15,7 @@ from datetime import datetime, timedelta, tzinfo
 from pathlib import Path
 from typing import Any, Protocol
 
+from bot.briefs.report import Deliveries, delivery_lines
 from bot.briefs.service import BriefService
 from bot.delivery.batching import GroupCommit
 from bot.delivery.notifier import Notifier
@@ -28,6 +29,7 @@ from bot.incident.domain import (
     Incident,
     Role,
     Status,
+    TimelineEvent,
     chat_message,
     format_duration,
 )
@@ -41,6 +43,7 @@ from bot.ports import (
     Clock,
     CustomerMessageReceived,
     CustomerMessageStatus,
+    Field,
     Message,
     Metrics,
     NoMetrics,
@@ -293,7 +296,8 @@ class IncidentService:
             if incident is None:
                 raise DomainError(await self._unknown_incident(uow, number))
             timeline = await uow.incidents.timeline(number)
-        return self._compile(incident, timeline, fmt)
+            deliveries = await uow.customers.brief_deliveries(number)
+        return self._compile(incident, timeline, fmt, deliveries)
 
     def level(self, name: str) -> SeverityLevel:
         level = self.ladder.level(name)
@@ -614,7 +618,11 @@ class IncidentService:
     async def _show(self, ctx: Context, command: cmd.ShowIncident) -> Reply:
         async with self._uow() as uow:
             incident = await self._incident_for(uow, ctx, command)
-        return Reply(render.incident_summary(incident, self.level(incident.severity), self._clock.now(), self._tz))
+            deliveries = await uow.customers.brief_deliveries(incident.number)
+        summary = render.incident_summary(incident, self.level(incident.severity), self._clock.now(), self._tz)
+        if deliveries:  # per-recipient delivery of customer briefs: sent / delivered / read / failed
+            summary = replace(summary, fields=summary.fields + (Field("Customer briefs", delivery_lines(deliveries)),))
+        return Reply(summary)
 
     async def _help(self, ctx: Context, command: cmd.Help) -> Reply:
         return _info(cmd.help_text(command.topic))
@@ -624,7 +632,8 @@ class IncidentService:
         since = now - command.period
         async with self._uow() as uow:
             incidents = await uow.reports.declared_since(since)
-        report = compute_stats(incidents, self.ladder, now=now, since=since)
+            changes = await uow.reports.severity_changes([i.number for i in incidents])
+        report = compute_stats(incidents, self.ladder, now=now, since=since, timelines=changes)
         return Reply(render_stats(report, self._tz, period=command.period))
 
     async def _playbook(self, ctx: Context, command: cmd.ShowPlaybook) -> Reply | None:
@@ -652,7 +661,8 @@ class IncidentService:
                 return None
             incident = await self._incident_for(uow, ctx, command)
             timeline = await uow.incidents.timeline(incident.number)
-            document = self._compile(incident, timeline, command.format)
+            deliveries = await uow.customers.brief_deliveries(incident.number)
+            document = self._compile(incident, timeline, command.format, deliveries)
             path = self._postmortem_dir / postmortem_filename(incident, self._tz, command.format)
             path.parent.mkdir(parents=True, exist_ok=True)
             path.write_text(document, encoding="utf-8")
@@ -670,12 +680,13 @@ class IncidentService:
         await self._notify.deliver()
         return _info(f"Post-mortem for {incident.key} written to {path}.")
 
-    def _compile(self, incident: Incident, timeline: list, fmt: str) -> str:
+    def _compile(self, incident: Incident, timeline: list[TimelineEvent], fmt: str,
+                 deliveries: Deliveries = ()) -> str:
         level = self.ladder.level(incident.severity) or self.level(self.ladder.default)
         timeline = [event for event in timeline if event.kind is not EventKind.POSTMORTEM]
         if fmt == "json":
-            return self._compiler.json(incident, level, timeline)
-        return self._compiler.markdown(incident, level, timeline)
+            return self._compiler.json(incident, level, timeline, ladder=self.ladder, deliveries=deliveries)
+        return self._compiler.markdown(incident, level, timeline, ladder=self.ladder, deliveries=deliveries)
 
     # -- reminders ----------------------------------------------------------------------------------
 

@@ -5,7 +5,8 @@ Pure functions of incidents, the ladder and "now"; `/incident stats [30d]` rende
 Definitions (the same for every team, so numbers compare across months):
 
 - An incident counts in the window when it was *declared* in it, whatever its status now; it is counted
-  under its current severity.
+  under its current severity, but each target is judged against the severity in force at the time (see
+  bot.incident.targets): a P1 acknowledged after 16 min and then downgraded to P2 missed its response target.
 - Time to acknowledge = acknowledged_at − declared_at (mitigating or resolving an unacknowledged incident
   acknowledges it). Time to resolve = resolved_at − declared_at, for incidents resolved now.
 - Median and p90 use linear interpolation between the closest ranks (numpy's default, `statistics.quantiles`
@@ -17,11 +18,12 @@ Definitions (the same for every team, so numbers compare across months):
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta, tzinfo
 
-from bot.incident.domain import Incident, format_duration
+from bot.incident.domain import Incident, TimelineEvent, format_duration
+from bot.incident.targets import judge, severity_changes, severity_periods
 from bot.ports import Message
 from playbooks.schema import Ladder
 
@@ -95,24 +97,29 @@ class StatsReport:
     severities: tuple[SeverityStats, ...]
 
 
-def _judge(done_at: datetime | None, started: datetime, target: timedelta | None, now: datetime) -> bool | None:
-    """True = within target, False = missed, None = no target or not decided yet."""
-    if target is None:
-        return None
-    deadline = started + target
-    if done_at is not None:
-        return done_at <= deadline
-    return False if now > deadline else None
-
-
 def _share(verdicts: Sequence[bool | None]) -> Share:
     judged = [v for v in verdicts if v is not None]
     return Share(met=sum(1 for v in judged if v), judged=len(judged))
 
 
-def compute_stats(incidents: Sequence[Incident], ladder: Ladder, *, now: datetime, since: datetime) -> StatsReport:
-    """Per-severity numbers for the incidents declared in [since, now], in the ladder's order."""
+def compute_stats(incidents: Sequence[Incident], ladder: Ladder, *, now: datetime, since: datetime,
+                  timelines: Mapping[int, Sequence[TimelineEvent]] | None = None) -> StatsReport:
+    """Per-severity numbers for the incidents declared in [since, now], in the ladder's order.
+
+    `timelines`: each incident's timeline (its severity changes suffice), to judge targets against the severity
+    in force at the time; an incident without one is judged against its current severity."""
     window = [i for i in incidents if since <= i.declared_at <= now]
+    periods = {i.number: severity_periods(i, severity_changes((timelines or {}).get(i.number, ()))) for i in window}
+
+    def target(attribute: str) -> Callable[[str], timedelta | None]:
+        return lambda name: getattr(ladder.level(name), attribute, None)
+
+    def verdict(incident: Incident, start: datetime | None, done_at: datetime | None, attribute: str) -> bool | None:
+        if start is None:
+            return None
+        return judge(start=start, done_at=done_at, now=now, periods=periods[incident.number],
+                     target_of=target(attribute)).met
+
     severities = []
     known = {level.name for level in ladder.levels}
     names = list(ladder.level_names) + sorted({i.severity for i in window} - known)
@@ -131,9 +138,9 @@ def compute_stats(incidents: Sequence[Incident], ladder: Ladder, *, now: datetim
             open=sum(1 for i in group if i.status.is_open),
             acknowledge=Durations.of(acknowledged), resolve=Durations.of(resolved),
             response_target=response, resolution_target=resolution, postmortem_due=due,
-            within_response=_share([_judge(i.acknowledged_at, i.declared_at, response, now) for i in group]),
-            within_resolution=_share([_judge(i.resolved_at, i.declared_at, resolution, now) for i in group]),
-            postmortems_on_time=_share([_judge(i.postmortem_at, i.resolved_at, due, now)
+            within_response=_share([verdict(i, i.declared_at, i.acknowledged_at, "response_target") for i in group]),
+            within_resolution=_share([verdict(i, i.declared_at, i.resolved_at, "resolution_target") for i in group]),
+            postmortems_on_time=_share([verdict(i, i.resolved_at, i.postmortem_at, "postmortem_due")
                                         for i in group if i.resolved_at is not None]),
         ))
     return StatsReport(since=since, now=now, total=len(window), severities=tuple(severities))

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 import pytest
 
 from adapters.memory import MemoryChat, MemoryWhatsApp
@@ -227,3 +229,44 @@ async def test_contacts_cli(tmp_path):
     listing = run("list").stdout
     assert "acme             +254700000001    Jane Doe" in listing and "globex" in listing
     assert run("remove", "+14155550100").stdout.strip() == "removed 1 contact(s)"
+
+
+async def test_show_and_postmortem_list_each_recipients_delivery(desk):
+    """Delivered and read statuses were stored but shown nowhere: `/incident show` and the post-mortem
+    (Markdown and JSON) give each recipient's outcome."""
+    await desk.ok('declare P1 "Payments down" tenant=acme,globex')
+    thread = await desk.room(1)
+    desk.whatsapp.fail(GLO, DeliveryError("recipient not a WhatsApp user", code=131026, permanent=True))
+    await desk.ok("brief all-affected --send", room=thread)
+    jane_id = next(m["id"] for m in desk.whatsapp.sent if m["to"] == JANE)
+    john_id = next(m["id"] for m in desk.whatsapp.sent if m["to"] == JOHN)
+    now = desk.clock.now()
+    await desk.service.customer_event(CustomerMessageStatus(message_id=jane_id, status="delivered", at=now))
+    await desk.service.customer_event(CustomerMessageStatus(message_id=jane_id, status="read", at=now))
+    await desk.service.customer_event(CustomerMessageStatus(message_id=john_id, status="delivered", at=now))
+
+    shown = {f.label: f.value for f in (await desk.ok("show", room=thread)).message.fields}
+    assert shown["Customer briefs"].splitlines() == [
+        "#1 investigating to acme,globex: 1 read · 1 delivered · 1 failed",
+        f"  Jane at acme ({JANE}): read (template)",
+        f"  John at acme ({JOHN}): delivered (template)",
+        f"  Gloria at globex ({GLO}): failed: 131026: recipient not a WhatsApp user"]
+
+    markdown = await desk.service.export_postmortem(1)
+    section = markdown.split("### Customer briefs")[1].split("###")[0]
+    assert f"| #1 investigating | Jane at acme ({JANE}) | read (template) |" in section
+    assert f"| #1 investigating | John at acme ({JOHN}) | delivered (template) |" in section
+    assert f"| #1 investigating | Gloria at globex ({GLO}) | failed: 131026: recipient not a WhatsApp user |" in section
+    document = json.loads(await desk.service.export_postmortem(1, "json"))
+    [brief] = document["customer_briefs"]
+    assert [(r["name"], r["status"]) for r in brief["recipients"]] == [
+        ("Jane", "read"), ("John", "delivered"), ("Gloria", "failed")]
+
+
+async def test_show_without_briefs_has_no_delivery_field_and_the_postmortem_says_none(desk):
+    await desk.ok('declare P1 "x"')
+    thread = await desk.room(1)
+    await desk.ok('brief acme', room=thread)  # a preview only: nothing sent
+    shown = {f.label for f in (await desk.ok("show", room=thread)).message.fields}
+    assert "Customer briefs" not in shown
+    assert "### Customer briefs\n\n_no customer briefs sent_" in await desk.service.export_postmortem(1)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import subprocess
 import sys
+from datetime import timedelta
 from io import StringIO
 from pathlib import Path
 
@@ -29,7 +30,8 @@ def test_demo_script_plays_a_whole_incident_in_a_real_process(tmp_path):
     assert "┏ INC-1 · P1 · Payments callbacks not arriving" in out
     assert "(you are now in the INC-1 thread)" in out
     assert "bob acknowledged INC-1 after 0s — response target 15 min: met." in out
-    assert "INC-1 (P1): no status update for 20 min." in out  # the 20-minute wait brings one nudge
+    assert "INC-1 (P1): no status update for 15 min." in out  # the 20-minute wait nudges once, at its due time
+    assert "no status update for 20 min" not in out
     assert "Post-mortem for INC-1 written to" in out
     [postmortem] = list((tmp_path / "pm").glob("*-inc-1-payments-callbacks-not-arriving.md"))
     text = postmortem.read_text()
@@ -92,7 +94,7 @@ async def test_console_session_switches_speaker_and_rooms(settings, clock):
     text = out.getvalue()
     assert "INC-1 thread bob> on it" in text
     assert "#incidents bob> /enter INC-1" in text
-    assert "INC-1 (P1): no status update for 16 min." in text
+    assert "INC-1 (P1): no status update for 15 min." in text  # fired at its due time, inside the wait
     assert "no incident thread 'INC-9'" in text
     assert "unknown console command '/bogus'" in text
     timeline = [e.text for e in await _timeline(team)]
@@ -112,3 +114,20 @@ def test_outbox_list_and_retry_from_the_shell(tmp_path):
     assert listing.returncode == 0
     assert "delivered" in listing.stdout and "open_room" in listing.stdout
     assert _run_cli(tmp_path, "outbox", "retry").stdout.startswith("requeued 0 failed message(s)")
+
+
+async def test_wait_steps_through_each_due_reminder(settings, clock):
+    """`/wait 40m` on a 15-minute cadence nudges at +15 and +30, each at its due time, not once at +40."""
+    out = StringIO()
+    chat = ConsoleChat(out)
+    team = await start_harness(settings, clock, chat=chat)
+    session = ConsoleSession(service=team.service, chat=chat, out=out, user="alice", advance=clock.advance)
+    await play(session, ['/incident declare P1 "Payments down"', "/incident ack", "/wait 40m"])
+    start = clock.now() - timedelta(minutes=40)
+    nudged_at = [e.occurred_at - start for e in await _timeline(team) if e.kind == "nudge"]
+    assert nudged_at == [timedelta(minutes=15), timedelta(minutes=30)]
+    text = out.getvalue()
+    assert "INC-1 (P1): no status update for 15 min." in text
+    assert "INC-1 (P1): no status update for 30 min." in text
+    assert clock.now() - start == timedelta(minutes=40)  # the wait still ends where it said
+    await team.app.close()

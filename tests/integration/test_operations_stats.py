@@ -57,3 +57,20 @@ async def test_stats_over_a_shorter_period_leave_older_incidents_out_and_a_bad_p
     bad = await team.run("stats forever")
     assert not bad.ok
     assert "Bad period 'forever'" in bad.message.text and "Usage: /incident stats [30d]" in bad.message.text
+
+
+async def test_stats_judge_targets_against_the_severity_in_force_at_the_time(team):
+    """A P1 acknowledged after 16 min (the bot escalated at 15) then downgraded to P2 missed its response
+    target; counted under P2 (its severity now), it is not "within the 1 h target"."""
+    await team.ok('declare P1 "Payments down"')
+    await team.tick(minutes=15)
+    assert team.kinds("escalation")
+    team.clock.advance(minutes=1)
+    await team.ok("ack INC-1")
+    team.clock.advance(minutes=4)
+    await team.ok("sev INC-1 P2")
+    lines = (await team.ok("stats")).message.text.splitlines()
+    assert "P2 (Significant) — 1 incident, 1 still open" in lines
+    assert "  within response target (1 h): 0/1 (0%)" in lines
+    # The post-mortem says the same.
+    assert "16 min (target 15 min at P1, missed)" in await team.service.export_postmortem(1, "md")

@@ -109,3 +109,48 @@ async def test_export_of_unknown_incident_is_a_clear_error(team):
         assert str(problem) == "Unknown incident INC-5. Open incidents: none."
     else:
         raise AssertionError("expected DomainError")
+
+
+async def _p1_acknowledged_late_then_downgraded(team):
+    """The issue's incident: P1 (respond 15 min), the bot escalates at 15 min, bob acknowledges at 16 min,
+    then it is downgraded to P2 (respond 1 h) and resolved."""
+    team.clock.advance(minutes=10)  # 10:00 EAT
+    await team.ok('declare P1 "Payments callbacks not arriving"')
+    thread = await team.room(1)
+    await team.tick(minutes=15)  # the bot escalates: the P1 response target passed
+    assert team.kinds("escalation")
+    team.clock.advance(minutes=1)
+    await team.ok("ack", room=thread, user="bob")
+    team.clock.advance(minutes=4)
+    await team.ok("sev P2", room=thread, user="bob")
+    team.clock.advance(minutes=101)
+    await team.ok('resolve "fixed"', room=thread)  # 2 h 1 min after declaring: within P2's 8 h, past P1's 2 h
+
+
+async def test_targets_are_judged_against_the_severity_in_force_at_the_time(team):
+    await _p1_acknowledged_late_then_downgraded(team)
+    markdown = await team.service.export_postmortem(1, "md")
+    # Not "target 1 h, met": the P1 target was missed before the downgrade and stays missed.
+    assert "**Time to acknowledge:** 16 min (target 15 min at P1, missed)" in markdown
+    # Resolved under P2, whose 8 h target was never passed; P1's 2 h had not passed when it was downgraded.
+    assert "**Time to resolve:** 2 h 1 min (target 8 h at P2, met)" in markdown
+    assert "**Severity:** P2 (Significant)" in markdown
+    assert "**Peak severity:** P1 (Critical)" in markdown
+    assert "**Severity changes:** 10:20 EAT P1 → P2 (bob)" in markdown
+    document = json.loads(await team.service.export_postmortem(1, "json"))
+    assert document["peak_severity"] == "P1"
+    assert document["time_to_acknowledge"] == "16 min (target 15 min at P1, missed)"
+    assert document["severity_changes"] == [{"at": "2026-11-24T07:20:00+00:00", "from": "P1", "to": "P2", "by": "bob"}]
+
+
+async def test_an_upgrade_judges_the_rest_against_the_higher_severity(team):
+    team.clock.advance(minutes=10)  # 10:00 EAT
+    await team.ok('declare P2 "Search slow"')
+    thread = await team.room(1)
+    team.clock.advance(minutes=20)
+    await team.ok("sev P1", room=thread)
+    team.clock.advance(minutes=5)
+    await team.ok("ack", room=thread)  # 25 min: within P2's 1 h, but acknowledged under P1 (15 min)
+    markdown = await team.service.export_postmortem(1, "md")
+    assert "**Time to acknowledge:** 25 min (target 15 min at P1, missed)" in markdown
+    assert "**Peak severity:** P1 (Critical)" in markdown

@@ -107,3 +107,34 @@ def test_rendered_stats_read_like_a_report(ladder):
 def test_an_incident_at_a_severity_no_longer_in_the_ladder_is_still_counted(ladder):
     report = compute_stats([incident(1, "SEV9", declared=NOW - MIN)], ladder, now=NOW, since=SINCE)
     assert [(s.severity, s.count) for s in report.severities][-1] == ("SEV9", 1)
+
+
+def _changed(number_minutes: int, previous: str, to: str, declared: datetime):
+    from bot.incident.domain import EventKind, TimelineEvent
+
+    at = declared + number_minutes * MIN
+    return TimelineEvent(kind=EventKind.SEVERITY_CHANGED, author="bob", text=f"severity {previous} → {to}",
+                         occurred_at=at, recorded_at=at)
+
+
+def test_targets_are_judged_against_the_severity_in_force_at_the_time(ladder):
+    day = NOW - timedelta(days=2)
+    history = [
+        # P1 acknowledged after 16 min (P1 target 15 min), downgraded to P2 at 20 min: missed, stays missed
+        incident(1, "P2", declared=day, ack=16, resolved=300),
+        # P2 upgraded to P1 at 20 min, acknowledged at 25 min: acknowledged under P1, so missed
+        incident(2, "P1", declared=day, ack=25, resolved=60),
+        # P1 downgraded to P2 at 10 min, acknowledged at 30: the P1 target never passed under P1, P2's 1 h met
+        incident(3, "P2", declared=day, ack=30, resolved=120),
+    ]
+    timelines = {1: [_changed(20, "P1", "P2", day)], 2: [_changed(20, "P2", "P1", day)],
+                 3: [_changed(10, "P1", "P2", day)]}
+    report = compute_stats(history, ladder, now=NOW, since=SINCE, timelines=timelines)
+    p1, p2 = report.severities[0], report.severities[1]
+    assert (p2.within_response.met, p2.within_response.judged) == (1, 2)  # INC-1 missed, INC-3 met
+    assert (p1.within_response.met, p1.within_response.judged) == (0, 1)
+    # INC-1 resolved at 5 h: P1's 2 h resolution target had not passed under P1 (downgraded at 20 min): met
+    assert (p2.within_resolution.met, p2.within_resolution.judged) == (2, 2)
+    # Without the timelines (the old behaviour), INC-1 would count as within P2's 1 h.
+    old = compute_stats(history, ladder, now=NOW, since=SINCE)
+    assert old.severities[1].within_response.met == 2
