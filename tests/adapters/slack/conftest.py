@@ -44,7 +44,8 @@ async def make_slack(fake: FakeSlackApi, tmp_path: Path, database_url: str,
     """Build a warroom on Slack (thread mode by default); `database_url` is the suite's (SQLite or PostgreSQL)."""
     built: list[SlackTeam] = []
 
-    async def make(*, incident_mode: str = "thread", announce: str | None = None, **overrides: Any) -> SlackTeam:
+    async def make(*, incident_mode: str = "thread", announce: str | None = None, warm_names: bool = True,
+                   **overrides: Any) -> SlackTeam:
         settings = Settings(_env_file=None, database_url=database_url, ladder="P1-P3",
                             timezone="Africa/Nairobi", postmortem_dir=tmp_path / "postmortems",
                             slack_bot_token="xoxb-test", slack_signing_secret=SECRET, slack_api_url=fake.url,
@@ -56,6 +57,9 @@ async def make_slack(fake: FakeSlackApi, tmp_path: Path, database_url: str,
                                  base_url=settings.slack_api_url, backoff=0.05, jitter=0.05)
         chat = SlackChat(client=client, incident_mode=settings.incident_mode,
                          announce_channel=settings.slack_incidents_channel, clock=clock)
+        if warm_names:  # what a running server has done long before: the workspace's names are known
+            await chat.warm_names()
+            fake.calls.clear()
         app = await build(settings, chat={"slack": chat}, clock=clock)
         inbound = SlackInbound(service=app.service, chat=chat,
                                signing_secret=settings.slack_signing_secret.get_secret_value())  # type: ignore[union-attr]
@@ -70,6 +74,7 @@ async def make_slack(fake: FakeSlackApi, tmp_path: Path, database_url: str,
         await slack.inbound.close()
         await slack.http.aclose()
         await slack.app.close()
+        await slack.chat.aclose()
     if not any(slack.errors_expected for slack in built):
         errors = slack_errors()
         assert not errors, "unexpected errors logged:\n" + "\n".join(r.getMessage() for r in errors)
