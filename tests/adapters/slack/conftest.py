@@ -45,7 +45,7 @@ async def make_slack(fake: FakeSlackApi, tmp_path: Path, database_url: str,
     built: list[SlackTeam] = []
 
     async def make(*, incident_mode: str = "thread", announce: str | None = None, warm_names: bool = True,
-                   **overrides: Any) -> SlackTeam:
+                   timeout: int = 30, deliver_inline: bool = True, **overrides: Any) -> SlackTeam:
         settings = Settings(_env_file=None, database_url=database_url, ladder="P1-P3",
                             timezone="Africa/Nairobi", postmortem_dir=tmp_path / "postmortems",
                             slack_bot_token="xoxb-test", slack_signing_secret=SECRET, slack_api_url=fake.url,
@@ -54,13 +54,13 @@ async def make_slack(fake: FakeSlackApi, tmp_path: Path, database_url: str,
         clock = ManualClock(START)
         # Short client backoff keeps retry tests fast; Retry-After itself is always honoured.
         client = make_web_client(token=settings.slack_bot_token.get_secret_value(),  # type: ignore[union-attr]
-                                 base_url=settings.slack_api_url, backoff=0.05, jitter=0.05)
+                                 base_url=settings.slack_api_url, backoff=0.05, jitter=0.05, timeout=timeout)
         chat = SlackChat(client=client, incident_mode=settings.incident_mode,
                          announce_channel=settings.slack_incidents_channel, clock=clock)
         if warm_names:  # what a running server has done long before: the workspace's names are known
             await chat.warm_names()
             fake.calls.clear()
-        app = await build(settings, chat={"slack": chat}, clock=clock)
+        app = await build(settings, chat={"slack": chat}, clock=clock, deliver_inline=deliver_inline)
         inbound = SlackInbound(service=app.service, chat=chat,
                                signing_secret=settings.slack_signing_secret.get_secret_value())  # type: ignore[union-attr]
         http = httpx.AsyncClient(transport=httpx.ASGITransport(app=build_http_app(slack_routes(inbound.app))),
