@@ -248,7 +248,7 @@ class SlackInbound:
             if reply is None:
                 await ack()
                 return
-            text, blocks = render(reply.message)
+            text, blocks = render(reply.message, names=self.chat.known_names(reply.message))
             await ack(response_type="ephemeral", text=text, blocks=blocks)
 
     # -- events ----------------------------------------------------------------------------------------

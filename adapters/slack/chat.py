@@ -221,6 +221,11 @@ def _severity_of(card: Message) -> str:
     return parts[1] if len(parts) >= 3 else "?"
 
 
+def _texts_of(message: Message) -> str:
+    return " ".join([message.text, message.title or "", message.footer or "",
+                     *(f"{f.label} {f.value}" for f in message.fields), *(c.text for c in message.checklist)])
+
+
 def _name_of(user: dict[str, Any]) -> str | None:
     """What people call a Slack user: display name, else real name, else the handle."""
     profile = user.get("profile") if isinstance(user.get("profile"), dict) else {}
@@ -382,14 +387,19 @@ class SlackChat:
         self._remember(self._names, user, (name, time.monotonic()))
         return name
 
+    def known_names(self, message: Message) -> dict[str, str]:
+        """`_names_in` from the cache only, for answers that cannot wait (a slash command's acknowledgement)."""
+        if mentions_live(message):
+            return {}
+        return {user: name for user in _USER_MENTION.findall(_texts_of(message))
+                if (name := self.known_name(user)) is not None}
+
     async def _names_in(self, message: Message, *, most: int = 10) -> dict[str, str]:
         """Names for the `<@U…>` references a message shows as text rather than as mentions (see blocks.escape):
         from the cache, else looked up now — this runs when the message is sent, after any acknowledgement."""
         if mentions_live(message):
             return {}
-        texts = [message.text, message.title or "", message.footer or "",
-                 *(f"{f.label} {f.value}" for f in message.fields), *(c.text for c in message.checklist)]
-        users = list(dict.fromkeys(_USER_MENTION.findall(" ".join(texts))))[:most]
+        users = list(dict.fromkeys(_USER_MENTION.findall(_texts_of(message))))[:most]
         names: dict[str, str] = {}
         for user in users:
             name = self.known_name(user) or await self.resolve(user)
