@@ -1,4 +1,11 @@
-"""A lean fake of Slack's Web API for benchmarks, run as its own process: `python -m bench.fake_slack PORT`.
+"""A lean fake of Slack's Web API for benchmarks, run as its own process:
+`python -m bench.fake_slack PORT [--lose FRACTION] [--users-429]`.
+
+`--lose 0.1`: one `chat.postMessage` in ten is stored but its answer is lost (a 500, or the connection dropped,
+alternately); the messages keep their metadata, and conversations.replies / conversations.history return them, so
+a sender that looks up before re-sending finds the earlier copy. `--users-429`: users.info and users.list always
+answer 429 (Retry-After: 1). `GET /bench/counts` then also reports `duplicates` (outbox keys posted more than once)
+and `lost_answers`.
 
 It answers what warroom (and the bare Bolt app) call, and records each `chat.postMessage` as
 (monotonic time, wall time, channel, thread_ts, text) so the driver can time deliveries. It records less than
@@ -30,7 +37,15 @@ BOT_ID = "BBOT"
 
 
 class FakeSlack:
-    def __init__(self) -> None:
+    def __init__(self, *, lose: float = 0.0, users_429: bool = False, seed: int = 13) -> None:
+        import random
+
+        self.lose = lose
+        self.users_429 = users_429
+        self._random = random.Random(seed)
+        self.lost_answers = 0
+        self.keys: Counter[str] = Counter()  # outbox key (message metadata) → times posted
+        self.stored: dict[tuple[str, str], list[dict]] = defaultdict(list)  # (channel, thread or "") → messages
         self.posts: list[tuple[float, float, str, str | None, str, str]] = []
         self.counts: Counter[str] = Counter()
         self.cards: dict[str, str] = {}  # card ts → fallback text (the title)
@@ -61,11 +76,20 @@ class FakeSlack:
         method = request.match_info["method"]
         params = await self._params(request)
         self.counts[method] += 1
+        if self.users_429 and method in ("users.info", "users.list"):
+            return web.json_response({"ok": False, "error": "ratelimited"}, status=429, headers={"Retry-After": "1"})
         handler = getattr(self, "_" + method.replace(".", "_"), None)
         body = handler(params) if handler else {"ok": False, "error": "unknown_method"}
         if method == "chat.postMessage" and body.get("ok"):
             async with self._changed:
                 self._changed.notify_all()
+            if self.lose and self._random.random() < self.lose:  # stored, but the answer is lost
+                self.lost_answers += 1
+                if self.lost_answers % 2:
+                    return web.json_response({"ok": False, "error": "internal_error"}, status=500)
+                assert request.transport is not None
+                request.transport.close()
+                raise asyncio.CancelledError
         return web.json_response(body)
 
     async def upload(self, request: web.Request) -> web.Response:
@@ -94,6 +118,14 @@ class FakeSlack:
         text = str(params.get("text") or "")
         now = time.monotonic()
         self.posts.append((now, time.time(), channel, thread, text[:200], ts))
+        metadata = params.get("metadata")
+        if isinstance(metadata, str):
+            metadata = json.loads(metadata)
+        if isinstance(metadata, dict):
+            key = str((metadata.get("event_payload") or {}).get("key"))
+            self.keys[key] += 1
+            self.stored[(channel, thread or "")].append({"type": "message", "ts": ts, "bot_id": BOT_ID,
+                                                         "thread_ts": thread, "metadata": metadata})
         if thread is None:
             self.cards[ts] = text[:200]
             self.card_times[ts] = now
@@ -109,9 +141,15 @@ class FakeSlack:
         return {"ok": True, "message_ts": self.next_ts()}
 
     def _conversations_replies(self, params: dict) -> dict:
-        return {"ok": True, "messages": [], "has_more": False, "response_metadata": {"next_cursor": ""}}
+        messages = self.stored.get((params.get("channel", ""), params.get("ts", "")), [])
+        return {"ok": True, "messages": messages[-1000:], "has_more": False,
+                "response_metadata": {"next_cursor": ""}}
 
-    _conversations_history = _conversations_replies
+    def _conversations_history(self, params: dict) -> dict:
+        messages = self.stored.get((params.get("channel", ""), ""), [])
+        limit = int(params.get("limit") or 100)
+        return {"ok": True, "messages": list(reversed(messages[-limit:])), "has_more": False,
+                "response_metadata": {"next_cursor": ""}}
 
     def _conversations_create(self, params: dict) -> dict:
         return {"ok": True, "channel": {"id": f"C{next(self._ids):08d}", "name": params.get("name", "")}}
@@ -139,7 +177,9 @@ class FakeSlack:
         return web.json_response({"posts": self.posts[since:], "next": len(self.posts)})
 
     async def c_counts(self, request: web.Request) -> web.Response:
-        return web.json_response({"counts": dict(self.counts), "posts": len(self.posts)})
+        return web.json_response({"counts": dict(self.counts), "posts": len(self.posts),
+                                  "duplicates": sum(n - 1 for n in self.keys.values() if n > 1),
+                                  "lost_answers": self.lost_answers})
 
     async def _wait(self, check, timeout: float) -> Any:  # noqa: ANN001
         result: list[Any] = []
@@ -180,8 +220,8 @@ class FakeSlack:
         return web.json_response({"ok": value is not None, "times": value or []})
 
 
-async def serve(port: int) -> None:
-    fake = FakeSlack()
+async def serve(port: int, *, lose: float = 0.0, users_429: bool = False) -> None:
+    fake = FakeSlack(lose=lose, users_429=users_429)
     fake.port = port
     app = web.Application(client_max_size=64 * 1024 * 1024)
     app.router.add_route("*", "/api/{method}", fake.api)
@@ -199,6 +239,8 @@ async def serve(port: int) -> None:
 
 if __name__ == "__main__":
     try:
-        asyncio.run(serve(int(sys.argv[1])))
+        args = sys.argv[1:]
+        lose = float(args[args.index("--lose") + 1]) if "--lose" in args else 0.0
+        asyncio.run(serve(int(args[0]), lose=lose, users_429="--users-429" in args))
     except KeyboardInterrupt:
         pass

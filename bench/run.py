@@ -34,7 +34,7 @@ BENCH = Path(__file__).resolve().parent
 # What `warroom serve` with Slack configured cannot start without (start-up row: the floor on this machine).
 FLOOR_IMPORTS = ("slack_bolt.async_app", "aiohttp", "sqlmodel", "sqlalchemy.ext.asyncio", "pydantic_settings",
                  "apscheduler.schedulers.asyncio", "starlette.applications", "uvicorn", "yaml")
-SCENARIOS = ("ack", "reminders", "postmortem", "startup", "declare", "postgres")
+SCENARIOS = ("ack", "reminders", "postmortem", "startup", "declare", "postgres", "lossy")
 MB = 1024 * 1024
 
 
@@ -66,11 +66,16 @@ class Config:
     pg_seconds: float = 60.0
     saturate_seconds: float = 20.0
     saturate_concurrency: int = 32
+    # 10: declare burst against a Slack that loses answers and rate-limits users.info
+    lossy_declares: int = 200
+    lossy_concurrency: int = 5
+    lossy_fraction: float = 0.1
 
 
 FULL = Config(name="full")
 QUICK = Config(name="quick", runs=2, ack_seconds=15.0, reminders_due=2_500, reminder_window=15.0,
-               postmortem_compiles=3, startup_runs=5, declares=60, pg_seconds=15.0, saturate_seconds=8.0)
+               postmortem_compiles=3, startup_runs=5, declares=60, pg_seconds=15.0, saturate_seconds=8.0,
+               lossy_declares=100)
 
 TARGETS = {  # metric → (target, comparison)
     "ack.command_p99_ms": (100.0, "<="),
@@ -87,6 +92,9 @@ TARGETS = {  # metric → (target, comparison)
     "declare.cpu_ms": (6.0, "<="),
     "postgres.r2_command_p99_ms": (100.0, "<="),
     "postgres.r2_lost": (0, "<="),
+    "lossy.ack_p99_ms": (1000.0, "<="),
+    "lossy.duplicates": (0, "<="),
+    "lossy.missing_cards": (0, "<="),
 }
 
 
@@ -164,9 +172,9 @@ class Bench:
                  if not k.startswith(("SLACK_", "WARROOM_", "WHATSAPP_", "DISCORD_", "PYTHON"))}
         return {**clean, "PYTHONPATH": str(self.root), "PYTHONUNBUFFERED": "1"}
 
-    async def fake(self, cwd: Path) -> Proc:
+    async def fake(self, cwd: Path, *extra: str) -> Proc:
         port = free_port()
-        proc = await self.spawn("fake-slack", [sys.executable, "-m", "bench.fake_slack", str(port)],
+        proc = await self.spawn("fake-slack", [sys.executable, "-m", "bench.fake_slack", str(port), *extra],
                                 env={**self.base_env(), "PYTHONPATH": str(BENCH.parent)}, cwd=cwd)
         proc.url = f"http://127.0.0.1:{port}"
         await self.wait_health(proc, path="/bench/counts", timeout=30)
@@ -578,6 +586,54 @@ class Bench:
             raise RuntimeError(f"card and checklists for {marker!r} never reached the fake Slack API")
         return max(answer["times"]) - started, acked - started
 
+    async def scenario_lossy(self) -> None:
+        """Row 10: a burst of declares, each from a user warroom has not seen, against a Slack that stores every
+        post but loses the answer to `lossy_fraction` of them (500 or dropped connection) and answers 429 to
+        users.info and users.list. Ack latency, and duplicates: outbox keys that reached Slack twice."""
+        config, runs = self.config, []
+        for i in range(config.runs):
+            cwd = self.rundir(f"lossy-{i}")
+            db = f"sqlite:///{cwd / 'warroom.db'}"
+            fake = await self.fake(cwd, "--lose", str(config.lossy_fraction), "--users-429")
+            server = await self.warroom(db, fake, cwd, WARROOM_TICK_SECONDS="1")
+            self.say(f"lossy run {i + 1}/{config.runs}: {config.lossy_declares} declares, "
+                     f"{config.lossy_concurrency} at a time, {config.lossy_fraction:.0%} answers lost")
+            limit = asyncio.Semaphore(config.lossy_concurrency)
+            acks: list[float] = []
+            failures: list[str] = []
+
+            async def declare(k: int) -> None:
+                async with limit:
+                    started = time.monotonic()
+                    status, text = await self.command(server, f'declare P2 "lossy {i} {k}"', trigger=f"l-{i}-{k}",
+                                                      user=f"U0L{i:02d}{k:05d}")
+                    acks.append(time.monotonic() - started)
+                    if status != 200 or "Declared INC-" not in text:
+                        failures.append(f"{status} {text[:200]}")
+
+            started = time.monotonic()
+            await asyncio.gather(*(declare(k) for k in range(config.lossy_declares)))
+            burst = time.monotonic() - started
+            await self.quiet(fake, [server], settle=3.0)  # retries of lost answers wait a tick (1 s) or more
+            counts = await self.get(fake, "/bench/counts")
+            posts = (await self.get(fake, "/bench/posts"))["posts"]
+            cards = [p for p in posts if p[3] is None and f"lossy {i} " in p[4]]
+            titles = {p[4] for p in cards}
+            run = {"declares": config.lossy_declares, "failed": len(failures), "burst_s": burst,
+                   "ack_p50_ms": percentile(acks, 50) * 1000, "ack_p99_ms": percentile(acks, 99) * 1000,
+                   "ack_max_ms": max(acks) * 1000, "posts": counts["posts"], "lost_answers": counts["lost_answers"],
+                   "duplicates": counts["duplicates"], "cards": len(cards),
+                   "missing_cards": config.lossy_declares - len(titles),
+                   "users_info_calls": counts["counts"].get("users.info", 0)}
+            runs.append(run)
+            self.say(f"  ack p50 {run['ack_p50_ms']:.1f} ms p99 {run['ack_p99_ms']:.1f} ms max "
+                     f"{run['ack_max_ms']:.1f} ms; {run['lost_answers']} answers lost, {run['duplicates']} "
+                     f"duplicates, {run['missing_cards']} cards missing, {run['failed']} declares failed")
+            await self.stop_all()
+        self.results["lossy"] = {"runs": runs, "metrics": {
+            key: summary([r[key] for r in runs])
+            for key in ("ack_p50_ms", "ack_p99_ms", "ack_max_ms", "duplicates", "missing_cards", "lost_answers")}}
+
     async def scenario_postgres(self) -> None:
         """Row 9: the mixed load on PostgreSQL, 1 replica then 2 (round robin, as a load balancer would), and
         closed-loop saturation throughput of each."""
@@ -680,6 +736,10 @@ ROWS = [  # scenario label, measure label, metric key, unit, target text
     ("", "saturated req/s, 1 replica", "postgres.r1_saturated_rps", "", ""),
     ("", "saturated req/s, 2 replicas", "postgres.r2_saturated_rps", "", ""),
     ("", "throughput 2 replicas / 1", "postgres.throughput_ratio", "×", ""),
+    ("10 declare burst, 10% answers lost, users.info 429", "ack p99", "lossy.ack_p99_ms", "ms", "≤ 1 s"),
+    ("", "duplicates (outbox keys posted twice)", "lossy.duplicates", "", "0"),
+    ("", "cards missing", "lossy.missing_cards", "", "0"),
+    ("", "answers lost by the fake", "lossy.lost_answers", "", ""),
 ]
 
 

@@ -66,6 +66,10 @@ class Message:
     kind: Literal["card", "checklist", "update", "nudge", "escalation", "reminder", "playbook", "postmortem",
                   "reply", "error", "info", "alert", "digest"] = "info"
     attachment: Attachment | None = None
+    # The platform whose user wrote the user text in this message ("slack" for a Slack user's status update).
+    # Only there may that platform's own mention syntax stay a live mention; None (unknown, mixed, or the
+    # bot's own) means no platform treats anything in it as a mention.
+    mentions_from: str | None = None
 
 
 # -- where things are ------------------------------------------------------------------------------------

@@ -57,6 +57,9 @@ def make_settings(tmp_path: Path, *, database_url: str | None = None, **override
     }
     operations = {key: overrides.pop(key) for key in list(overrides) if key in OperationsSettings.model_fields}
     slack = {key.removeprefix("slack_"): overrides.pop(key) for key in list(overrides) if key.startswith("slack_")}
+    unknown = set(overrides) - set(Settings.model_fields)
+    if unknown:  # Settings ignores what it does not know (a .env has every platform's lines): say so here
+        raise TypeError(f"make_settings: no such setting {sorted(unknown)}")
     values.update(overrides)
     return Settings(_env_file=None, operations=OperationsSettings(_env_file=None, **operations),
                     slack=SlackSettings(_env_file=None, **slack), **values)

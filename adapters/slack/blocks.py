@@ -6,7 +6,10 @@
   and it renders as a live mention when the core repeats the text.
 - `escape()` turns plain prose into mrkdwn that cannot broadcast or inject markup: `&<>` escaped, `<!channel>`
   / `<!here>` / `<!subteam^…>` neutralised (they arrive as text and leave as text), `@channel` words broken
-  with a word joiner; `<@U…>` mentions and bare `U…` user ids render as mentions; URLs as links.
+  with a word joiner; URLs as links. `<@U…>` is a live mention only in text a Slack user wrote in Slack
+  (`Message.mentions_from == "slack"`); anywhere else (WhatsApp customers, operators' phones, alerts, Discord,
+  the bot's own cards) it shows as `@name` text (or as typed), and it never notifies anyone. A bare word that
+  looks like a user id (`UBK4X7Q2ZP`, `W12345678`) is always a word.
 
 Everything here is pure (no slack-sdk import), so it is cheap to test and to reuse from other adapters' tests.
 """
@@ -15,6 +18,7 @@ from __future__ import annotations
 
 import json
 import re
+from collections.abc import Mapping
 from datetime import datetime, timezone
 
 from bot.ports import Message
@@ -76,7 +80,6 @@ def leading_mention(text: str, bot_user_id: str | None) -> str | None:
 # -- outbound: plain prose → safe mrkdwn --------------------------------------------------------------
 
 _ESCAPED_REF = re.compile(r"&lt;([@#])([UWCG][A-Z0-9]+)(?:\|[^&<>|]*)?&gt;")
-_BARE_USER_ID = re.compile(r"(?<![\w@#/|.<-])([UW][A-Z0-9]{8,11})(?![\w-])")
 _BROADCAST_WORD = re.compile(r"(?<![\w@])@(channel|here|everyone)\b", re.IGNORECASE)
 _URL = re.compile(r"https?://(?:(?!&lt;|&gt;)[^\s<>|\"])+")
 _URL_TRAILING = ".,:!?)]'"
@@ -91,20 +94,27 @@ def _link(match: re.Match[str]) -> str:
     return f"<{url}>{trailing}"
 
 
-def _user_id(match: re.Match[str]) -> str:
-    # A Slack user id (U/W + digits and capitals, with at least one digit) reads best as a mention;
-    # an all-letter word such as UNAVAILABLE is left alone.
-    word = match.group(1)
-    return f"<@{word}>" if any(ch.isdigit() for ch in word) else word
+def mentions_live(message: Message) -> bool:
+    """Whether `<@U…>` in this message may notify: only in text a Slack user wrote in Slack."""
+    return message.mentions_from == "slack"
 
 
-def escape(text: str) -> str:
-    """Plain prose → mrkdwn that shows exactly that prose: `<!channel> & <b>` → `&lt;!channel&gt; &amp; &lt;b&gt;`."""
+def escape(text: str, *, mentions: bool = False, names: Mapping[str, str] | None = None) -> str:
+    """Plain prose → mrkdwn that shows exactly that prose: `<!channel> & <b>` → `&lt;!channel&gt; &amp; &lt;b&gt;`.
+
+    `mentions`: the text is a Slack user's own, so their `<@U…>` and `<#C…>` stay live. Otherwise a `<@U…>`
+    becomes `@name` from `names` (or stays the typed text), and notifies nobody."""
     out = text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
-    out = _ESCAPED_REF.sub(lambda m: f"<{m.group(1)}{m.group(2)}>", out)  # mentions and channel links stay live
-    out = _BARE_USER_ID.sub(_user_id, out)
+    if mentions:
+        out = _ESCAPED_REF.sub(lambda m: f"<{m.group(1)}{m.group(2)}>", out)
+    elif names:
+        out = _ESCAPED_REF.sub(lambda m: f"@{names[m.group(2)]}".replace("<", "&lt;").replace(">", "&gt;")
+                               if m.group(1) == "@" and m.group(2) in names else m.group(0), out)
     out = _BROADCAST_WORD.sub(lambda m: f"@{WORD_JOINER}{m.group(1)}", out)
     return _URL.sub(_link, out)
+
+
+_escape = escape  # render() and friends shadow the name with a per-message escaper
 
 
 def slack_date(moment: datetime, fmt: str = "{date_short_pretty} at {time}") -> str:
@@ -168,8 +178,9 @@ def _button(button) -> dict:  # noqa: ANN001 - bot.ports.Button
     return element
 
 
-def fallback_text(message: Message) -> str:
+def fallback_text(message: Message, *, names: Mapping[str, str] | None = None) -> str:
     """The notification / screen-reader text that goes with the blocks."""
+    escape = _escaper(message, names)
     parts = [part for part in (message.title, message.text) if part]
     if not parts and message.checklist:
         parts = [f"{item.number}. {item.text}" for item in message.checklist]
@@ -178,8 +189,9 @@ def fallback_text(message: Message) -> str:
     return _cut(f"{icon} {text}" if icon else text, MAX_FALLBACK)
 
 
-def as_mrkdwn(message: Message) -> str:
+def as_mrkdwn(message: Message, *, names: Mapping[str, str] | None = None) -> str:
     """One mrkdwn text for places that take no blocks (a file's comment): title, text, fields, checklist, footer."""
+    escape = _escaper(message, names)
     icon = _ICONS.get(message.kind)
     lines = [f"{icon + ' ' if icon else ''}*{escape(message.title)}*"] if message.title else []
     if message.text:
@@ -191,9 +203,17 @@ def as_mrkdwn(message: Message) -> str:
     return _cut("\n".join(lines) or "warroom", MAX_FALLBACK)
 
 
-def render(message: Message, *, now: datetime | None = None) -> tuple[str, list[dict]]:
+def _escaper(message: Message, names: Mapping[str, str] | None):  # noqa: ANN202
+    live = mentions_live(message)
+    return lambda text: _escape(text, mentions=live, names=names)
+
+
+def render(message: Message, *, now: datetime | None = None,
+           names: Mapping[str, str] | None = None) -> tuple[str, list[dict]]:
     """A neutral message → (fallback text, Block Kit blocks). A card gets a header, fields, buttons and a
-    context line with the refresh time in the reader's timezone."""
+    context line with the refresh time in the reader's timezone. `names`: user id → name for `<@U…>` shown as
+    text (see escape)."""
+    escape = _escaper(message, names)
     blocks: list[dict] = []
     icon = _ICONS.get(message.kind)
     text = message.text
@@ -224,7 +244,7 @@ def render(message: Message, *, now: datetime | None = None) -> tuple[str, list[
         blocks.append({"type": "context", "elements": context})
     if len(blocks) > MAX_BLOCKS:
         blocks = blocks[: MAX_BLOCKS - 1] + [{"type": "context", "elements": [_mrkdwn("… (shortened for Slack)")]}]
-    return fallback_text(message), blocks
+    return fallback_text(message, names=names), blocks
 
 
 # -- modals -------------------------------------------------------------------------------------------

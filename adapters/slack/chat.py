@@ -7,9 +7,13 @@ Example::
     posted = await chat.post(room=Room("slack", "C0INCIDENTS"), message=Message(text="hi"))
 
 Outbound only: inbound payloads are translated in `adapters/slack/app.py`. Every call goes through one client
-whose retry handlers honour `Retry-After` on 429 and back off on 5xx and dropped connections; a call that still
-fails raises the port's DeliveryError (with `retry_after`, or `permanent` for errors retrying cannot fix), and the
-core's outbox keeps the message and logs it with the incident id.
+whose retry handlers honour `Retry-After` on 429 (nothing was written), and back off on 5xx and dropped
+connections only for calls that are safe to repeat (reads, `chat.update`). A write whose answer was lost (a 5xx,
+a dropped connection or a timeout after Slack stored it) is never re-sent blindly: it fails to the outbox, whose
+next attempt is marked `maybe_sent`, and the adapter first looks for the earlier copy — a message by the outbox
+key in its metadata, a file by its title, name and size in the thread, a channel by its name and creator.
+A call that still fails raises the port's DeliveryError (with `retry_after`, or `permanent` for errors retrying
+cannot fix), and the core's outbox keeps the message and logs it with the incident id.
 """
 
 from __future__ import annotations
@@ -23,6 +27,7 @@ import unicodedata
 from collections import OrderedDict
 from collections.abc import AsyncIterator, Iterator
 from contextlib import contextmanager
+from datetime import datetime, timedelta
 from typing import Any, Literal
 
 from slack_sdk.errors import SlackApiError
@@ -37,24 +42,15 @@ from slack_sdk.http_retry.builtin_interval_calculators import (
 from slack_sdk.http_retry.jitter import Jitter
 from slack_sdk.web.async_client import AsyncWebClient
 
-from adapters.slack.blocks import as_mrkdwn, escape, render
+from adapters.slack.blocks import as_mrkdwn, escape, mentions_live, render
 from adapters.slack.settings import SlackSettings
-from bot.ports import (
-    Attachment,
-    Capabilities,
-    Clock,
-    Delivery,
-    DeliveryError,
-    Message,
-    Posted,
-    Room,
-    SystemClock,
-)
+from bot.ports import Attachment, Capabilities, Clock, Delivery, DeliveryError, Message, Posted, Room, SystemClock
 
 DELIVERY_EVENT = "warroom_delivery"  # message metadata event type carrying the outbox key
 log = logging.getLogger("warroom.slack")
 
 PLATFORM = "slack"
+_USER_MENTION = re.compile(r"<@([UW][A-Z0-9]+)(?:\|[^>]*)?>")
 MAX_CHANNEL_NAME = 80
 NAME_ATTEMPTS = 20
 
@@ -125,18 +121,43 @@ class _RetryAfter(AsyncRateLimitErrorRetryHandler):
         state.increment_current_attempt()
 
 
+# Methods whose repetition changes nothing Slack shows: reads, an edit to the same content, an invitation
+# (already_in_channel), an upload URL nobody sees. Everything else (chat.postMessage, chat.postEphemeral,
+# files.completeUploadExternal, conversations.create, views.open, …) may have been done when its answer is lost.
+SAFE_TO_REPEAT = frozenset({
+    "auth.test", "users.info", "conversations.replies", "conversations.history", "conversations.list",
+    "conversations.info", "files.list", "files.info", "chat.update", "conversations.invite",
+    "files.getUploadURLExternal",
+})
+
+
+def _method_of(request) -> str:  # noqa: ANN001 - slack_sdk.http_retry.request.HttpRequest
+    return str(getattr(request, "url", "")).split("?", 1)[0].rstrip("/").rsplit("/", 1)[-1]
+
+
 class _ServerErrorRetry(AsyncServerErrorRetryHandler):
-    """slack-sdk retries 500 and 503; gateways in front of Slack (or a proxy) also answer 502 and 504."""
+    """5xx (slack-sdk knows 500 and 503; gateways also answer 502 and 504) — only for calls safe to repeat:
+    a 5xx on a write can come after Slack stored it."""
 
     async def _can_retry_async(self, *, state, request, response=None, error=None) -> bool:  # noqa: ANN001
-        return response is not None and response.status_code in (500, 502, 503, 504)
+        return (response is not None and response.status_code in (500, 502, 503, 504)
+                and _method_of(request) in SAFE_TO_REPEAT)
+
+
+class _ConnectionErrorRetry(AsyncConnectionErrorRetryHandler):
+    """A dropped connection or a timeout — only for calls safe to repeat (slack-sdk's default handler re-sends
+    any call, writes included, which posted the same card three times when an answer was lost)."""
+
+    async def _can_retry_async(self, *, state, request, response=None, error=None) -> bool:  # noqa: ANN001
+        return (_method_of(request) in SAFE_TO_REPEAT
+                and await super()._can_retry_async(state=state, request=request, response=response, error=error))
 
 
 def make_web_client(*, token: str, base_url: str = "https://slack.com/api/", rate_limit_retries: int = 3,
                     server_error_retries: int = 2, connection_retries: int = 2, backoff: float = 0.5,
                     jitter: float = 1.0, timeout: int = 30, shared_session: bool = False) -> AsyncWebClient:
-    """One AsyncWebClient for everything (Bolt's listeners included), with retries for 429, 5xx and
-    connection errors. `base_url` points it at a proxy or a test fake. `shared_session` (call it inside the
+    """One AsyncWebClient for everything (Bolt's listeners included): 429 retried after `Retry-After` for every
+    method; 5xx and connection errors retried only for methods in SAFE_TO_REPEAT. `base_url` points it at a proxy or a test fake. `shared_session` (call it inside the
     running event loop) keeps one aiohttp session with its connection pool for every call; without it
     slack-sdk opens and closes a session per call, which costs twice the CPU of the call itself."""
     calculator = BackoffRetryIntervalCalculator(backoff_factor=backoff, jitter=_ScaledJitter(jitter))
@@ -153,9 +174,16 @@ def make_web_client(*, token: str, base_url: str = "https://slack.com/api/", rat
         retry_handlers=[
             _RetryAfter(rate_limit_retries, jitter=jitter),
             _ServerErrorRetry(max_retry_count=server_error_retries, interval_calculator=calculator),
-            AsyncConnectionErrorRetryHandler(max_retry_count=connection_retries, interval_calculator=calculator),
+            _ConnectionErrorRetry(max_retry_count=connection_retries, interval_calculator=calculator),
         ],
     )
+
+
+def _one_attempt_client(client: AsyncWebClient) -> AsyncWebClient:
+    """The same Web API, one attempt per call: name look-ups must fail fast (a 429 is retried on a later event
+    or send, never slept on)."""
+    return AsyncWebClient(token=client.token, base_url=client.base_url, timeout=client.timeout,
+                          session=client.session, retry_handlers=[])
 
 
 def slack_chat_from_settings(settings: SlackSettings, *, incident_mode: str,
@@ -195,6 +223,19 @@ def _severity_of(card: Message) -> str:
     return parts[1] if len(parts) >= 3 else "?"
 
 
+def _texts_of(message: Message) -> str:
+    return " ".join([message.text, message.title or "", message.footer or "",
+                     *(f"{f.label} {f.value}" for f in message.fields), *(c.text for c in message.checklist)])
+
+
+def _name_of(user: dict[str, Any]) -> str | None:
+    """What people call a Slack user: display name, else real name, else the handle."""
+    profile = user.get("profile") if isinstance(user.get("profile"), dict) else {}
+    return next((value.strip() for value in (profile.get("display_name"), profile.get("real_name"),
+                                             user.get("real_name"), user.get("name"))
+                 if isinstance(value, str) and value.strip()), None)
+
+
 # -- the adapter ---------------------------------------------------------------------------------------
 
 
@@ -210,6 +251,7 @@ class SlackChat:
                  announce_channel: str | None = None, clock: Clock | None = None,
                  name_ttl_seconds: float = 3600.0, cache_size: int = 5000) -> None:
         self.client = client
+        self._lookup_client = _one_attempt_client(client)
         self.incident_mode = incident_mode
         self._announce_channel = announce_channel or None
         self._clock = clock or SystemClock()
@@ -219,11 +261,18 @@ class SlackChat:
         self._threads: OrderedDict[tuple[str, str], str | None] = OrderedDict()
         self._reporters: OrderedDict[tuple[str, str], str] = OrderedDict()
         self._opened: OrderedDict[str, str] = OrderedDict()  # incident key → channel created for it
+        self._resolving: dict[str, asyncio.Task[str | None]] = {}  # user → its users.info in flight
+        self._not_before: dict[str, datetime] = {}  # user → when to ask users.info again (after a 429)
+        self._warming: asyncio.Task[int] | None = None
+        self._bot_user: str | None = None
 
     # -- the port ------------------------------------------------------------------------------------
 
     async def aclose(self) -> None:
-        """Close the Web API client's shared HTTP session, if it has one."""
+        """Stop name look-ups and close the Web API client's shared HTTP session, if it has one."""
+        for task in [self._warming, *self._resolving.values()]:
+            if task is not None and not task.done() and task is not asyncio.current_task():
+                task.cancel()
         session = getattr(self.client, "session", None)
         if session is not None and not session.closed:
             await session.close()
@@ -233,7 +282,7 @@ class SlackChat:
         with _delivering():
             if self.incident_mode == "channel":
                 return await self._open_incident_channel(channel=channel, incident_key=incident_key, title=title,
-                                                         card=card)
+                                                         card=card, delivery=delivery)
             card_channel, ts = await self._post(channel=channel, thread=None, message=card, delivery=delivery)
             return Posted(room=Room(PLATFORM, card_channel, thread=ts), message_id=ts)
 
@@ -243,39 +292,122 @@ class SlackChat:
                 # One upload whose comment is the message: a retry after a failure cannot leave the text
                 # posted twice or the file missing from it.
                 file_id = await self._upload(channel=room.channel, thread=room.thread, message=message,
-                                             attachment=message.attachment)
+                                             attachment=message.attachment, delivery=delivery)
                 return Posted(room=room, message_id=file_id)
             _, ts = await self._post(channel=room.channel, thread=room.thread, message=message, delivery=delivery)
         return Posted(room=room, message_id=ts)
 
     async def update(self, *, posted: Posted, message: Message) -> None:
-        text, blocks = render(message, now=self._clock.now())
+        # chat.update sets the same content again when repeated: a lost answer is safe to retry as it is.
+        text, blocks = render(message, now=self._clock.now(), names=await self._names_in(message))
         with _delivering():
             await self.client.chat_update(channel=posted.room.channel, ts=posted.message_id, text=text,
                                           blocks=blocks)
 
     async def reply_privately(self, *, room: Room, user: str, message: Message) -> None:
-        text, blocks = render(message, now=self._clock.now())
+        text, blocks = render(message, now=self._clock.now(), names=await self._names_in(message))
         with _delivering():
             await self.client.chat_postEphemeral(channel=room.channel, user=user, text=text, blocks=blocks,
                                                  thread_ts=room.thread)
 
     async def display_name(self, *, user: str) -> str:
+        """The user's name: from the cache, else one users.info attempt (never a Retry-After sleep); the user id
+        when Slack cannot say now (not remembered: the next call asks again)."""
+        return self.known_name(user) or await self.resolve(user) or user
+
+    def known_name(self, user: str) -> str | None:
+        """The cached name (a stale one too: a renamed user is better shown by the old name than by an id).
+        Never calls Slack: the first call starts filling the cache from users.list in the background."""
+        if self._warming is None:
+            self._warming = asyncio.get_running_loop().create_task(self.warm_names())
         cached = self._names.get(user)
-        if cached is not None and time.monotonic() - cached[1] < self._name_ttl:
-            return cached[0]
+        if cached is not None and time.monotonic() - cached[1] >= self._name_ttl:
+            self.resolve_later(user)  # refresh in the background
+        return cached[0] if cached else None
+
+    async def warm_names(self, *, page_size: int = 200, pages: int = 50) -> int:
+        """Fill the name cache from users.list (one attempt per page, so a 429 just stops it): after a restart
+        people are known by name before they first speak. Returns how many names it learnt."""
+        if self._warming is None:
+            self._warming = asyncio.current_task()  # type: ignore[assignment]
+        learnt, cursor = 0, None
+        for _ in range(pages):
+            try:
+                response = await self._lookup_client.users_list(limit=page_size, cursor=cursor)
+            except Exception as problem:  # noqa: BLE001 - a courtesy: names are looked up one by one anyway
+                log.info("users.list failed (%r); names are looked up one by one", problem)
+                return learnt
+            for found in response.get("members") or []:
+                name = _name_of(found) if isinstance(found, dict) and not found.get("deleted") else None
+                if name and isinstance(found.get("id"), str):
+                    self._remember(self._names, found["id"], (name, time.monotonic()))
+                    learnt += 1
+            cursor = (response.get("response_metadata") or {}).get("next_cursor") or None
+            if not cursor:
+                break
+        return learnt
+
+    def resolve_later(self, user: str) -> "asyncio.Task[str | None] | None":
+        """Look the name up in the background (one users.info in flight per user; after a 429, not before its
+        Retry-After). Inbound handlers call this after acknowledging Slack, never before."""
+        running = self._resolving.get(user)
+        if running is not None:
+            return running
+        not_before = self._not_before.get(user)
+        if not_before is not None and self._clock.now() < not_before:
+            return None
+        task = asyncio.get_running_loop().create_task(self._resolve(user))
+        self._resolving[user] = task
+        task.add_done_callback(lambda _: self._resolving.pop(user, None))
+        return task
+
+    async def resolve(self, user: str) -> str | None:
+        """The name after one users.info attempt (sharing one that is in flight), None when it failed."""
+        task = self.resolve_later(user)
+        if task is None:
+            return None
+        return await asyncio.shield(task)
+
+    async def _resolve(self, user: str) -> str | None:
         try:
-            response = await self.client.users_info(user=user)
+            response = await self._lookup_client.users_info(user=user)
         except SlackApiError as problem:
-            log.warning("users.info %s failed (%s); showing the user id", user, problem.response.get("error"))
-            return cached[0] if cached else user
-        found: dict[str, Any] = response.get("user") or {}
-        profile: dict[str, Any] = found.get("profile") or {}
-        name = next((value.strip() for value in (profile.get("display_name"), profile.get("real_name"),
-                                                  found.get("real_name"), found.get("name"))
-                     if isinstance(value, str) and value.strip()), user)
+            wait = delivery_error(problem).retry_after
+            if wait:
+                self._not_before[user] = self._clock.now() + timedelta(seconds=wait)
+            log.info("users.info %s failed (%s); the name is looked up again later", user,
+                     problem.response.get("error"))
+            return None
+        except Exception as problem:  # noqa: BLE001 - a dropped connection or a timeout: try again later
+            log.info("users.info %s failed (%r); the name is looked up again later", user, problem)
+            return None
+        self._not_before.pop(user, None)
+        found = response.get("user")
+        name = _name_of(found) if isinstance(found, dict) else None
+        if name is None:
+            return None
         self._remember(self._names, user, (name, time.monotonic()))
         return name
+
+    def known_names(self, message: Message) -> dict[str, str]:
+        """`_names_in` from the cache only, for answers that cannot wait (a slash command's acknowledgement)."""
+        if mentions_live(message):
+            return {}
+        return {user: name for user in _USER_MENTION.findall(_texts_of(message))
+                if (name := self.known_name(user)) is not None}
+
+    async def _names_in(self, message: Message, *, most: int = 10) -> dict[str, str]:
+        """Names for the `<@U…>` references a message shows as text rather than as mentions (see blocks.escape):
+        from the cache, else looked up now — this runs when the message is sent, after any acknowledgement."""
+        if mentions_live(message):
+            return {}
+        users = list(dict.fromkeys(_USER_MENTION.findall(_texts_of(message))))[:most]
+        names: dict[str, str] = {}
+        for user in users:
+            name = self.known_name(user) or await self.resolve(user)
+            if name:
+                names[user] = name
+        return names
 
     # -- Slack-only helpers the inbound side uses ------------------------------------------------------
 
@@ -333,7 +465,7 @@ class SlackChat:
             earlier = await self._find_delivered(channel=channel, thread=thread, key=delivery.key)
             if earlier is not None:
                 return channel, earlier  # the crashed attempt did post it: exactly once, not twice
-        text, blocks = render(message, now=self._clock.now())
+        text, blocks = render(message, now=self._clock.now(), names=await self._names_in(message))
         # The outbox key rides along as message metadata, so a retry after an uncertain send can find it.
         metadata = ({"event_type": DELIVERY_EVENT, "event_payload": {"key": delivery.key}}
                     if delivery is not None else None)
@@ -360,14 +492,35 @@ class SlackChat:
             if thread is None or not cursor:
                 return None
 
-    async def _upload(self, *, channel: str, thread: str | None, message: Message, attachment: Attachment) -> str:
+    async def _upload(self, *, channel: str, thread: str | None, message: Message, attachment: Attachment,
+                      delivery: Delivery | None = None) -> str:
         content = attachment.content
         if attachment.mime_type.startswith("text/"):
             content = (await self._names_for_mentions(content.decode("utf-8"))).encode("utf-8")
+        title = attachment.title or attachment.filename
+        if delivery is not None and delivery.maybe_sent:
+            # Files carry no metadata: the same title, name and size shared in the same thread is the earlier copy.
+            earlier = await self._find_upload(channel=channel, thread=thread, title=title,
+                                              filename=attachment.filename, size=len(content))
+            if earlier is not None:
+                return earlier
         response = await self.client.files_upload_v2(
             channel=channel, thread_ts=thread, content=content, filename=attachment.filename,
-            title=attachment.title or attachment.filename, initial_comment=as_mrkdwn(message), request_file_info=False)
+            title=title, initial_comment=as_mrkdwn(message, names=await self._names_in(message)),
+            request_file_info=False)
         return str((response.get("file") or {}).get("id") or "")
+
+    async def _find_upload(self, *, channel: str, thread: str | None, title: str, filename: str,
+                           size: int) -> str | None:
+        response = await self.client.files_list(channel=channel, count=100)
+        for found in response.get("files") or []:
+            if (found.get("title"), found.get("name"), found.get("size")) != (title, filename, size):
+                continue
+            shares = [share for kind in ("public", "private") for share in
+                      ((found.get("shares") or {}).get(kind) or {}).get(channel) or []]
+            if thread is None or any(share.get("thread_ts") == thread for share in shares):
+                return str(found["id"])
+        return None
 
     async def _names_for_mentions(self, text: str) -> str:
         """`<@U123>` → `@alice` in documents people read outside Slack's renderer (the uploaded post-mortem)."""
@@ -376,10 +529,12 @@ class SlackChat:
             users[user] = await self.display_name(user=user)
         return re.sub(r"<@([UW][A-Z0-9]+)(?:\|[^>]*)?>", lambda m: f"@{users[m.group(1)]}", text)
 
-    async def _open_incident_channel(self, *, channel: str, incident_key: str, title: str, card: Message) -> Posted:
+    async def _open_incident_channel(self, *, channel: str, incident_key: str, title: str, card: Message,
+                                     delivery: Delivery | None = None) -> Posted:
+        maybe_sent = delivery is not None and delivery.maybe_sent
         channel_id = self._opened.get(incident_key)
         if channel_id is None:  # a retry after a later step failed reuses the channel created the first time
-            channel_id = await self._create_channel(channel_name(incident_key, title))
+            channel_id = await self._create_channel(channel_name(incident_key, title), maybe_ours=maybe_sent)
             self._remember(self._opened, incident_key, channel_id)
             reporter = self._reporters.pop((channel, title), None)
             if reporter:
@@ -388,30 +543,54 @@ class SlackChat:
                 except SlackApiError as problem:  # already in it, or a guest: the channel still works
                     log.warning("%s: could not invite %s to %s: %s", incident_key, reporter, channel_id,
                                 problem.response.get("error"))
-        _, ts = await self._post(channel=channel_id, thread=None, message=card)
+        _, ts = await self._post(channel=channel_id, thread=None, message=card, delivery=delivery)
         announce = self._announce_channel or channel
         severity = _severity_of(card)
         text = f"[INCIDENT] {escape(severity)} - {escape(title)}"
+        key = f"{delivery.key}:announce" if delivery is not None else None
         try:
-            await self.client.chat_postMessage(
-                channel=announce, text=f"{text} · <#{channel_id}>", unfurl_links=False, unfurl_media=False,
-                blocks=[{"type": "section", "text": {"type": "mrkdwn", "verbatim": True,
-                                                     "text": f":rotating_light: *{text}*\nWork it in <#{channel_id}>"}}])
+            if key is None or not maybe_sent or await self._find_delivered(channel=announce, thread=None,
+                                                                           key=key) is None:
+                await self.client.chat_postMessage(
+                    channel=announce, text=f"{text} · <#{channel_id}>", unfurl_links=False, unfurl_media=False,
+                    blocks=[{"type": "section", "text": {"type": "mrkdwn", "verbatim": True,
+                                                         "text": f":rotating_light: *{text}*\nWork it in <#{channel_id}>"}}],
+                    metadata={"event_type": DELIVERY_EVENT, "event_payload": {"key": key}} if key else None)
         except SlackApiError:
             log.exception("%s: could not announce the incident channel in %s", incident_key, announce)
         return Posted(room=Room(PLATFORM, channel_id, thread=None), message_id=ts)
 
-    async def _create_channel(self, name: str) -> str:
+    async def _create_channel(self, name: str, *, maybe_ours: bool = False) -> str:
+        """Create the incident's channel. `maybe_ours`: an earlier attempt may have created it (its answer was
+        lost), so a taken name is first checked: a channel of that name our bot created is that channel."""
         for attempt in range(NAME_ATTEMPTS):
             candidate = name if attempt == 0 else _with_suffix(name, attempt)
             try:
                 response = await self.client.conversations_create(name=candidate, is_private=False)
             except SlackApiError as problem:
                 if problem.response.get("error") == "name_taken":
+                    earlier = await self._own_channel(candidate) if maybe_ours else None
+                    if earlier is not None:
+                        return earlier
                     continue
                 raise
             return str(response["channel"]["id"])
         raise RuntimeError(f"no free channel name for {name!r} after {NAME_ATTEMPTS} attempts")
+
+    async def _own_channel(self, name: str) -> str | None:
+        """The id of the public channel called `name` if our bot created it (conversations.list, paged)."""
+        if self._bot_user is None:
+            self._bot_user = str((await self.client.auth_test()).get("user_id") or "")
+        cursor: str | None = None
+        while True:
+            response = await self.client.conversations_list(types="public_channel", exclude_archived=True,
+                                                            limit=1000, cursor=cursor)
+            for found in response.get("channels") or []:
+                if found.get("name") == name:
+                    return str(found["id"]) if found.get("creator") == self._bot_user else None
+            cursor = (response.get("response_metadata") or {}).get("next_cursor") or None
+            if not cursor:
+                return None
 
     def _remember(self, cache: OrderedDict, key: Any, value: Any) -> None:
         cache[key] = value

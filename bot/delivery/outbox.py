@@ -53,6 +53,7 @@ def message_to_json(message: Message) -> dict[str, Any]:
         "buttons": [{"action": b.action, "label": b.label, "value": b.value, "style": b.style}
                     for b in message.buttons],
         "footer": message.footer, "incident_key": message.incident_key, "kind": message.kind,
+        "mentions_from": message.mentions_from,
         "attachment": {"filename": attachment.filename, "mime_type": attachment.mime_type, "title": attachment.title,
                        "content": base64.b64encode(attachment.content).decode("ascii")} if attachment else None,
     }
@@ -69,6 +70,7 @@ def message_from_json(data: dict[str, Any]) -> Message:
         footer=data.get("footer"),
         incident_key=data.get("incident_key"),
         kind=data.get("kind", "info"),
+        mentions_from=data.get("mentions_from"),
         attachment=Attachment(**{**attachment, "content": base64.b64decode(attachment["content"])})
         if attachment else None,
     )

@@ -365,7 +365,8 @@ class IncidentService:
         next_due = f" Next update due by {render.clock(now + level.update_cadence, self._tz)}." \
             if level.update_cadence and incident.status.is_open else ""
         return _Change(Message(text=f"Status update from {ctx.actor.name}: {command.text.rstrip('.')}.{next_due}",
-                               incident_key=incident.key, kind="update"), card_changed=False)
+                               incident_key=incident.key, kind="update", mentions_from=ctx.room.platform),
+                       card_changed=False)
 
     def _severity(self, ctx: Context, incident: Incident, command: cmd.ChangeSeverity, now: datetime) -> _Change:
         level = self.level(command.level)
@@ -382,7 +383,7 @@ class IncidentService:
         previous = incident.assign_role(by=ctx.actor.name, role=role, user=command.user, now=now)
         was = f" (was {previous})" if previous and previous != command.user else ""
         return _Change(Message(text=f"{command.user} is now {role.title}{was}.", incident_key=incident.key,
-                               kind="update"))
+                               kind="update", mentions_from=ctx.room.platform))
 
     def _note(self, ctx: Context, incident: Incident, command: cmd.AddNote, now: datetime) -> _Change:
         kind = NOTE_TAGS[command.tag] if command.tag else EventKind.NOTE
@@ -397,7 +398,7 @@ class IncidentService:
         tag = f" ({label[command.tag]})" if command.tag else ""
         when = f" at {render.clock(occurred, self._tz)}" if occurred else ""
         return _Change(Message(text=f"Noted{tag}{when} by {ctx.actor.name}: {command.text}", incident_key=incident.key,
-                               kind="update"), card_changed=False)
+                               kind="update", mentions_from=ctx.room.platform), card_changed=False)
 
     def _check(self, ctx: Context, incident: Incident, command: cmd.TickChecklist, now: datetime) -> _Change:
         item = incident.tick_checklist(by=ctx.actor.name, number=command.item, now=now)

@@ -1,6 +1,13 @@
 """A local fake of Slack's Web API: an aiohttp server on 127.0.0.1 (random port) that the real AsyncWebClient
 talks to through `base_url`. It answers what warroom calls, records every call (failed attempts included),
-and can be told to answer 429 with Retry-After, or 500, for the next N calls of a method.
+and fails the way Slack does:
+
+- `fail(method, status=429|500|200+error, times=N)`: the next N calls of any method (users.info included)
+  answer 429 with Retry-After, a 5xx, or `{"ok": false}`, and store nothing;
+- `lose_answer(method, how="500"|"drop"|"timeout", times=N)`: the next N calls are carried out (the message is
+  stored, the channel created, the file shared) but the answer is lost: a 500, the connection dropped, or no
+  answer at all until the client gives up;
+- `posted(channel)` / `files` / `channels_created`: what Slack holds, to count duplicates.
 
     fake = FakeSlackApi(users={"U1": "alice"})
     await fake.start()
@@ -57,6 +64,12 @@ class _Failure:
     where: Callable[[dict[str, Any]], bool] | None = None
 
 
+@dataclass
+class _LostAnswer:
+    how: str  # "500", "drop", "timeout"
+    where: Callable[[dict[str, Any]], bool] | None = None
+
+
 class FakeSlackApi(Recording):
     name = "fake Slack"
 
@@ -69,6 +82,11 @@ class FakeSlackApi(Recording):
         self.taken_names: set[str] = set()
         self.channel_ids: dict[str, str] = {}  # name → id, for channels addressed by "#name"
         self._failures: dict[str, deque[_Failure]] = defaultdict(deque)
+        self._lost: dict[str, deque[_LostAnswer]] = defaultdict(deque)
+        self.files: dict[str, dict[str, Any]] = {}  # file id → the file as files.list shows it, once shared
+        self._pending_files: dict[str, dict[str, Any]] = {}
+        self.creators: dict[str, str] = {}  # channel id → who created it (conversations.list's `creator`)
+        self._hung: asyncio.Event | None = None
         self._ts = itertools.count(1)
         self._ids = itertools.count(1)
         self._runner: web.AppRunner | None = None
@@ -85,7 +103,8 @@ class FakeSlackApi(Recording):
         app.router.add_post("/respond/{token}", self._respond)
         app.router.add_get("/socket", self._socket)
         self._changed = asyncio.Condition()
-        self._runner = web.AppRunner(app, access_log=None)
+        self._hung = asyncio.Event()
+        self._runner = web.AppRunner(app, access_log=None, shutdown_timeout=0.1)
         await self._runner.setup()
         site = web.TCPSite(self._runner, "127.0.0.1", 0)
         await site.start()
@@ -93,6 +112,8 @@ class FakeSlackApi(Recording):
         return self
 
     async def close(self) -> None:
+        if self._hung is not None:
+            self._hung.set()  # answers held back by lose_answer(how="timeout") finish now
         for ws in list(self.sockets):
             await ws.close()
         if self._runner is not None:
@@ -121,6 +142,20 @@ class FakeSlackApi(Recording):
         for _ in range(times):
             self._failures[method].append(_Failure(status, retry_after if status == 429 else None,
                                                    error or default, where))
+
+    def lose_answer(self, method: str, *, how: str = "500", times: int = 1,
+                    where: Callable[[dict[str, Any]], bool] | None = None) -> None:
+        """The next `times` calls of `method` (matching `where`) do what they ask — the message is stored —
+        but the caller never gets the answer: `how="500"` answers 500, `"drop"` closes the connection without
+        an answer, `"timeout"` holds the answer until the client's own timeout has passed (until close())."""
+        assert how in ("500", "drop", "timeout"), how
+        for _ in range(times):
+            self._lost[method].append(_LostAnswer(how, where))
+
+    def posted(self, channel: str, *, where: Callable[[dict[str, Any]], bool] | None = None) -> list[dict]:
+        """The messages our bot has in `channel` (matching `where`): a duplicate shows up here twice."""
+        return [m for m in self.messages.get(self._channel(channel), [])
+                if m.get("bot_id") == BOT_ID and (where is None or where(m))]
 
     def add_message(self, channel: str, *, text: str, user: str, ts: str | None = None,
                     thread_ts: str | None = None) -> str:
@@ -188,6 +223,21 @@ class FakeSlackApi(Recording):
         else:
             handler = getattr(self, "_" + method.replace(".", "_"), None)
             body = handler(params) if handler else {"ok": False, "error": "unknown_method"}
+        lost_answers = self._lost.get(method) or deque()
+        lost = next((f for f in lost_answers if f.where is None or f.where(params)), None)
+        if lost is not None:
+            lost_answers.remove(lost)
+            # Done on Slack's side; the caller learns nothing (recorded with the status it saw, 0 for none).
+            await self._record(Call(method, params, status=500 if lost.how == "500" else 0, response=body))
+            if lost.how == "500":
+                return web.json_response({"ok": False, "error": "internal_error"}, status=500)
+            if lost.how == "drop":
+                assert request.transport is not None
+                request.transport.close()
+                raise asyncio.CancelledError  # nothing more is written on this connection
+            assert self._hung is not None
+            await self._hung.wait()
+            return web.json_response(body)
         await self._record(Call(method, params, response=body))
         return web.json_response(body)
 
@@ -195,6 +245,8 @@ class FakeSlackApi(Recording):
         data = await request.read()
         file_id = request.match_info["file_id"]
         self.uploads[file_id] = data
+        if file_id in self._pending_files:
+            self._pending_files[file_id]["size"] = len(data)
         await self._record(Call("upload", {"file_id": file_id, "bytes": len(data)}))
         return web.Response(text=f"OK - {len(data)}", content_type="text/plain")
 
@@ -252,6 +304,11 @@ class FakeSlackApi(Recording):
         return {"ok": True, "channel": channel, "ts": ts, "message": message}
 
     def _chat_update(self, params: dict) -> dict:
+        channel = self._channel(params.get("channel", ""))
+        for message in self.messages.get(channel, []):
+            if message["ts"] == params.get("ts"):
+                message["text"] = params.get("text", "")
+                message["edits"] = message.get("edits", 0) + 1
         return {"ok": True, "channel": params.get("channel"), "ts": params.get("ts"), "text": params.get("text")}
 
     def _chat_postEphemeral(self, params: dict) -> dict:
@@ -268,7 +325,28 @@ class FakeSlackApi(Recording):
         self.taken_names.add(name)
         channel_id = f"C{next(self._ids):08d}"
         self.channel_ids[name] = channel_id
-        return {"ok": True, "channel": {"id": channel_id, "name": name, "is_channel": True, "is_private": False}}
+        self.creators[channel_id] = BOT_USER
+        return {"ok": True, "channel": {"id": channel_id, "name": name, "is_channel": True, "is_private": False,
+                                        "creator": BOT_USER}}
+
+    @property
+    def channels_created(self) -> dict[str, str]:
+        """name → id of the channels our bot created."""
+        return {name: cid for name, cid in self.channel_ids.items() if self.creators.get(cid) == BOT_USER}
+
+    def _conversations_list(self, params: dict) -> dict:
+        channels = [{"id": cid, "name": name, "is_channel": True, "creator": self.creators.get(cid, "U0SOMEONE")}
+                    for name, cid in self.channel_ids.items()]
+        start = int(params.get("cursor") or 0)
+        size = min(int(params.get("limit") or 100), self.page_size)
+        more = start + size < len(channels)
+        return {"ok": True, "channels": channels[start:start + size],
+                "response_metadata": {"next_cursor": str(start + size) if more else ""}}
+
+    def _files_list(self, params: dict) -> dict:
+        channel = params.get("channel")
+        files = [f for f in self.files.values() if channel is None or channel in f["channels"]]
+        return {"ok": True, "files": sorted(files, key=lambda f: -f["created"])}
 
     def _conversations_invite(self, params: dict) -> dict:
         return {"ok": True, "channel": {"id": params.get("channel")}}
@@ -316,10 +394,19 @@ class FakeSlackApi(Recording):
         return {"ok": True, "user": {"id": user, "name": name.lower().replace(" ", "."), "real_name": name.title(),
                                      "profile": {"display_name": name, "real_name": name.title()}}}
 
+    def _users_list(self, params: dict) -> dict:
+        members = [self._users_info({"user": user})["user"] for user in self.users]
+        start = int(params.get("cursor") or 0)
+        size = min(int(params.get("limit") or 100), self.page_size)
+        more = start + size < len(members)
+        return {"ok": True, "members": members[start:start + size],
+                "response_metadata": {"next_cursor": str(start + size) if more else ""}}
+
     def _files_getUploadURLExternal(self, params: dict) -> dict:
         if not params.get("filename") or not params.get("length"):
             return {"ok": False, "error": "invalid_arguments"}
         file_id = f"F{next(self._ids):08d}"
+        self._pending_files[file_id] = {"id": file_id, "name": params["filename"], "size": 0}
         return {"ok": True, "upload_url": f"{self.root}/upload/{file_id}", "file_id": file_id}
 
     def _files_completeUploadExternal(self, params: dict) -> dict:
@@ -327,4 +414,13 @@ class FakeSlackApi(Recording):
         missing = [f["id"] for f in files if f["id"] not in self.uploads]
         if not files or missing:
             return {"ok": False, "error": "file_not_found"}
+        channel = params.get("channel_id")
+        for f in files:
+            shared = dict(self._pending_files.get(f["id"], {"id": f["id"]}), title=f.get("title"),
+                          created=int(time.time()), channels=[channel] if channel else [], shares={})
+            shared["size"] = len(self.uploads[f["id"]])
+            if channel:
+                shared["shares"] = {"public": {channel: [{"ts": self.next_ts(), **(
+                    {"thread_ts": params["thread_ts"]} if params.get("thread_ts") else {})}]}}
+            self.files[f["id"]] = shared
         return {"ok": True, "files": [{"id": f["id"], "title": f.get("title")} for f in files]}

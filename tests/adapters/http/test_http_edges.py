@@ -31,11 +31,10 @@ from adapters.slack.app import SlackInbound
 from adapters.slack.chat import SlackChat, make_web_client
 from adapters.whatsapp.routes import whatsapp_routes
 from bot.app.bootstrap import build
-from bot.app.settings import Settings
 from bot.ports import ManualClock
 from tests.fakes.slack_api import FakeSlackApi
 from tests.processes import free_port
-from tests.support import START
+from tests.support import START, make_settings
 
 SLACK_SECRET, WA_SECRET, VERIFY = "edge-slack-secret", "edge-wa-secret", "edge-verify-token"
 ALERT, FREEZE, METRICS = "edge-alert-token", "edge-freeze-token", "edge-metrics-token"
@@ -50,10 +49,10 @@ class Server:
 
     async def start(self, tmp_path: Path) -> "Server":
         self.fake = await FakeSlackApi().start()
-        config = Settings(_env_file=None, database_url=f"sqlite:///{tmp_path / 'edges.db'}", ladder="P1-P3",
+        config = make_settings(tmp_path, database_url=f"sqlite:///{tmp_path / 'edges.db'}",
                           postmortem_dir=tmp_path / "pm", slack_bot_token="xoxb-test",
                           slack_signing_secret=SLACK_SECRET, slack_api_url=self.fake.url, alert_token=ALERT,
-                          freeze_token=FREEZE, metrics_token=METRICS)  # type: ignore[call-arg]
+                          freeze_token=FREEZE, metrics_token=METRICS)
         clock = ManualClock(START)
         chat = SlackChat(client=make_web_client(token="xoxb-test", base_url=self.fake.url, backoff=0.01, jitter=0.01),
                          incident_mode="thread", announce_channel=None, clock=clock)

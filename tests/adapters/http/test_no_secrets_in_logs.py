@@ -15,12 +15,12 @@ import json
 import logging
 import time
 from pathlib import Path
+from urllib.parse import urlencode
 
 import httpx
 import pytest
 import uvicorn
 from slack_sdk.signature import SignatureVerifier
-from urllib.parse import urlencode
 from uvicorn.logging import AccessFormatter
 
 import adapters.http as http_module
@@ -31,12 +31,11 @@ from adapters.slack.chat import SlackChat, make_web_client
 from adapters.whatsapp.client import WhatsAppCloud
 from adapters.whatsapp.routes import whatsapp_routes
 from bot.app.bootstrap import build
-from bot.app.settings import Settings
 from bot.ports import ManualClock
 from tests.fakes.graph_api import FakeGraphApi
 from tests.fakes.slack_api import FakeSlackApi
 from tests.processes import ServeProcess, free_port
-from tests.support import START
+from tests.support import START, make_settings
 
 SECRETS = {
     "SLACK_SIGNING_SECRET": "sss-5f1c0a9e7d3b4c21",
@@ -117,11 +116,11 @@ async def test_a_full_run_in_process_logs_no_secret_at_any_level(tmp_path: Path,
     caplog.set_level(logging.DEBUG)  # every logger, every level: slack_sdk, httpx, uvicorn, warroom…
     slack = await FakeSlackApi(users={ALICE: "alice"}).start()
     graph = await FakeGraphApi(token=SECRETS["WHATSAPP_ACCESS_TOKEN"], phone_number_id=PHONE_NUMBER_ID).start()
-    config = Settings(_env_file=None, database_url=f"sqlite:///{tmp_path / 'w.db'}", ladder="P1-P3",
+    config = make_settings(tmp_path, database_url=f"sqlite:///{tmp_path / 'w.db'}",
                       postmortem_dir=tmp_path / "pm", slack_bot_token=SECRETS["SLACK_BOT_TOKEN"],
                       slack_signing_secret=SECRETS["SLACK_SIGNING_SECRET"], slack_api_url=slack.url,
                       alert_token=SECRETS["WARROOM_ALERT_TOKEN"], freeze_token=SECRETS["WARROOM_FREEZE_TOKEN"],
-                      metrics_token=SECRETS["WARROOM_METRICS_TOKEN"])  # type: ignore[call-arg]
+                      metrics_token=SECRETS["WARROOM_METRICS_TOKEN"])
     clock = ManualClock(START)
     chat = SlackChat(client=make_web_client(token=SECRETS["SLACK_BOT_TOKEN"], base_url=slack.url, backoff=0.01,
                                             jitter=0.01), incident_mode="thread", announce_channel=None, clock=clock)

@@ -45,7 +45,8 @@ async def make_slack(fake: FakeSlackApi, tmp_path: Path, database_url: str,
     """Build a warroom on Slack (thread mode by default); `database_url` is the suite's (SQLite or PostgreSQL)."""
     built: list[SlackTeam] = []
 
-    async def make(*, incident_mode: str = "thread", announce: str | None = None, **overrides: Any) -> SlackTeam:
+    async def make(*, incident_mode: str = "thread", announce: str | None = None, warm_names: bool = True,
+                   timeout: int = 30, deliver_inline: bool = True, **overrides: Any) -> SlackTeam:
         slack_settings = SlackSettings(_env_file=None, bot_token="xoxb-test", signing_secret=SECRET,
                                        api_url=fake.url, incidents_channel=announce)
         settings = Settings(_env_file=None, database_url=database_url, ladder="P1-P3",
@@ -53,10 +54,13 @@ async def make_slack(fake: FakeSlackApi, tmp_path: Path, database_url: str,
                             slack=slack_settings, incident_mode=incident_mode, **overrides)
         clock = ManualClock(START)
         # Short client backoff keeps retry tests fast; Retry-After itself is always honoured.
-        client = make_web_client(token="xoxb-test", base_url=fake.url, backoff=0.05, jitter=0.05)
+        client = make_web_client(token="xoxb-test", base_url=fake.url, backoff=0.05, jitter=0.05, timeout=timeout)
         chat = SlackChat(client=client, incident_mode=settings.incident_mode,
                          announce_channel=slack_settings.incidents_channel, clock=clock)
-        app = await build(settings, chat={"slack": chat}, clock=clock)
+        if warm_names:  # what a running server has done long before: the workspace's names are known
+            await chat.warm_names()
+            fake.calls.clear()
+        app = await build(settings, chat={"slack": chat}, clock=clock, deliver_inline=deliver_inline)
         inbound = SlackInbound(service=app.service, chat=chat, signing_secret=SECRET)
         http = httpx.AsyncClient(transport=httpx.ASGITransport(app=build_http_app(slack_routes(inbound.app))),
                                  base_url="http://warroom.test")
@@ -69,6 +73,7 @@ async def make_slack(fake: FakeSlackApi, tmp_path: Path, database_url: str,
         await slack.inbound.close()
         await slack.http.aclose()
         await slack.app.close()
+        await slack.chat.aclose()
     if not any(slack.errors_expected for slack in built):
         errors = slack_errors()
         assert not errors, "unexpected errors logged:\n" + "\n".join(r.getMessage() for r in errors)

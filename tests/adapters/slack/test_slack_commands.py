@@ -230,13 +230,13 @@ async def test_user_text_cannot_broadcast_or_inject_markup_but_mentions_still_wo
         assert "<!channel>" not in call.text() and "<!subteam" not in call.text() and "<!here>" not in call.text()
 
 
-async def test_a_role_given_with_a_mention_shows_as_a_live_mention_on_the_card(slack):
+async def test_a_role_given_with_a_mention_is_a_live_mention_in_the_thread_and_a_name_on_the_card(slack):
     card = await slack.declare()
     thread = card.response["ts"]
 
     await slack.mention("role ic <@U0BOB0002|bob>", thread=thread)  # should_escape: Slack sends the user id
 
     [update] = await slack.fake.wait_calls("chat.update")
-    assert "<@U0BOB0002>" in json.dumps(update.params["blocks"])
+    assert ": @bob" in json.dumps(update.params["blocks"]) and "<@U0BOB0002>" not in update.text()
     [announce] = [c for c in slack.fake.of("chat.postMessage") if "is now" in c.params["text"]]
     assert announce.params["text"].startswith("<@U0BOB0002> is now")

@@ -8,7 +8,7 @@ import time
 
 from slack_sdk.http_retry.builtin_async_handlers import AsyncConnectionErrorRetryHandler
 
-from adapters.slack.chat import make_web_client
+from adapters.slack.chat import SAFE_TO_REPEAT, make_web_client
 from bot.ports import Room
 from tests.adapters.slack.slack_team import INCIDENTS, SECRET
 
@@ -58,23 +58,26 @@ async def test_429_is_retried_after_retry_after_and_the_message_is_delivered_onc
     assert attempts[1].at - attempts[0].at >= 1.0  # honoured Retry-After: 1
 
 
-async def test_a_500_is_retried_with_backoff_and_delivered_once(slack):
+async def test_a_500_on_a_post_is_not_resent_by_the_client_but_by_the_outbox_after_a_lookup(slack):
     card = await slack.declare()
     thread = card.response["ts"]
-    slack.fake.fail("chat.postMessage", status=500, times=2)
+    slack.fake.fail("chat.postMessage", status=500)  # nothing stored: the look-up finds nothing, the retry posts
 
     await slack.mention('status "replaying callbacks"', thread=thread)
+    slack.clock.advance(minutes=1)
+    await slack.service.tick()
 
-    await slack.fake.wait_calls("chat.postMessage", where=in_thread(thread, "Status update"))
     attempts = [c.status for c in slack.fake.of("chat.postMessage", ok_only=False)
                 if "Status update" in c.params["text"]]
-    assert attempts == [500, 500, 200]
+    assert attempts == [500, 200]
+    [lookup] = slack.fake.of("conversations.replies")
+    assert lookup.params["include_all_metadata"] in (True, "true", "1") and lookup.params["ts"] == thread
 
 
 async def test_a_message_that_still_fails_is_kept_by_the_outbox_and_delivered_once_later(slack, caplog):
     card = await slack.declare()
     thread = card.response["ts"]
-    slack.fake.fail("chat.postMessage", status=500, times=3)  # the first try and both client retries
+    slack.fake.fail("chat.postMessage", status=500)  # a write is never re-sent by the client itself
 
     await slack.mention('status "still investigating"', thread=thread)
 
@@ -100,12 +103,14 @@ async def test_an_error_retrying_cannot_fix_is_given_up_and_logged_with_the_inci
     assert len(slack.fake.of("chat.postMessage", ok_only=False)) == len(slack.fake.of("chat.postMessage")) + 1
 
 
-async def test_retry_handlers_cover_rate_limits_server_errors_and_dropped_connections():
+async def test_retry_handlers_cover_rate_limits_and_repeat_only_calls_that_are_safe_to_repeat():
     client = make_web_client(token="xoxb-test", base_url="http://127.0.0.1:1/api")
     kinds = [type(handler).__name__ for handler in client.retry_handlers]
-    assert kinds == ["_RetryAfter", "_ServerErrorRetry", "AsyncConnectionErrorRetryHandler"]
+    assert kinds == ["_RetryAfter", "_ServerErrorRetry", "_ConnectionErrorRetry"]
     assert isinstance(client.retry_handlers[2], AsyncConnectionErrorRetryHandler)
     assert client.base_url == "http://127.0.0.1:1/api/"
+    assert not {"chat.postMessage", "chat.postEphemeral", "files.completeUploadExternal", "conversations.create",
+                "views.open"} & SAFE_TO_REPEAT
 
 
 async def test_reading_a_long_thread_pages_through_conversations_replies(slack):
@@ -123,7 +128,7 @@ async def test_reading_a_long_thread_pages_through_conversations_replies(slack):
 async def test_a_failed_upload_is_retried_whole_and_the_postmortem_arrives_once(slack):
     card = await slack.declare()
     thread = card.response["ts"]
-    slack.fake.fail("files.completeUploadExternal", status=500, times=3)
+    slack.fake.fail("files.completeUploadExternal", status=500)
 
     await slack.mention("postmortem", thread=thread)
     assert slack.fake.of("files.completeUploadExternal") == []

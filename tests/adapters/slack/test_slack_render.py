@@ -36,9 +36,10 @@ SLACK = ROOT / "adapters" / "slack"
     ("<!channel> <!here> <!everyone>", "&lt;!channel&gt; &lt;!here&gt; &lt;!everyone&gt;"),
     ("<!subteam^S0ONCALL|@oncall> page", "&lt;!subteam^S0ONCALL|@oncall&gt; page"),
     ("@channel and @here and @Everyone", f"@{WORD_JOINER}channel and @{WORD_JOINER}here and @{WORD_JOINER}Everyone"),
-    ("ask <@U0ALICE01> or <@U0BOB0002|bob>", "ask <@U0ALICE01> or <@U0BOB0002>"),
-    ("IC is U0ALICE01, status UNAVAILABLE", "IC is <@U0ALICE01>, status UNAVAILABLE"),
-    ("see <#C0INCIDENTS>", "see <#C0INCIDENTS>"),
+    # not a Slack user's own text: a reference is shown as typed and notifies nobody; an id-shaped word is a word
+    ("ask <@U0ALICE01> or <@U0BOB0002|bob>", "ask &lt;@U0ALICE01&gt; or &lt;@U0BOB0002|bob&gt;"),
+    ("IC is U0ALICE01, status UNAVAILABLE", "IC is U0ALICE01, status UNAVAILABLE"),
+    ("see <#C0INCIDENTS>", "see &lt;#C0INCIDENTS&gt;"),
     # a masked link stays visible as text (its URL is linked as itself); a mention label cannot smuggle markup
     ("<https://evil.example|click> <@U1|<!channel>>",
      "&lt;<https://evil.example>|click&gt; &lt;@U1|&lt;!channel&gt;&gt;"),
@@ -47,6 +48,20 @@ SLACK = ROOT / "adapters" / "slack"
 ])
 def test_escape_keeps_prose_as_prose(plain: str, mrkdwn: str) -> None:
     assert escape(plain) == mrkdwn
+
+
+@pytest.mark.parametrize(("plain", "mrkdwn"), [
+    ("ask <@U0ALICE01> or <@U0BOB0002|bob>", "ask <@U0ALICE01> or <@U0BOB0002>"),
+    ("see <#C0INCIDENTS>", "see <#C0INCIDENTS>"),
+    ("IC is U0ALICE01, ref UBK4X7Q2ZP", "IC is U0ALICE01, ref UBK4X7Q2ZP"),  # bare ids stay words here too
+    ("<@U1|<!channel>> <!here>", "&lt;@U1|&lt;!channel&gt;&gt; &lt;!here&gt;"),
+])
+def test_a_slack_users_own_mentions_stay_live(plain: str, mrkdwn: str) -> None:
+    assert escape(plain, mentions=True) == mrkdwn
+
+
+def test_a_reference_that_must_not_notify_shows_the_name_as_text() -> None:
+    assert escape("handing over to <@U0BOB0002>", names={"U0BOB0002": "bob <b>"}) == "handing over to @bob &lt;b&gt;"
 
 
 def test_no_broadcast_survives_escaping() -> None:
@@ -111,7 +126,8 @@ def test_a_card_has_a_header_fields_buttons_and_a_local_time_context() -> None:
     assert [b["type"] for b in blocks] == ["header", "section", "actions", "context"]
     assert blocks[0]["text"] == {"type": "plain_text", "text": "INC-7 · P1 · Payments <down> & @channel",
                                  "emoji": True}  # plain_text is never parsed
-    assert blocks[1]["fields"][1]["text"] == "*Roles*\nIC <@U0ALICE01>"
+    assert blocks[1]["fields"][1]["text"] == "*Roles*\nIC &lt;@U0ALICE01&gt;"  # the bot's card notifies nobody
+    assert render(card(), names={"U0ALICE01": "alice"})[1][1]["fields"][1]["text"] == "*Roles*\nIC @alice"
     buttons = blocks[2]["elements"]
     assert [(b["action_id"], b["value"], b.get("style")) for b in buttons] == [
         ("warroom_ack", "INC-7", "primary"), ("warroom_update", "INC-7", None), ("warroom_resolve", "INC-7", "danger")]
@@ -164,7 +180,8 @@ METHOD_SCOPES = {
     "conversations_create": {"channels:manage"}, "conversations_invite": {"channels:manage"},
     "conversations_replies": {"channels:history", "groups:history"},
     "conversations_history": {"channels:history", "groups:history"},
-    "users_info": {"users:read"}, "files_upload_v2": {"files:write"}, "views_open": set(),
+    "users_info": {"users:read"}, "users_list": {"users:read"}, "files_upload_v2": {"files:write"},
+    "views_open": set(), "auth_test": set(), "files_list": {"files:read"}, "conversations_list": {"channels:read"},
 }
 EVENT_SCOPES = {"app_mention": "app_mentions:read", "message.channels": "channels:history",
                 "message.groups": "groups:history", "reaction_added": "reactions:read"}
