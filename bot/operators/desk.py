@@ -81,7 +81,8 @@ class OperatorDesk:
             return await self._service.press_button(ctx, action=action, value=key)
         text = command_text(event.text)
         if text is None:
-            return await self._service.operator_message(ctx, text=event.text, message_id=event.message_id)
+            return await self._service.operator_message(ctx, text=event.text, message_id=event.message_id,
+                                                        at=event.at)
         return await self._service.run_command(ctx, text)
 
 
