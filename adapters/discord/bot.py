@@ -343,8 +343,10 @@ class DiscordInbound:
             text = f"{text} (attached: {files})".strip() if files else text
             if not text:
                 return
+            # The snowflake's time, not arrival: messages replayed after a RESUME keep their place.
             await self.service.capture_message(room=room, actor=self.actor(message.author), text=text,
-                                               message_id=str(message.id), delivery_id=f"discord:message:{message.id}")
+                                               message_id=str(message.id), delivery_id=f"discord:message:{message.id}",
+                                               at=message.created_at)
 
     async def on_thread_create(self, thread: discord.Thread) -> None:
         async with self._work(f"thread:{thread.id}", "thread"):
