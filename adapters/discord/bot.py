@@ -333,6 +333,9 @@ class DiscordInbound:
 
     async def on_message(self, message: discord.Message) -> None:
         async with self._work(f"message:{message.id}", "message"):
+            me = self.client.user
+            if me is not None and message.author.id == me.id:  # our own, echoed with its nonce: it landed
+                self.chat.remember_landed(nonce=message.nonce, message_id=message.id)
             if message.author.bot or message.webhook_id is not None or message.type not in _CAPTURED_TYPES:
                 return
             room = await self._thread_room(message.channel)
