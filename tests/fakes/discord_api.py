@@ -105,6 +105,10 @@ class FakeDiscord:
         self._faults: list[Fault] = []
         self._query: dict[str, str] = {}
         self.deduplicated = 0  # creates answered with the earlier message (same nonce within the window)
+        # The gateway: HELLO, then READY after IDENTIFY, or a close with `gateway_close` (4004, 4014, …).
+        self.gateway_url = ""
+        self.gateway_close: int | None = None
+        self.identified: list[dict[str, Any]] = []
         self._changed = asyncio.Condition()
         self._runner: web.AppRunner | None = None
         self.base_url = ""
@@ -113,6 +117,7 @@ class FakeDiscord:
 
     async def start(self) -> str:
         app = web.Application(client_max_size=32 * 1024 * 1024)
+        app.router.add_get("/gateway", self._gateway)
         app.router.add_route("*", "/{tail:.*}", self._handle)
         self._runner = web.AppRunner(app, access_log=None)
         await self._runner.setup()
@@ -120,6 +125,7 @@ class FakeDiscord:
         await site.start()
         port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
         self.base_url = f"http://127.0.0.1:{port}{API_PREFIX}"
+        self.gateway_url = f"ws://127.0.0.1:{port}/gateway"
         return self.base_url
 
     async def close(self) -> None:
@@ -222,6 +228,29 @@ class FakeDiscord:
             message["guild_id"] = channel["guild_id"]
         self.messages[message_id] = message
         return message
+
+    # -- the gateway (WebSocket) ----------------------------------------------------------------------
+
+    async def _gateway(self, request: web.Request) -> web.WebSocketResponse:
+        """Enough of Discord's gateway for a client to connect: HELLO, IDENTIFY → READY (or a fatal close),
+        heartbeats acknowledged. Frames are text JSON (discord.py decompresses only binary ones)."""
+        ws = web.WebSocketResponse()
+        await ws.prepare(request)
+        await ws.send_str(json.dumps({"op": 10, "d": {"heartbeat_interval": 45000}, "s": None, "t": None}))
+        async for frame in ws:
+            data = json.loads(frame.data)
+            if data.get("op") == 1:
+                await ws.send_str(json.dumps({"op": 11, "d": None, "s": None, "t": None}))
+            elif data.get("op") == 2:
+                self.identified.append(data["d"])
+                if self.gateway_close is not None:
+                    await ws.close(code=self.gateway_close, message=b"closed by the fake")
+                    break
+                ready = {"v": 10, "user": self.bot_user, "guilds": [], "session_id": "fake-session",
+                         "resume_gateway_url": self.gateway_url, "shard": [0, 1],
+                         "application": {"id": self.app_id, "flags": 0}}
+                await ws.send_str(json.dumps({"op": 0, "t": "READY", "s": 1, "d": ready}))
+        return ws
 
     # -- the HTTP side -------------------------------------------------------------------------------
 
