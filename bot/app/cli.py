@@ -184,10 +184,12 @@ async def _serve(args: argparse.Namespace) -> int:
         if "discord" in chat:
             from adapters.discord.bot import start_discord
 
-            discord_runtime = await start_discord(app.service, discord_settings, chat=chat["discord"])
-            print("warroom: Discord connected.", file=sys.stderr)
+            # "Discord connected." is announced on the gateway's READY, a fatal close with its fix.
+            discord_runtime = await start_discord(app.service, discord_settings, chat=chat["discord"],
+                                                  announce=lambda text: print(f"warroom: {text}", file=sys.stderr))
         app.start_scheduler()
-        config = uvicorn.Config(build_http_app(routes), host=host, port=port, log_level=settings.log_level.lower(),
+        checks = {"discord": discord_runtime.health_problem} if discord_runtime is not None else None
+        config = uvicorn.Config(build_http_app(routes, health_checks=checks), host=host, port=port, log_level=settings.log_level.lower(),
                                 lifespan="off")
         where = "".join(f"{' '.join(sorted(r.methods - {'HEAD'}))} {r.path}, " for r in routes)
         print(f"warroom: serving {where}GET /health on http://{host}:{port}", file=sys.stderr)
