@@ -120,11 +120,6 @@ _DELETE_REMINDERS = sa.delete(_REMINDER).where(_REMINDER.c.id.in_(sa.bindparam("
 _INSERT_REMINDERS = sa.insert(_REMINDER)
 _TIMELINE = TimelineRow.__table__
 _PENDING_REVISION = PendingRevisionRow.__table__
-_MESSAGE_ROWS = (sa.select(_TIMELINE.c.id, _TIMELINE.c.text, _TIMELINE.c.deleted, _TIMELINE.c.pinned)
-                 .where(_TIMELINE.c.incident_number == sa.bindparam("number"),
-                        _TIMELINE.c.message_ref == sa.bindparam("ref")))
-_REVISE_ROW = (sa.update(_TIMELINE).where(_TIMELINE.c.id == sa.bindparam("row"))
-               .values(text=sa.bindparam("text"), deleted=sa.bindparam("deleted"), pinned=sa.bindparam("pinned")))
 _HELD_REVISIONS = (sa.select(_PENDING_REVISION)
                    .where(_PENDING_REVISION.c.incident_number.in_(sa.bindparam("numbers", expanding=True)),
                           _PENDING_REVISION.c.message_ref.in_(sa.bindparam("refs", expanding=True)))
@@ -346,12 +341,19 @@ class SqlIncidentRepository:
 
     async def revise_message(self, number: int, message_ref: str, revision: MessageRevision) -> bool:
         """Apply an edit/delete/pin to the message's timeline entry; False when it is not captured (yet)."""
-        rows = await _run(self._session, _MESSAGE_ROWS, {"number": number, "ref": message_ref}, fetch="all")
-        for row_id, text, deleted, pinned in rows:
-            text, deleted, pinned = revision.applied_to(text=text, deleted=deleted, pinned=pinned)
-            await _run(self._session, _REVISE_ROW, {"row": row_id, "text": text, "deleted": deleted,
-                                                    "pinned": pinned})
-        return bool(rows)
+        # `MessageRevision.applied_to` as one UPDATE on the row's current values, not read-modify-write: two
+        # revisions applied at once (a delete and a pin racing on PostgreSQL) cannot overwrite each other.
+        values: dict[str, Any] = {}
+        if revision.deleted:
+            values.update(deleted=True, text="")
+        elif revision.text is not None:
+            values["text"] = sa.case((_TIMELINE.c.deleted, _TIMELINE.c.text), else_=sa.literal(revision.text))
+        if revision.pinned:
+            values["pinned"] = True
+        where = (_TIMELINE.c.incident_number == number) & (_TIMELINE.c.message_ref == message_ref)
+        if not values:
+            return bool(await _run(self._session, sa.select(sa.func.count()).where(where), fetch="scalar"))
+        return bool(await _run(self._session, sa.update(_TIMELINE).where(where).values(**values)))
 
     async def hold_revision(self, number: int, message_ref: str, revision: MessageRevision, now: datetime) -> None:
         """Keep a revision whose message is not captured yet (see `apply_held_revisions`)."""

@@ -134,7 +134,8 @@ class MessageRevision:
     pinned: bool = False
 
     def applied_to(self, *, text: str, deleted: bool, pinned: bool) -> tuple[str, bool, bool]:
-        """(text, deleted, pinned) of an entry after this revision."""
+        """(text, deleted, pinned) of an entry after this revision (storage applies the same rule in one
+        statement on the row's current values, so concurrent revisions cannot overwrite each other)."""
         if deleted or self.deleted:
             return "", True, pinned or self.pinned
         return (self.text if self.text is not None else text), False, pinned or self.pinned
