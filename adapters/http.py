@@ -12,7 +12,7 @@ import hmac
 import logging
 import re
 import time
-from collections.abc import Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
 from starlette.applications import Starlette
@@ -148,14 +148,27 @@ async def health(request: Request) -> Response:
     return JSONResponse({"status": "ok"})
 
 
+def checked_health(checks: Mapping[str, Callable[[], str | None]]) -> Callable[[Request], Awaitable[Response]]:
+    """/health that answers 503 with each failing check's reason (a check returns None when all is well)."""
+    async def health_with_checks(request: Request) -> Response:
+        problems = {name: problem for name, check in checks.items() if (problem := check()) is not None}
+        if problems:
+            return JSONResponse({"status": "unhealthy", "problems": problems}, status_code=503)
+        return JSONResponse({"status": "ok"})
+
+    return health_with_checks
+
+
 def build_http_app(routes: Sequence[BaseRoute] = (), *, max_body_bytes: int = MAX_BODY_BYTES,
+                   health_checks: Mapping[str, Callable[[], str | None]] | None = None,
                    **starlette_options: Any) -> Starlette:
     """The server's app: /health plus the given routes (Slack, WhatsApp, alert intake…), with a body size
-    limit in front of all of them."""
+    limit in front of all of them. `health_checks`: name → check (None, or why it is unhealthy: a 503)."""
     from starlette.middleware import Middleware
 
     middleware = [Middleware(BodySizeLimit, limit=max_body_bytes), *starlette_options.pop("middleware", [])]
-    return Starlette(routes=[Route("/health", health, methods=["GET"]), *routes], middleware=middleware,
+    endpoint = checked_health(health_checks) if health_checks else health
+    return Starlette(routes=[Route("/health", endpoint, methods=["GET"]), *routes], middleware=middleware,
                      **starlette_options)
 
 

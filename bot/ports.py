@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Literal, Protocol
 
 if TYPE_CHECKING:
     from bot.briefs.templates import Brief, Recipient
-    from bot.incident.domain import Incident, TimelineEvent
+    from bot.incident.domain import Incident, MessageRevision, TimelineEvent
 
 
 # -- neutral messages ----------------------------------------------------------------------------------
@@ -337,6 +337,10 @@ class IncidentRepository(Protocol):
     async def find_message(self, number: int, message_ref: str) -> "TimelineEvent | None": ...
     async def edit_message(self, event_id: int, *, text: str | None = None, deleted: bool | None = None,
                            pinned: bool | None = None) -> None: ...
+    async def revise_message(self, number: int, message_ref: str, revision: "MessageRevision") -> bool: ...
+    async def hold_revision(self, number: int, message_ref: str, revision: "MessageRevision",
+                            now: datetime) -> None: ...
+    async def apply_held_revisions(self, messages: Collection[tuple[int, str]]) -> int: ...
 
 
 class ReminderRepository(Protocol):

@@ -20,12 +20,14 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 
 from bot.briefs.templates import Brief, Contact, Recipient
 from bot.operators.roster import Operator
-from bot.incident.domain import ActionItem, ChecklistItem, EventKind, Incident, Role, Status, TimelineEvent
+from bot.incident.domain import (ActionItem, ChecklistItem, EventKind, Incident, MessageRevision, Role, Status,
+                                 TimelineEvent)
 from bot.delivery.outbox import message_from_json, message_to_json
 from bot.ports import (AlertGroupRecord, AlertRecord, ConcurrentChange, DueReminder, FreezeEntry, MetricsSnapshot,
                        Outbound, OutboxItem, ReminderPlan, Room)
 from storage.tables import (ActionRow, AlertGroupRow, AlertRow, BriefRecipientRow, BriefRow, ContactRow, CounterRow,
                             DeliveryRow, FollowerRow, IncidentRow, IncidentTenantRow, OperatorRow, OutboxRow,
+                            PendingRevisionRow,
                             ReminderRow, ScheduleRow, TimelineRow)
 
 _INCIDENT_COUNTER = "incident"
@@ -117,6 +119,12 @@ _PENDING_REMINDERS = sa.select(_REMINDER.c.id, _REMINDER.c.kind, _REMINDER.c.sub
 _DELETE_REMINDERS = sa.delete(_REMINDER).where(_REMINDER.c.id.in_(sa.bindparam("ids", expanding=True)))
 _INSERT_REMINDERS = sa.insert(_REMINDER)
 _TIMELINE = TimelineRow.__table__
+_PENDING_REVISION = PendingRevisionRow.__table__
+_HELD_REVISIONS = (sa.select(_PENDING_REVISION)
+                   .where(_PENDING_REVISION.c.incident_number.in_(sa.bindparam("numbers", expanding=True)),
+                          _PENDING_REVISION.c.message_ref.in_(sa.bindparam("refs", expanding=True)))
+                   .order_by(_PENDING_REVISION.c.id))
+_DROP_HELD = sa.delete(_PENDING_REVISION).where(_PENDING_REVISION.c.id.in_(sa.bindparam("ids", expanding=True)))
 _TIMELINE_OF = (sa.select(_TIMELINE).where(_TIMELINE.c.incident_number == sa.bindparam("number"))
                 .order_by(_TIMELINE.c.occurred_at, _TIMELINE.c.id))
 _NEXT_DUE = sa.select(sa.func.min(_REMINDER.c.due_at)).where(_REMINDER.c.status == "pending")
@@ -330,6 +338,47 @@ class SqlIncidentRepository:
         values = {k: v for k, v in (("text", text), ("deleted", deleted), ("pinned", pinned)) if v is not None}
         if values:
             await self._session.exec(sa.update(TimelineRow).where(TimelineRow.id == event_id).values(**values))
+
+    async def revise_message(self, number: int, message_ref: str, revision: MessageRevision) -> bool:
+        """Apply an edit/delete/pin to the message's timeline entry; False when it is not captured (yet)."""
+        # `MessageRevision.applied_to` as one UPDATE on the row's current values, not read-modify-write: two
+        # revisions applied at once (a delete and a pin racing on PostgreSQL) cannot overwrite each other.
+        values: dict[str, Any] = {}
+        if revision.deleted:
+            values.update(deleted=True, text="")
+        elif revision.text is not None:
+            values["text"] = sa.case((_TIMELINE.c.deleted, _TIMELINE.c.text), else_=sa.literal(revision.text))
+        if revision.pinned:
+            values["pinned"] = True
+        where = (_TIMELINE.c.incident_number == number) & (_TIMELINE.c.message_ref == message_ref)
+        if not values:
+            return bool(await _run(self._session, sa.select(sa.func.count()).where(where), fetch="scalar"))
+        return bool(await _run(self._session, sa.update(_TIMELINE).where(where).values(**values)))
+
+    async def hold_revision(self, number: int, message_ref: str, revision: MessageRevision, now: datetime) -> None:
+        """Keep a revision whose message is not captured yet (see `apply_held_revisions`)."""
+        await _run(self._session, sa.insert(_PENDING_REVISION), {
+            "incident_number": number, "message_ref": message_ref, "text": revision.text,
+            "deleted": revision.deleted, "pinned": revision.pinned, "received_at": now})
+
+    async def apply_held_revisions(self, messages: Collection[tuple[int, str]]) -> int:
+        """Apply, in arrival order, the held revisions of these (incident number, message ref) whose message is
+        now captured, and drop them. How many were applied."""
+        if not messages:
+            return 0
+        numbers = sorted({number for number, _ in messages})
+        refs = sorted({ref for _, ref in messages})
+        held = await _run(self._session, _HELD_REVISIONS, {"numbers": numbers, "refs": refs}, fetch="all")
+        applied = []
+        for row in held:
+            if (row.incident_number, row.message_ref) not in messages:
+                continue
+            revision = MessageRevision(text=row.text, deleted=row.deleted, pinned=row.pinned)
+            if await self.revise_message(row.incident_number, row.message_ref, revision):
+                applied.append(row.id)
+        if applied:
+            await _run(self._session, _DROP_HELD, {"ids": applied})
+        return len(applied)
 
 
 class SqlReminderRepository:

@@ -104,6 +104,22 @@ class TimelineRow(SQLModel, table=True):
     deleted: bool = False
 
 
+class PendingRevisionRow(SQLModel, table=True):
+    """An edit, delete or pin that arrived before the message it revises was captured (replays, concurrent
+    deliveries); applied, in arrival order, and removed when the message is captured."""
+
+    __tablename__ = "pending_revision"
+    __table_args__ = (sa.Index("ix_pending_revision_message", "incident_number", "message_ref"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    incident_number: int = Field(foreign_key="incident.number")
+    message_ref: str = Field(max_length=128)
+    text: str | None = None
+    deleted: bool = False
+    pinned: bool = False
+    received_at: datetime = Field(sa_type=UTCDateTime, nullable=False)
+
+
 class ReminderRow(SQLModel, table=True):
     __tablename__ = "reminder"
     __table_args__ = (sa.Index("ix_reminder_due", "status", "due_at"),)

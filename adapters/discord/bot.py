@@ -14,18 +14,23 @@ calls the service:
 Platform ids are the delivery ids (`discord:<interaction id>`, `discord:message:<id>` …), so an event seen
 twice is handled once. `start_discord()` logs in, registers the persistent buttons, syncs the command tree to
 the guild and connects to the gateway in a task; `DiscordRuntime.stop()` undoes it.
+
+The connection tells the truth: "connected" is said on READY (not after the REST login), and a gateway closed
+for good (4004 bad token, 4014 MESSAGE CONTENT intent not enabled, …) is logged with its fix and reported by
+`DiscordRuntime.health_problem()`, which `/health` turns into a 503.
 """
 
 import asyncio
 import logging
 import re
 from collections import OrderedDict, deque
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager, suppress
 from dataclasses import dataclass, field
 from typing import Any, Optional
 
 import discord
+import yarl
 from discord import app_commands
 from discord.app_commands import Choice
 
@@ -78,6 +83,10 @@ class WarroomClient(discord.Client):
                          max_ratelimit_timeout=max_ratelimit_timeout, **options)
         self.tree = app_commands.CommandTree(self)
         self.warroom: Optional["DiscordInbound"] = None
+        self.gateway_state = GatewayState()
+
+    async def on_ready(self) -> None:
+        self.gateway_state.became_ready(str(self.user))
 
     async def on_message(self, message: discord.Message) -> None:
         if self.warroom is not None:
@@ -105,8 +114,50 @@ def make_client(**options: Any) -> WarroomClient:
 
 
 def discord_chat_from_settings(settings: DiscordSettings, *, client: WarroomClient | None = None) -> DiscordChat:
-    """The adapter to hand to `bot.app.bootstrap.build(chat={"discord": …})`; `start_discord` then brings it up."""
-    return DiscordChat(client=client or make_client(), guild_id=settings.guild_id)
+    """The adapter to hand to `bot.app.bootstrap.build(chat={"discord": …})`; `start_discord` then brings it up.
+    DISCORD_PROXY carries REST and the gateway through an HTTP proxy (discord.py's `Client(proxy=…)`)."""
+    return DiscordChat(client=client or make_client(proxy=settings.proxy), guild_id=settings.guild_id)
+
+
+# Gateway close codes Discord says not to reconnect after, with what the operator must do.
+FATAL_CLOSES = {
+    4004: "Discord refused the bot token (gateway close 4004, authentication failed). Set DISCORD_BOT_TOKEN to the "
+          "current token: Developer Portal → your application → Bot → Reset Token.",
+    4010: "Discord refused the shard (gateway close 4010, invalid shard).",
+    4011: "Discord requires sharding for this bot (gateway close 4011).",
+    4012: "Discord refused the gateway version (gateway close 4012): upgrade discord.py.",
+    4013: "Discord refused the intents (gateway close 4013, invalid intents).",
+    4014: "Discord refused the message_content intent (gateway close 4014, disallowed intents). Enable it in the "
+          "Developer Portal: your application → Bot → Privileged Gateway Intents → MESSAGE CONTENT INTENT, then "
+          "restart warroom.",
+}
+
+
+class GatewayState:
+    """What is true about the gateway connection: READY seen, or the reason it ended for good.
+
+    `announce` (e.g. `print`) is told "Discord connected." on the first READY and the reason on a fatal end."""
+
+    def __init__(self, announce: Callable[[str], None] | None = None) -> None:
+        self.announce = announce
+        self.ready = asyncio.Event()
+        self.problem: str | None = None
+        self.stopping = False  # an end we cause (DiscordRuntime.stop) is no problem
+
+    def became_ready(self, user: str) -> None:
+        first = not self.ready.is_set()
+        self.ready.set()
+        if first:
+            log.info("discord: gateway READY as %s", user)
+            if self.announce is not None:
+                self.announce("Discord connected.")
+
+    def ended(self, problem: str) -> None:
+        self.problem = problem
+        self.ready.clear()
+        log.error("discord: %s", problem)
+        if self.announce is not None:
+            self.announce(f"Discord is NOT connected: {problem}")
 
 
 # -- text for the core's parser ---------------------------------------------------------------------
@@ -333,6 +384,9 @@ class DiscordInbound:
 
     async def on_message(self, message: discord.Message) -> None:
         async with self._work(f"message:{message.id}", "message"):
+            me = self.client.user
+            if me is not None and message.author.id == me.id:  # our own, echoed with its nonce: it landed
+                self.chat.remember_landed(nonce=message.nonce, message_id=message.id)
             if message.author.bot or message.webhook_id is not None or message.type not in _CAPTURED_TYPES:
                 return
             room = await self._thread_room(message.channel)
@@ -343,8 +397,10 @@ class DiscordInbound:
             text = f"{text} (attached: {files})".strip() if files else text
             if not text:
                 return
+            # The snowflake's time, not arrival: messages replayed after a RESUME keep their place.
             await self.service.capture_message(room=room, actor=self.actor(message.author), text=text,
-                                               message_id=str(message.id), delivery_id=f"discord:message:{message.id}")
+                                               message_id=str(message.id), delivery_id=f"discord:message:{message.id}",
+                                               at=message.created_at)
 
     async def on_thread_create(self, thread: discord.Thread) -> None:
         async with self._work(f"thread:{thread.id}", "thread"):
@@ -579,7 +635,27 @@ class DiscordRuntime:
     synced: list[app_commands.AppCommand] = field(default_factory=list)
     gateway: asyncio.Task | None = None
 
+    @property
+    def state(self) -> GatewayState:
+        return self.client.gateway_state
+
+    def health_problem(self) -> str | None:
+        """None while the gateway is up or still connecting; else why it ended (with the fix), for /health."""
+        return self.state.problem
+
+    async def wait_ready(self, timeout: float) -> bool:
+        """True once the gateway said READY; False after `timeout` seconds or when it ended for good."""
+        ended = asyncio.ensure_future(self.gateway) if self.gateway is not None else None
+        ready = asyncio.ensure_future(self.state.ready.wait())
+        try:
+            await asyncio.wait([f for f in (ready, ended) if f is not None], timeout=timeout,
+                               return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            ready.cancel()
+        return self.state.ready.is_set()
+
     async def stop(self) -> None:
+        self.state.stopping = True
         await self.inbound.drain()
         await self.client.close()
         if self.gateway is not None:
@@ -589,44 +665,64 @@ class DiscordRuntime:
 
 
 async def _gateway(client: WarroomClient) -> None:
+    """Run the gateway (discord.py reconnects and RESUMEs by itself); record why it ended for good."""
+    state = client.gateway_state
     try:
         await client.connect(reconnect=True)
-    except discord.PrivilegedIntentsRequired:
-        log.error("discord: the gateway refused the message_content intent. Enable it in the Developer Portal: "
-                  "your application → Bot → Privileged Gateway Intents → MESSAGE CONTENT INTENT.")
+    except asyncio.CancelledError:
         raise
-    except Exception:
-        log.exception("discord: the gateway connection ended")
-        raise
+    except Exception as problem:  # noqa: BLE001 - whatever it was, the bot is deaf now: say so
+        if state.stopping:
+            return
+        if isinstance(problem, discord.PrivilegedIntentsRequired):
+            state.ended(FATAL_CLOSES[4014])
+        elif isinstance(problem, discord.LoginFailure):
+            state.ended(FATAL_CLOSES[4004])
+        elif isinstance(problem, discord.ConnectionClosed):
+            state.ended(FATAL_CLOSES.get(problem.code, f"the gateway closed with {problem.code} "
+                                         f"({problem.reason or 'no reason'}) and Discord says not to reconnect"))
+        else:
+            log.exception("discord: the gateway connection ended")
+            state.ended(f"the gateway connection ended: {problem!r}")
+    else:
+        if not state.stopping:
+            state.ended("the gateway connection ended")
 
 
 async def start_discord(service: IncidentService, settings: DiscordSettings, *, chat: DiscordChat | None = None,
-                        connect: bool = True) -> DiscordRuntime:
+                        connect: bool = True, announce: Callable[[str], None] | None = None) -> DiscordRuntime:
     """Log in, register the persistent card buttons, sync `/incident` to the guild, connect to the gateway.
 
     `chat` is the DiscordChat given to `bot.app.bootstrap.build(chat={"discord": chat})` (outbound messages go
     through it); without one, a new one is made (only useful when the service posts nothing to Discord).
-    `connect=False` stops before the gateway (tests feed gateway events themselves)."""
+    `connect=False` stops before the gateway (tests feed gateway events themselves). `announce(text)` hears
+    "Discord connected." on READY and the reason (with its fix) if the gateway ends for good; the runtime's
+    `health_problem()` is the same for `/health`."""
     if not settings.configured or settings.bot_token is None:
         raise ValueError("DISCORD_BOT_TOKEN is not set")
     discord.http.Route.BASE = settings.route_base
+    # discord.py reads the gateway URL from this class attribute (not from the REST base).
+    discord.gateway.DiscordWebSocket.DEFAULT_GATEWAY = yarl.URL(settings.gateway_url)
     chat = chat or discord_chat_from_settings(settings)
     inbound = DiscordInbound(service=service, chat=chat, guild_id=settings.guild_id,
                              incidents_channel_id=settings.incidents_channel_id)
     client = inbound.client
+    client.gateway_state.announce = announce
     await client.login(settings.bot_token.get_secret_value())
     try:
         synced = await inbound.sync_commands()
     except discord.HTTPException:
         await client.close()
         raise
-    log.info("discord: logged in as %s, /incident synced to %s; invite: %s", client.user,
+    log.info("discord: logged in (REST) as %s, /incident synced to %s; invite: %s; connecting to the gateway",
+             client.user,
              f"guild {settings.guild_id}" if settings.guild_id else "all guilds (global)",
              invite_url(client.application_id or 0))
     gateway = asyncio.create_task(_gateway(client), name="warroom-discord-gateway") if connect else None
     return DiscordRuntime(client=client, chat=chat, inbound=inbound, synced=synced, gateway=gateway)
 
 
-__all__ = ["REQUIRED_PERMISSIONS", "DiscordInbound", "DiscordRuntime", "WarroomClient", "build_intents",
+__all__ = ["FATAL_CLOSES", "REQUIRED_PERMISSIONS", "DiscordInbound", "DiscordRuntime", "GatewayState",
+           "WarroomClient", "build_intents",
            "command_text", "discord_chat_from_settings", "incident_group", "invite_url", "make_client", "quote",
            "start_discord"]

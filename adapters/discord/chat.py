@@ -10,10 +10,18 @@ thread opened from its card: `Room("discord", <incidents channel id>, thread=<th
 the channel and is edited there. discord.py waits out short 429s itself (when Discord sends the `Via` header);
 longer ones raise `RateLimited`, which becomes `DeliveryError(retry_after=…)` so the core's outbox comes back
 later, and Forbidden / NotFound / a bad request become `DeliveryError(permanent=True)`.
+
+Exactly once when an answer is lost after the write (a 5xx, a dropped connection, a timeout): every send from
+the outbox carries a nonce derived from its outbox key (`delivery_nonce`), and discord.py then sets
+`enforce_nonce`, so within Discord's window (a few minutes) a repeated send returns the earlier message instead
+of creating one. After that window a retry first looks for the earlier copy (`Delivery.maybe_sent`): a nonce
+seen in our own send answers or gateway echoes, else the bot's identical message among the channel's latest
+(Discord does not return nonces when reading history).
 """
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import re
 import time
@@ -43,6 +51,8 @@ PLATFORM = "discord"
 MAX_THREAD_NAME = 100
 THREAD_ARCHIVE_MINUTES = 10080  # a week without messages; posting in an archived thread reopens it
 THREAD_ALREADY_CREATED = 160004  # Discord's error code: "a thread has already been created for this message"
+MAX_NONCE = 25  # Discord: a nonce is at most 25 characters
+RECENT_MESSAGES = 25  # how far back a retry after the nonce window looks for its earlier copy
 
 T = TypeVar("T")
 
@@ -92,6 +102,15 @@ async def delivering(what: str, call: Callable[[], Awaitable[T]]) -> T:
         raise DeliveryError(f"{what}: {problem!r}") from problem
 
 
+def delivery_nonce(key: str) -> str:
+    """The outbox key as a Discord nonce: stable for a key, 25 characters (`w` + 24 hex digits).
+
+    >>> len(delivery_nonce("INC-7:post:42"))
+    25
+    """
+    return "w" + hashlib.blake2b(key.encode("utf-8"), digest_size=12).hexdigest()
+
+
 def thread_name(incident_key: str, title: str) -> str:
     """`INC-7`, `Payments down` → `INC-7 Payments down` (Discord: 1–100 characters, one line)."""
     flat = re.sub(r"\s+", " ", f"{incident_key} {title}").strip()
@@ -115,20 +134,23 @@ class DiscordChat:
         self._names: OrderedDict[str, tuple[str, float]] = OrderedDict()
         self._parents: OrderedDict[int, int | None] = OrderedDict()  # channel id → parent id (None: not a thread)
         # Cards sent whose thread could not be opened yet: a retried open_room reuses the card, not a second one.
-        self._cards: OrderedDict[str, discord.Message] = OrderedDict()
+        self._cards: OrderedDict[str, discord.Message | discord.PartialMessage] = OrderedDict()
+        # Nonces of messages we know landed (send answers, gateway echoes) → message id: a retry past Discord's
+        # nonce window finds them without reading history.
+        self._landed: OrderedDict[str, int] = OrderedDict()
 
     # -- the port ------------------------------------------------------------------------------------
 
     async def open_incident_room(self, *, channel: str, incident_key: str, title: str, card: Message,
                                  delivery: Delivery | None = None) -> Posted:
-        # `delivery` is accepted for the port; Discord offers no lookup by our key, so a send cut off by a crash
-        # may repeat once (at-least-once), unlike Slack where the outbox key is found in the message metadata.
+        # The card is sent once (see the module docstring: a nonce from the outbox key, a lookup after Discord's
+        # window); a thread already opened on it is taken as it is (160004).
         channel_id = int(channel)
         sent = self._cards.get(incident_key)
         if sent is None:
             target = await self._messageable_channel(channel_id)
-            rendered = render(card)
-            sent = await delivering(f"{incident_key} card", lambda: target.send(**rendered.send_kwargs()))
+            sent_id = await self._send_once(target, render(card), delivery, what=f"{incident_key} card")
+            sent = target.get_partial_message(sent_id)
             self._remember(self._cards, incident_key, sent)
         try:
             thread = await delivering(f"{incident_key} thread", lambda: sent.create_thread(
@@ -146,8 +168,8 @@ class DiscordChat:
     async def post(self, *, room: Room, message: Message, delivery: Delivery | None = None) -> Posted:
         target = self._partial(int(room.thread or room.channel))
         rendered = await self._prepared(message)
-        sent = await delivering(f"post to {target.id}", lambda: target.send(**rendered.send_kwargs()))
-        return Posted(room=room, message_id=str(sent.id))
+        sent_id = await self._send_once(target, rendered, delivery, what=f"post to {target.id}")
+        return Posted(room=room, message_id=str(sent_id))
 
     async def update(self, *, posted: Posted, message: Message) -> None:
         channel = self._partial(int(posted.room.thread or posted.room.channel))
@@ -192,6 +214,11 @@ class DiscordChat:
     def remember_name(self, *, user: str, name: str) -> None:
         self._remember(self._names, user, (name, time.monotonic()))
 
+    def remember_landed(self, *, nonce: str | int | None, message_id: int) -> None:
+        """A message of ours that landed, with its nonce (from a send answer or the gateway's echo)."""
+        if isinstance(nonce, str) and len(nonce) == MAX_NONCE and nonce.startswith("w"):
+            self._remember(self._landed, nonce, message_id)
+
     def remember_thread(self, *, thread_id: int, parent_id: int | None) -> None:
         self._remember(self._parents, thread_id, parent_id)
 
@@ -219,6 +246,38 @@ class DiscordChat:
         return parent
 
     # -- internals -----------------------------------------------------------------------------------
+
+    async def _send_once(self, target: Any, rendered: Rendered, delivery: Delivery | None, *, what: str) -> int:
+        """Send, or find the copy an earlier attempt of the same outbox message left; the message id."""
+        if delivery is None:
+            return (await delivering(what, lambda: target.send(**rendered.send_kwargs()))).id
+        nonce = delivery_nonce(delivery.key)
+        if delivery.maybe_sent:
+            earlier = await self._earlier_copy(target, nonce, rendered)
+            if earlier is not None:
+                log.info("%s: already delivered as message %s (outbox key %s); not sent again", what, earlier,
+                         delivery.key)
+                return earlier
+        # discord.py sets enforce_nonce with our nonce: within Discord's window a repeat answers the earlier one.
+        sent = await delivering(what, lambda: target.send(nonce=nonce, **rendered.send_kwargs()))
+        self.remember_landed(nonce=nonce, message_id=sent.id)
+        return sent.id
+
+    async def _earlier_copy(self, target: Any, nonce: str, rendered: Rendered) -> int | None:
+        """The id of our message an earlier attempt left: a nonce we saw land, else the bot's own message with
+        exactly this rendering among the channel's latest (Discord keeps no nonce to search history by)."""
+        known = self._landed.get(nonce)
+        if known is not None:
+            return known
+        me = self.client.user
+        wanted = _fingerprint_of_rendered(rendered)
+        try:
+            async for earlier in target.history(limit=RECENT_MESSAGES):
+                if me is not None and earlier.author.id == me.id and _fingerprint(earlier) == wanted:
+                    return earlier.id
+        except (discord.HTTPException, aiohttp.ClientError, TimeoutError) as problem:
+            log.warning("looking for an earlier copy in %s failed (%r); sending with the nonce", target.id, problem)
+        return None
 
     def _partial(self, channel_id: int) -> discord.PartialMessageable:
         # Sending needs no cached channel: a partial messageable is just the id (works before the gateway is up).
@@ -273,4 +332,19 @@ class DiscordChat:
             cache.popitem(last=False)
 
 
-__all__ = ["PLATFORM", "DiscordChat", "answering", "delivering", "thread_name"]
+def _fingerprint(message: discord.Message) -> tuple:
+    """What a message shows: its words, embeds, attachment names and buttons."""
+    return (message.content or "", tuple((e.title, e.description) for e in message.embeds),
+            tuple(a.filename for a in message.attachments),
+            tuple(getattr(c, "custom_id", None) for row in message.components
+                  for c in getattr(row, "children", ())))
+
+
+def _fingerprint_of_rendered(rendered: Rendered) -> tuple:
+    view = rendered.view
+    buttons = tuple(getattr(item, "custom_id", None) for item in view.children) if view is not None else ()
+    return (rendered.content or "", tuple((e.title, e.description) for e in rendered.embeds),
+            (rendered.attachment.filename,) if rendered.attachment is not None else (), buttons)
+
+
+__all__ = ["PLATFORM", "DiscordChat", "answering", "delivering", "delivery_nonce", "thread_name"]

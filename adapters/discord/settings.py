@@ -6,14 +6,17 @@ They live here rather than in `bot/app/settings.py` so the core knows nothing ab
     DISCORD_GUILD_ID               the server the `/incident` commands are synced to (instantly); unset: global sync
     DISCORD_INCIDENTS_CHANNEL_ID   where incident cards are posted and threads opened; unset: where declared
     DISCORD_API_URL                the REST base (a proxy, or a test fake); default https://discord.com/api/v10
+    DISCORD_GATEWAY_URL            the gateway (WebSocket) URL; default wss://gateway.discord.gg/ (discord.py's)
+    DISCORD_PROXY                  an HTTP proxy for REST and the gateway, e.g. http://proxy.internal:3128
 """
 
 from __future__ import annotations
 
-from pydantic import Field, SecretStr
+from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 DEFAULT_API_URL = "https://discord.com/api/v10"
+DEFAULT_GATEWAY_URL = "wss://gateway.discord.gg/"
 
 
 class DiscordSettings(BaseSettings):
@@ -24,6 +27,13 @@ class DiscordSettings(BaseSettings):
     guild_id: int | None = Field(None, alias="DISCORD_GUILD_ID")
     incidents_channel_id: int | None = Field(None, alias="DISCORD_INCIDENTS_CHANNEL_ID")
     api_url: str = Field(DEFAULT_API_URL, alias="DISCORD_API_URL")
+    gateway_url: str = Field(DEFAULT_GATEWAY_URL, alias="DISCORD_GATEWAY_URL")
+    proxy: str | None = Field(None, alias="DISCORD_PROXY")
+
+    @field_validator("proxy", mode="before")
+    @classmethod
+    def _no_empty_proxy(cls, value: object) -> object:
+        return None if isinstance(value, str) and not value.strip() else value
 
     @property
     def configured(self) -> bool:

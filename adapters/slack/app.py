@@ -33,6 +33,7 @@ import re
 from collections import OrderedDict
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
+from datetime import datetime, timezone
 from typing import Any
 
 from slack_bolt.async_app import AsyncApp
@@ -313,7 +314,7 @@ class SlackInbound:
             return
         await self.service.capture_message(room=self.room(channel, event.get("thread_ts")),
                                            actor=self._actor(user, later), text=text, message_id=ts,
-                                           delivery_id=_delivery(body))
+                                           delivery_id=_delivery(body), at=_slack_time(ts))
 
     async def _edited(self, event: dict, body: dict) -> None:
         message, previous = event.get("message"), event.get("previous_message")
@@ -446,3 +447,11 @@ class SlackInbound:
 
 def build_slack_inbound(*, service: IncidentService, chat: SlackChat, signing_secret: str | None) -> SlackInbound:
     return SlackInbound(service=service, chat=chat, signing_secret=signing_secret)
+
+
+def _slack_time(ts: str) -> datetime | None:
+    """A message's `ts` ("1732431000.000200", Unix seconds) as the time it was written."""
+    try:
+        return datetime.fromtimestamp(float(ts), tz=timezone.utc)
+    except (TypeError, ValueError, OverflowError):
+        return None

@@ -267,14 +267,22 @@ async def build_server(settings: Settings, *, host: str | None = None, port: int
             routes += slack_routes(inbound.app)
         stop_steps.append(inbound.close)
     routes += ops_routes(app)  # alert intake, /api/freeze, /metrics
+    health_checks: dict[str, Callable[[], str | None]] = {}  # /health answers 503 with the reasons
     if "discord" in chat:
         from adapters.discord.bot import start_discord
 
         discord_runtimes: list[Any] = []
+        discord_log = logging.getLogger("warroom.discord")
 
         async def discord_up() -> None:
-            discord_runtimes.append(await start_discord(app.service, settings.discord, chat=chat["discord"]))
-            log.info("Discord connected.")
+            # "Discord connected." is said on the gateway's READY; a fatal close is said with its fix.
+            discord_runtimes.append(await start_discord(app.service, settings.discord, chat=chat["discord"],
+                                                        announce=discord_log.info))
+
+        def discord_health() -> str | None:
+            return discord_runtimes[0].health_problem() if discord_runtimes else None
+
+        health_checks["discord"] = discord_health
 
         async def discord_down() -> None:
             for runtime in discord_runtimes:
@@ -282,7 +290,8 @@ async def build_server(settings: Settings, *, host: str | None = None, port: int
 
         start_steps.append(discord_up)
         stop_steps.append(discord_down)
-    return Server(app=app, routes=routes, http_app=build_http_app(routes), host=host or settings.http.host,
+    return Server(app=app, routes=routes, http_app=build_http_app(routes, health_checks=health_checks or None),
+                  host=host or settings.http.host,
                   port=settings.http.port if port is None else port, platforms=sorted(chat),
                   start_steps=start_steps, stop_steps=stop_steps, close_steps=close_last)
 

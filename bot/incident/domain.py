@@ -112,11 +112,35 @@ class TimelineEvent:
     id: int | None = None
 
 
-def chat_message(*, by: str, text: str, now: datetime, message_ref: str | None) -> TimelineEvent:
+def chat_message(*, by: str, text: str, now: datetime, message_ref: str | None,
+                 at: datetime | None = None) -> TimelineEvent:
     """The timeline entry for a human message in an incident's room. It needs nothing from the incident (a
-    message is recorded in any state, even after close), so many can be written without loading incidents."""
-    return TimelineEvent(kind=EventKind.MESSAGE, author=by, text=text, occurred_at=now, recorded_at=now,
+    message is recorded in any state, even after close), so many can be written without loading incidents.
+    `at` is when the platform says it was written (Slack `ts`, Discord snowflake, WhatsApp `timestamp`); a
+    message replayed after a reconnect still sits where it was said. `now` (arrival) when it has none."""
+    return TimelineEvent(kind=EventKind.MESSAGE, author=by, text=text, occurred_at=at or now, recorded_at=now,
                          source="chat", message_ref=message_ref)
+
+
+@dataclass(frozen=True)
+class MessageRevision:
+    """An edit (`text`), delete or pin of a chat message, applied to its timeline entry whenever both are known.
+
+    Revisions commute, so the timeline ends the same whatever order a platform delivers a message and its
+    revisions in (replays after a reconnect, concurrent webhooks): a delete is final and keeps no words (a
+    deleted message never survives into a post-mortem), an edit of a deleted message changes nothing, a pin
+    stays. A revision that arrives before its message is kept and applied when the message is captured."""
+
+    text: str | None = None
+    deleted: bool = False
+    pinned: bool = False
+
+    def applied_to(self, *, text: str, deleted: bool, pinned: bool) -> tuple[str, bool, bool]:
+        """(text, deleted, pinned) of an entry after this revision (storage applies the same rule in one
+        statement on the row's current values, so concurrent revisions cannot overwrite each other)."""
+        if deleted or self.deleted:
+            return "", True, pinned or self.pinned
+        return (self.text if self.text is not None else text), False, pinned or self.pinned
 
 
 @dataclass
@@ -390,9 +414,10 @@ class Incident:
 
     # -- chat and bot events ------------------------------------------------------------------------
 
-    def capture_message(self, *, by: str, text: str, now: datetime, message_ref: str | None) -> None:
+    def capture_message(self, *, by: str, text: str, now: datetime, message_ref: str | None,
+                        at: datetime | None = None) -> None:
         """A human message in the incident's room; recorded even after close (late context still matters)."""
-        self.new_timeline.append(chat_message(by=by, text=text, now=now, message_ref=message_ref))
+        self.new_timeline.append(chat_message(by=by, text=text, now=now, message_ref=message_ref, at=at))
 
     def record_nudge(self, *, now: datetime, text: str) -> None:
         self.last_nudge_at = now

@@ -87,7 +87,8 @@ class PostmortemCompiler:
                                           kind="reminders", pinned=False, deleted=False))
                 continue
             lines += [TimelineLine(at=e.occurred_at, until=None, author=e.author,
-                                   text=_LINE_PREFIX.get(e.kind, "") + _one_line(e.text),
+                                   # a deleted message keeps no words, even one stored before deletes blanked
+                                   text="" if e.deleted else _LINE_PREFIX.get(e.kind, "") + _one_line(e.text),
                                    kind=e.kind.value, pinned=e.pinned, deleted=e.deleted) for e in run]
         return lines
 
@@ -176,7 +177,7 @@ class PostmortemCompiler:
             if line.until is not None:  # "10:15–10:45 EAT"
                 start, _, zone = stamp.rpartition(" ")
                 stamp = f"{start}–{line.until.astimezone(self._tz):%H:%M} {zone}"
-            text = f"~~{line.text}~~ (deleted)" if line.deleted else line.text
+            text = "_(message deleted)_" if line.deleted else line.text
             marker = "📌 " if line.pinned else ""
             timeline_md.append(f"- {stamp} — {marker}{line.author}: {text}")
         actions = "_none yet_"

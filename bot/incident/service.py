@@ -27,6 +27,7 @@ from bot.incident.domain import (
     DomainError,
     EventKind,
     Incident,
+    MessageRevision,
     Role,
     Status,
     TimelineEvent,
@@ -98,6 +99,7 @@ class _Said:
     text: str
     message_id: str
     delivery_id: str | None
+    at: datetime | None = None  # when the platform says it was written
 
 
 class AlertProposals(Protocol):
@@ -225,10 +227,12 @@ class IncidentService:
         return await self.execute(ctx, commands[action])
 
     async def capture_message(self, *, room: Room, actor: Actor, text: str, message_id: str,
-                              delivery_id: str | None = None) -> bool:
+                              delivery_id: str | None = None, at: datetime | None = None) -> bool:
         """A human message in a room; recorded in the timeline when the room is an incident's. True if kept.
-        Returns once the message is committed (with the others that arrived at the same time)."""
-        return await self._said.submit(_Said(room, actor.name, text, message_id, delivery_id))
+        `at`: the platform's own time for it (the timeline's time; arrival time without it). Returns once the
+        message is committed (with the others that arrived at the same time), with any edit, delete or pin of
+        it that arrived first already applied."""
+        return await self._said.submit(_Said(room, actor.name, text, message_id, delivery_id, at))
 
     async def _capture_batch(self, batch: Sequence[_Said]) -> list[bool]:
         async with self._uow() as uow:
@@ -246,22 +250,42 @@ class IncidentService:
                     fresh.discard(said.delivery_id)  # the same delivery twice in one batch is kept once
                 if keep:
                     events.append((number, chat_message(by=said.author, text=said.text, now=now,
-                                                        message_ref=said.message_id)))
+                                                        message_ref=said.message_id, at=said.at)))
                 kept.append(keep)
             await uow.incidents.append_timeline(events)
             await uow.commit()
+        if events:
+            # Revisions that came first were held (see `revise_message`); looked for only after the messages are
+            # committed, so that of a capture and a revision racing (here or on another replica) at least one
+            # sees the other's commit.
+            await self._apply_held_revisions({(number, event.message_ref) for number, event in events
+                                              if event.message_ref})
         return kept
+
+    async def _apply_held_revisions(self, messages: set[tuple[int, str]]) -> None:
+        async with self._uow() as uow:
+            if await uow.incidents.apply_held_revisions(messages):
+                await uow.commit()
 
     async def revise_message(self, *, room: Room, message_id: str, text: str | None = None, deleted: bool = False,
                              pinned: bool = False, delivery_id: str | None = None) -> bool:
-        """An edit, delete or pin of a captured message updates (or strikes, or marks) its timeline entry."""
+        """An edit, delete or pin of a message in an incident's room updates (or blanks and marks deleted, or
+        pins) its timeline entry. Platforms deliver these out of order (a replay after a reconnect, concurrent
+        webhooks): one that arrives before its message is captured is held and applied by the capture, so any
+        order ends in the same timeline (`MessageRevision`). False when the room is no incident's, or a repeat."""
+        revision = MessageRevision(text=text, deleted=deleted, pinned=pinned)
         async with self._uow() as uow:
-            incident = await uow.incidents.get_by_room(room)
-            event = await uow.incidents.find_message(incident.number, message_id) if incident else None
-            if event is None or event.id is None or not await self._notify.first_delivery(uow, delivery_id):
+            number = (await uow.incidents.numbers_by_room([room])).get(room)
+            if number is None or not await self._notify.first_delivery(uow, delivery_id):
                 return False
-            await uow.incidents.edit_message(event.id, text=text, deleted=deleted or None, pinned=pinned or None)
+            applied = await uow.incidents.revise_message(number, message_id, revision)
+            if not applied:
+                await uow.incidents.hold_revision(number, message_id, revision, self._clock.now())
             await uow.commit()
+        if not applied:
+            # The message may have been committed since we looked (the capture's own look for held revisions
+            # may have run before ours was committed): look once more, now that ours is.
+            await self._apply_held_revisions({(number, message_id)})
         return True
 
     async def fire_due_reminders(self) -> int:
@@ -494,7 +518,8 @@ class IncidentService:
         return Reply(replace(summary, text=f"Now working on {incident.key}: your messages go to its timeline.",
                              kind="reply"))
 
-    async def operator_message(self, ctx: Context, *, text: str, message_id: str) -> Reply | None:
+    async def operator_message(self, ctx: Context, *, text: str, message_id: str,
+                               at: datetime | None = None) -> Reply | None:
         """A plain (non-command) message from an operator's phone: into their current incident's timeline,
         and on to its room and its other followers."""
         async with self._uow() as uow:
@@ -506,7 +531,8 @@ class IncidentService:
             incident = await uow.incidents.get(ctx.default_incident)
             if incident is None:
                 return _error(await self._unknown_incident(uow, ctx.default_incident))
-            incident.capture_message(by=ctx.actor.name, text=text, now=self._clock.now(), message_ref=message_id)
+            incident.capture_message(by=ctx.actor.name, text=text, now=self._clock.now(), message_ref=message_id,
+                                     at=at)
             await uow.incidents.save(incident)
             room = self._room_of(incident)
             own_chat = room is not None and (room.platform, room.channel) == (ctx.room.platform, ctx.room.channel)

@@ -113,8 +113,8 @@ class OperatorDesk:
             return reply, await self._service.concerned_incident(ctx, cmd.ShowIncident(incident=IncidentKey.parse(key, strict=True).number))
         text = command_text(event.text)
         if text is None:
-            return await self._service.operator_message(ctx, text=event.text, message_id=event.message_id), \
-                ctx.default_incident
+            return await self._service.operator_message(ctx, text=event.text, message_id=event.message_id,
+                                                        at=event.at), ctx.default_incident
         command = self._service.parse(text)
         if isinstance(command, cmd.UsageError):
             return Reply(Message(text=str(command), kind="error"), ok=False), None

@@ -6,13 +6,19 @@ makes, with payloads shaped like Discord's:
 
     GET  /users/@me, /oauth2/applications/@me, /users/{id}, /guilds/{g}/members/{u}, /channels/{id}
     POST /channels/{id}/messages (JSON or multipart with files)      PATCH/DELETE /channels/{id}/messages/{m}
+    GET  /channels/{id}/messages (history, newest first)
     POST /channels/{id}/messages/{m}/threads (a public thread; its id is the message's, like Discord's)
     POST /interactions/{id}/{token}/callback                          PUT /applications/{app}[/guilds/{g}]/commands
     POST /webhooks/{app}/{token} (follow-ups)      GET/PATCH/DELETE /webhooks/{app}/{token}/messages/{m}
 
 `fake.fail_next(n, status=429, retry_after=…)` makes the next n matching calls fail: 429 carries the `Via`
 header discord.py needs before it waits and retries (`via=False` imitates a Cloudflare limit), 5xx and 4xx
-carry Discord's JSON error body. The fake also builds gateway payloads (users, members, GUILD_CREATE) for tests
+carry Discord's JSON error body. `fake.lose_answer_next(n, how="drop" | "500")` does the call (the message is
+stored) and then loses the answer: the connection is dropped, or a 500 comes back.
+
+Like Discord, a create with `enforce_nonce` and a nonce the bot used within `nonce_window` seconds (by the
+injectable `clock`) returns the earlier message instead of a new one; the nonce is in the create answer but
+not in what `GET /channels/{id}/messages` returns (Discord does not store it). The fake also builds gateway payloads (users, members, GUILD_CREATE) for tests
 to feed into `client._connection.parsers[...]`.
 
 Content-Type is exactly `application/json`: with `; charset=utf-8` discord.py reads the body as text.
@@ -24,6 +30,7 @@ import asyncio
 import itertools
 import json
 import re
+import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
@@ -57,6 +64,7 @@ class Fault:
     code: int
     method: str | None
     path: re.Pattern[str] | None
+    lose_answer: str | None = None  # "drop" | "500": the call is done, then its answer is lost
 
     def matches(self, method: str, path: str) -> bool:
         return (self.method is None or self.method == method) and (self.path is None or bool(self.path.search(path)))
@@ -74,7 +82,10 @@ def _json(data: Any, status: int = 200, headers: dict[str, str] | None = None) -
 class FakeDiscord:
     """One bot in one guild with one #incidents channel (more channels with `add_channel`)."""
 
-    def __init__(self) -> None:
+    def __init__(self, *, clock: Callable[[], float] = time.monotonic, nonce_window: float = 300.0) -> None:
+        self.clock = clock
+        self.nonce_window = nonce_window
+        self._nonces: dict[tuple[str, str], tuple[str, float]] = {}  # (author, nonce) → (message id, when)
         self._ids = itertools.count(FIRST_ID)
         self.app_id = self.next_id()
         self.bot_id = self.app_id  # Discord: a bot user's id is its application's id
@@ -92,6 +103,12 @@ class FakeDiscord:
         self.calls: list[Call] = []
         self.incidents_channel = self.add_channel("incidents")
         self._faults: list[Fault] = []
+        self._query: dict[str, str] = {}
+        self.deduplicated = 0  # creates answered with the earlier message (same nonce within the window)
+        # The gateway: HELLO, then READY after IDENTIFY, or a close with `gateway_close` (4004, 4014, …).
+        self.gateway_url = ""
+        self.gateway_close: int | None = None
+        self.identified: list[dict[str, Any]] = []
         self._changed = asyncio.Condition()
         self._runner: web.AppRunner | None = None
         self.base_url = ""
@@ -100,6 +117,7 @@ class FakeDiscord:
 
     async def start(self) -> str:
         app = web.Application(client_max_size=32 * 1024 * 1024)
+        app.router.add_get("/gateway", self._gateway)
         app.router.add_route("*", "/{tail:.*}", self._handle)
         self._runner = web.AppRunner(app, access_log=None)
         await self._runner.setup()
@@ -107,6 +125,7 @@ class FakeDiscord:
         await site.start()
         port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
         self.base_url = f"http://127.0.0.1:{port}{API_PREFIX}"
+        self.gateway_url = f"ws://127.0.0.1:{port}/gateway"
         return self.base_url
 
     async def close(self) -> None:
@@ -123,6 +142,14 @@ class FakeDiscord:
         """The next `times` calls matching `method` / the `path` regex answer `status` instead."""
         self._faults.append(Fault(times, status, retry_after, via, code, method,
                                   re.compile(path) if path else None))
+
+    def lose_answer_next(self, times: int = 1, *, how: str = "drop", method: str | None = None,
+                         path: str | None = None) -> None:
+        """The next `times` matching calls take effect (a message is stored), then the answer is lost: the
+        connection dropped (`how="drop"`) or a 500 instead of the result (`how="500"`)."""
+        assert how in ("drop", "500"), how
+        self._faults.append(Fault(times, 500, 0.0, False, 0, method, re.compile(path) if path else None,
+                                  lose_answer=how))
 
     def requests(self, method: str | None = None, path: str | None = None) -> list[Call]:
         """Recorded calls, filtered by method and a regex on the path (successful and failed ones)."""
@@ -202,6 +229,29 @@ class FakeDiscord:
         self.messages[message_id] = message
         return message
 
+    # -- the gateway (WebSocket) ----------------------------------------------------------------------
+
+    async def _gateway(self, request: web.Request) -> web.WebSocketResponse:
+        """Enough of Discord's gateway for a client to connect: HELLO, IDENTIFY → READY (or a fatal close),
+        heartbeats acknowledged. Frames are text JSON (discord.py decompresses only binary ones)."""
+        ws = web.WebSocketResponse()
+        await ws.prepare(request)
+        await ws.send_str(json.dumps({"op": 10, "d": {"heartbeat_interval": 45000}, "s": None, "t": None}))
+        async for frame in ws:
+            data = json.loads(frame.data)
+            if data.get("op") == 1:
+                await ws.send_str(json.dumps({"op": 11, "d": None, "s": None, "t": None}))
+            elif data.get("op") == 2:
+                self.identified.append(data["d"])
+                if self.gateway_close is not None:
+                    await ws.close(code=self.gateway_close, message=b"closed by the fake")
+                    break
+                ready = {"v": 10, "user": self.bot_user, "guilds": [], "session_id": "fake-session",
+                         "resume_gateway_url": self.gateway_url, "shard": [0, 1],
+                         "application": {"id": self.app_id, "flags": 0}}
+                await ws.send_str(json.dumps({"op": 0, "t": "READY", "s": 1, "d": ready}))
+        return ws
+
     # -- the HTTP side -------------------------------------------------------------------------------
 
     async def _read(self, request: web.Request) -> tuple[Any, list[tuple[str, bytes]]]:
@@ -224,9 +274,18 @@ class FakeDiscord:
     async def _handle(self, request: web.Request) -> web.StreamResponse:
         path = request.path.removeprefix(API_PREFIX)
         body, files = await self._read(request)
+        self._query = dict(request.query)  # for the route handler below (no await in between)
         call = Call(request.method, path, dict(request.query), body, files)
         try:
             fault = next((f for f in self._faults if f.remaining > 0 and f.matches(request.method, path)), None)
+            if fault is not None and fault.lose_answer is not None:
+                fault.remaining -= 1
+                self._route(request.method, path, body or {}, files)  # done, and then the answer is lost
+                call.status = 500
+                if fault.lose_answer == "drop":
+                    assert request.transport is not None
+                    request.transport.close()
+                return _json({"message": "Internal Server Error", "code": 0}, 500)
             if fault is not None:
                 fault.remaining -= 1
                 response = self._fault(fault)
@@ -265,6 +324,7 @@ class FakeDiscord:
             ("GET", r"/guilds/(\d+)/members/(\d+)", self._get_member),
             ("GET", r"/channels/(\d+)", self._get_channel),
             ("POST", r"/channels/(\d+)/messages", self._create_message),
+            ("GET", r"/channels/(\d+)/messages", self._history),
             ("PATCH", r"/channels/(\d+)/messages/(\d+)", self._edit_message),
             ("DELETE", r"/channels/(\d+)/messages/(\d+)", self._delete_message),
             ("POST", r"/channels/(\d+)/messages/(\d+)/threads", self._start_thread),
@@ -292,7 +352,29 @@ class FakeDiscord:
     def _create_message(self, body: dict[str, Any], files: list[tuple[str, bytes]], channel_id: str) -> web.Response:
         if channel_id not in self.channels:
             return _json({"message": "Unknown Channel", "code": 10003}, 404)
-        return _json(self._new_message(channel_id, body, files))
+        nonce = body.get("nonce")
+        if nonce is not None and body.get("enforce_nonce"):
+            seen = self._nonces.get((self.bot_id, str(nonce)))
+            if seen is not None and self.clock() - seen[1] < self.nonce_window and seen[0] in self.messages:
+                self.deduplicated += 1
+                return _json({**self.messages[seen[0]], "nonce": nonce})  # Discord: the earlier message
+        message = self._new_message(channel_id, body, files)
+        if nonce is not None:
+            self._nonces[(self.bot_id, str(nonce))] = (message["id"], self.clock())
+        return _json({**message, "nonce": nonce})
+
+    def _history(self, body: Any, files: Any, channel_id: str) -> web.Response:
+        """GET /channels/{id}/messages?limit=&before=&after=: newest first, without nonces (not stored)."""
+        if channel_id not in self.channels:
+            return _json({"message": "Unknown Channel", "code": 10003}, 404)
+        query = self._query
+        found = sorted((m for m in self.messages.values() if m["channel_id"] == channel_id),
+                       key=lambda m: int(m["id"]), reverse=True)
+        if query.get("before"):
+            found = [m for m in found if int(m["id"]) < int(query["before"])]
+        if query.get("after"):
+            found = [m for m in found if int(m["id"]) > int(query["after"])]
+        return _json(found[:int(query.get("limit") or 50)])
 
     def _edit_message(self, body: dict[str, Any], files: Any, channel_id: str, message_id: str) -> web.Response:
         message = self.messages.get(message_id)

@@ -241,9 +241,9 @@ async def test_show_and_postmortem_list_each_recipients_delivery(desk):
     jane_id = next(m["id"] for m in desk.whatsapp.sent if m["to"] == JANE)
     john_id = next(m["id"] for m in desk.whatsapp.sent if m["to"] == JOHN)
     now = desk.clock.now()
-    await desk.service.customer_event(CustomerMessageStatus(message_id=jane_id, status="delivered", at=now))
-    await desk.service.customer_event(CustomerMessageStatus(message_id=jane_id, status="read", at=now))
-    await desk.service.customer_event(CustomerMessageStatus(message_id=john_id, status="delivered", at=now))
+    await desk.app.operators.customer_event(CustomerMessageStatus(message_id=jane_id, status="delivered", at=now))
+    await desk.app.operators.customer_event(CustomerMessageStatus(message_id=jane_id, status="read", at=now))
+    await desk.app.operators.customer_event(CustomerMessageStatus(message_id=john_id, status="delivered", at=now))
 
     shown = {f.label: f.value for f in (await desk.ok("show", room=thread)).message.fields}
     assert shown["Customer briefs"].splitlines() == [

@@ -113,3 +113,18 @@ def test_an_outbox_message_survives_its_round_trip_through_json_with_every_field
                       attachment=Attachment("pm.md", b"# PM\n\xe2\x9c\x93", title="post-mortem"))
 
     assert message_from_json(json.loads(json.dumps(message_to_json(message)))) == message
+
+
+def test_message_revisions_commute_so_any_delivery_order_ends_the_same() -> None:
+    import itertools
+
+    from bot.incident.domain import MessageRevision
+
+    revisions = [MessageRevision(text="edited"), MessageRevision(deleted=True), MessageRevision(pinned=True)]
+    outcomes = set()
+    for order in itertools.permutations(revisions):
+        state = ("said", False, False)
+        for revision in order:
+            state = revision.applied_to(text=state[0], deleted=state[1], pinned=state[2])
+        outcomes.add(state)
+    assert outcomes == {("", True, True)}  # deleted keeps no words, whatever came first

@@ -184,9 +184,11 @@ class DiscordGuild:
                         bot: bool = False) -> dict[str, Any]:
         person = user or self.bob
         author = {**person.user, "bot": bot}
-        return {"id": self.fake.next_id(), "channel_id": channel["id"], "guild_id": self.fake.guild_id,
+        # Like Discord's: the id is a snowflake of when it was written (the clock's now), the timeline's time.
+        message_id = str(discord.utils.time_snowflake(self.clock.now()) + next(self._ids))
+        return {"id": message_id, "channel_id": channel["id"], "guild_id": self.fake.guild_id,
                 "author": author, "member": {k: v for k, v in person.member.items() if k != "user"},
-                "content": text, "timestamp": datetime.now(timezone.utc).isoformat(), "edited_timestamp": None,
+                "content": text, "timestamp": self.clock.now().isoformat(), "edited_timestamp": None,
                 "tts": False, "mention_everyone": False, "mentions": [], "mention_roles": [], "attachments": [],
                 "embeds": [], "pinned": False, "type": 0, "flags": 0, "components": []}
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from conftest import DiscordGuild, followup_text, start_guild
+from tests.adapters.discord.conftest import DiscordGuild, followup_text, start_guild
 
 from adapters.discord.bot import WarroomClient, start_discord
 

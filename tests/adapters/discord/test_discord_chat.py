@@ -6,7 +6,7 @@ import re
 from pathlib import Path
 
 import discord
-from conftest import DiscordGuild
+from tests.adapters.discord.conftest import DiscordGuild
 
 from adapters.discord.bot import REQUIRED_PERMISSIONS, invite_url
 from adapters.discord.chat import answering

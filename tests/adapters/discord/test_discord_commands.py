@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from conftest import DiscordGuild, followup_text, message_text, start_guild
+from tests.adapters.discord.conftest import DiscordGuild, followup_text, message_text, start_guild
 
 EPHEMERAL = 64
 DEFERRED_CHANNEL_MESSAGE = 5

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import pytest
-from conftest import DiscordGuild
+from tests.adapters.discord.conftest import DiscordGuild
 
 from adapters.discord.chat import DiscordChat
 from bot.ports import DeliveryError, Message, Room
@@ -99,3 +99,73 @@ async def test_a_permanent_failure_is_given_up_by_the_outbox_not_retried(guild: 
     await guild.app.outbox.drain()
     assert len([c for c in guild.fake.requests("POST", rf"^/channels/{thread['id']}/messages$")
                 if c.json and "will not arrive" in (c.json.get("content") or "")]) == 1
+
+
+def with_text(guild: DiscordGuild, channel_id: str, text: str) -> list[dict]:
+    return [m for m in guild.fake.sent_to(channel_id) if text in (m["content"] or "")]
+
+
+@pytest.mark.parametrize("window", ["within Discord's nonce window", "after it"])
+async def test_a_post_stored_whose_answer_was_lost_is_not_posted_twice(guild: DiscordGuild, window: str) -> None:
+    _, thread = await guild.declare()
+    fake_now = [0.0]
+    guild.fake.clock = lambda: fake_now[0]
+    guild.fake.lose_answer_next(1, how="drop", method="POST", path=rf"^/channels/{thread['id']}/messages$")
+
+    await guild.command("note", text="customer reports stopped", where=thread)
+
+    assert len(with_text(guild, thread["id"], "customer reports stopped")) == 1  # Discord stored it
+    assert (await outbox_counts(guild)).get("pending") == 1  # but warroom could not know
+    if window.startswith("within"):
+        fake_now[0] += 60
+        # Reading history is not allowed here (no Read Message History): the nonce alone must do it.
+        guild.fake.fail_next(1, status=403, code=50001, method="GET", path=rf"^/channels/{thread['id']}/messages$")
+    else:
+        fake_now[0] += 3600  # Discord forgot the nonce: the earlier copy is found in the thread's history
+    guild.clock.advance(minutes=5)
+    assert await guild.app.outbox.drain() == 1
+    assert guild.fake.deduplicated == (1 if window.startswith("within") else 0)
+
+    assert len(with_text(guild, thread["id"], "customer reports stopped")) == 1
+    assert (await outbox_counts(guild)).get("pending", 0) == 0
+    nonces = {c.json.get("nonce") for c in guild.fake.requests("POST", rf"^/channels/{thread['id']}/messages$")
+              if c.json and "customer reports stopped" in (c.json.get("content") or "")}
+    assert len(nonces) == 1 and len(nonces.pop()) <= 25  # one nonce per outbox message, not one per attempt
+
+
+async def test_a_card_stored_whose_answer_was_lost_is_posted_once_and_its_thread_opened(guild: DiscordGuild) -> None:
+    guild.fake.lose_answer_next(1, how="drop", method="POST", path=rf"^/channels/{guild.incidents['id']}/messages$")
+
+    answers = await guild.command("declare", title="Payments down", severity="P1")
+
+    assert "Declared INC-1" in str(answers[-1])
+    assert (await guild.incident(1)).thread is None
+    guild.clock.advance(minutes=5)
+    await guild.app.outbox.drain()
+
+    (card,) = guild.fake.sent_to(guild.incidents["id"])
+    assert (await guild.incident(1)).thread == card["id"]
+    assert guild.fake.requests("GET", rf"^/channels/{guild.incidents['id']}/messages$")  # found, not re-sent
+
+
+async def test_a_lost_answer_with_a_500_is_retried_by_discordpy_onto_the_same_message(guild: DiscordGuild) -> None:
+    _, thread = await guild.declare()
+    guild.fake.lose_answer_next(1, how="500", method="POST", path=rf"^/channels/{thread['id']}/messages$")
+    await guild.command("note", text="queue drained", where=thread)
+    assert len(with_text(guild, thread["id"], "queue drained")) == 1
+    assert guild.fake.deduplicated == 1
+
+
+async def test_the_fake_forgets_a_nonce_after_its_window(fake) -> None:  # noqa: ANN001
+    import aiohttp
+
+    fake_now = [0.0]
+    fake.clock = lambda: fake_now[0]
+    url = f"{fake.base_url}/channels/{fake.incidents_channel['id']}/messages"
+    async with aiohttp.ClientSession() as session:
+        ids = []
+        for advance in (0, 10, fake.nonce_window + 1):
+            fake_now[0] += advance
+            async with session.post(url, json={"content": "x", "nonce": "n1", "enforce_nonce": True}) as answer:
+                ids.append((await answer.json())["id"])
+    assert ids[0] == ids[1] != ids[2]

@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import time
 
 import pytest
-from conftest import DiscordGuild
+from tests.adapters.discord.conftest import DiscordGuild
 
 from adapters.discord.bot import (
     build_intents,

@@ -3,7 +3,7 @@ discord.py's parsers, reach the core and end up in the post-mortem."""
 
 from __future__ import annotations
 
-from conftest import DiscordGuild
+from tests.adapters.discord.conftest import DiscordGuild
 
 
 async def postmortem_markdown(guild: DiscordGuild, thread: dict) -> str:
@@ -28,14 +28,14 @@ async def test_thread_messages_edits_deletes_and_pins_reach_the_timeline_and_the
     assert [(e.author, e.text, e.pinned, e.deleted) for e in messages] == [
         ("Bob Builder", "Seeing 502s from the card processor since 06:40", True, False),
         ("Alice (IC)", "Restarting the payments pods (all three zones)", False, False),
-        ("Bob Builder", "It is DNS", False, True),
+        ("Bob Builder", "", False, True),  # a deleted message keeps no words
     ]
     assert [e.message_ref for e in messages] == [first["id"], second["id"], wrong["id"]]
 
     document = await postmortem_markdown(guild, thread)
     assert "📌 Bob Builder: Seeing 502s from the card processor since 06:40" in document
     assert "Alice (IC): Restarting the payments pods (all three zones)" in document
-    assert "~~It is DNS~~ (deleted)" in document
+    assert "Bob Builder: _(message deleted)_" in document and "It is DNS" not in document
 
 
 async def test_bot_messages_and_messages_outside_incident_threads_are_not_captured(guild: DiscordGuild) -> None:
@@ -99,3 +99,26 @@ async def test_reminders_and_escalations_arrive_in_the_thread(guild: DiscordGuil
     escalation = next(m for m in posted if m["content"].startswith("🚨 ESCALATION INC-1"))
     assert [b["custom_id"] for row in escalation["components"] for b in row["components"]] == ["warroom:ack:INC-1"]
     assert not [m for m in guild.fake.sent_to(guild.incidents["id"]) if m["content"]]  # the channel stays quiet
+
+
+async def test_a_message_and_its_delete_replayed_back_to_back_leave_no_trace(guild: DiscordGuild) -> None:
+    """After a RESUME Discord replays missed events in one burst; discord.py runs their handlers as concurrent
+    tasks, so the delete's handler can run before the message's capture is committed."""
+    _, thread = await guild.declare()
+    written_at = guild.clock.now()
+    payload = guild.message_payload("db password is hunter2", channel=thread)
+    kept = guild.message_payload("rotating the db password now", channel=thread)
+    guild.clock.advance(minutes=5)  # the reconnect: the burst arrives later than it was written
+    payload_id = payload["id"]
+    guild.feed("MESSAGE_CREATE", payload)
+    guild.feed("MESSAGE_DELETE", {"id": payload_id, "channel_id": thread["id"], "guild_id": guild.fake.guild_id})
+    guild.feed("MESSAGE_CREATE", kept)
+    await guild.inbound.wait_handled(f"message:{payload_id}")
+    await guild.inbound.wait_handled(f"delete:{payload_id}")
+    await guild.inbound.wait_handled(f"message:{kept['id']}")
+
+    messages = [e for e in await guild.timeline() if e.kind.value == "message"]
+    assert [(e.text, e.deleted) for e in messages] == [("", True), ("rotating the db password now", False)]
+    assert all(e.occurred_at == written_at for e in messages)  # the snowflake's time, not the arrival
+    document = await postmortem_markdown(guild, thread)
+    assert "hunter2" not in document and "rotating the db password now" in document

@@ -60,7 +60,7 @@ class Server:
         self.inbound = SlackInbound(service=self.app.service, chat=chat, signing_secret=SLACK_SECRET)
         self.asgi = build_http_app([
             *slack_routes(self.inbound.app),
-            *whatsapp_routes(verify_token=VERIFY, app_secret=WA_SECRET, on_event=self.app.service.customer_event),
+            *whatsapp_routes(verify_token=VERIFY, app_secret=WA_SECRET, on_event=self.app.operators.customer_event),
             *ops_routes(self.app)])
         # raise_app_exceptions=False: an exception in the app shows as the 500 a real server would answer
         self.http = httpx.AsyncClient(transport=httpx.ASGITransport(app=self.asgi, raise_app_exceptions=False),

@@ -131,7 +131,7 @@ async def test_a_full_run_in_process_logs_no_secret_at_any_level(tmp_path: Path,
     asgi = build_http_app([*slack_routes(inbound.app),
                            *whatsapp_routes(verify_token=SECRETS["WHATSAPP_VERIFY_TOKEN"],
                                             app_secret=SECRETS["WHATSAPP_APP_SECRET"],
-                                            on_event=app.service.customer_event),
+                                            on_event=app.operators.customer_event),
                            *ops_routes(app)])
     port = free_port()
     # the server exactly as `warroom serve` configures it, minus uvicorn's own handlers (caplog captures instead)

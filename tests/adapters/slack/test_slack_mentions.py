@@ -22,7 +22,7 @@ def live_mentions(call) -> list[str]:  # noqa: ANN001
 
 
 async def _customer_says(slack, text: str) -> None:  # noqa: ANN001
-    await slack.service.customer_event(CustomerMessageReceived(
+    await slack.app.operators.customer_event(CustomerMessageReceived(
         phone=CUSTOMER, text=text, message_id=f"wamid.{slack.next_id('M')}",
         at=datetime(2026, 11, 24, 7, 0, tzinfo=timezone.utc)))
 
