@@ -54,10 +54,11 @@ class Warroom:
                 "SQLite is the single-process default: this process will not fire reminders. To run several "
                 "replicas, set WARROOM_DATABASE_URL to PostgreSQL.", self.scheduler_lock.holder())
             return False
-        if self.scheduler_lock.applies:
-            # SQLite runs one sender: messages left 'sending' belong to a process that is gone, so they are
-            # taken over now (each checked for an earlier copy) instead of after their lease.
-            self._takeover = asyncio.get_running_loop().create_task(self.service.outbox.release_claims())
+        # SQLite runs one sender: messages left 'sending' belong to a process that is gone. On PostgreSQL only
+        # those this instance (WARROOM_INSTANCE_ID) claimed before it restarted are surely orphaned. Either way
+        # they are taken over now (each checked for an earlier copy) instead of after their lease.
+        self._takeover = asyncio.get_running_loop().create_task(
+            self.service.outbox.release_claims(own=not self.scheduler_lock.applies))
         self.ticker.start()
         return True
 
@@ -71,6 +72,14 @@ class Warroom:
             log.warning("closing with outbox deliveries still running; they resume on the next start")
         self.scheduler_lock.release()
         await self.engine.dispose()
+
+
+def default_instance_id(settings: Settings) -> str:
+    """hostname:port: what survives a restart of the same replica (a container keeps its hostname, a
+    StatefulSet pod its name; the port tells apart replicas sharing a host) and is unique among live ones."""
+    import socket
+
+    return f"{socket.gethostname()}:{settings.http_port}"[:128]
 
 
 def load_configured_playbooks(settings: Settings) -> Playbooks:
@@ -121,6 +130,9 @@ async def build(settings: Settings, *, chat: Mapping[str, ChatAdapter], clock: C
         metrics=metrics,
     )
     service.outbox.lease = timedelta(seconds=settings.outbox_lease_seconds)
+    service.outbox.instance = settings.instance_id or default_instance_id(settings)
+    if deliver_inline:  # a command returns once its messages went out, however slow (console, tests)
+        service.outbox.round_wait = None
     uow.on_outbox_written(service.outbox.queued)  # a drain in progress goes round again for what is new
     room = alert_room(settings, chat)
     service.alerts = AlertIntake(service=service, uow=uow, ladder=ladder, room=room, clock=clock,

@@ -90,7 +90,8 @@ class OutboxSender:
                  customers: CustomerDelivery | None = None,
                  max_attempts: int = 8, base_delay: float = 1.0, max_delay: float = 300.0, concurrency: int = 16,
                  batch: int = 200, lease: timedelta = timedelta(minutes=2),
-                 jitter: Callable[[], float] = random.random) -> None:
+                 jitter: Callable[[], float] = random.random, instance: str | None = None,
+                 round_wait: float | None = 1.0) -> None:
         self._uow = uow
         self._chat = chat
         self._clock = clock
@@ -108,6 +109,14 @@ class OutboxSender:
         self._queued = 0  # bumped by `queued()`: a drain knows whether something new came in while it sent
         self._notified = False  # whether anyone calls `queued()`; if not, a drain cannot trust the count
         self._openings: dict[str, tuple[str, str]] = {}  # open_room dedupe key → (incident key, title)
+        # This process's name (WARROOM_INSTANCE_ID), stored with each claim: restarted under the same name, it
+        # takes back at once what it had claimed when it died instead of waiting out the lease.
+        self.instance = instance
+        # How long a round waits for its slowest incident: after that, incidents still sending go on in the
+        # background (recording their own outcome) and the next round starts, so one stalled incident never
+        # holds up the others' messages.
+        self.round_wait = round_wait
+        self._detached: set[asyncio.Task[None]] = set()
 
     def note_room(self, incident: Incident) -> None:
         """Remember where an incident lives once its room is open, so sending to it needs no database read."""
@@ -138,21 +147,39 @@ class OutboxSender:
         while True:
             seen = self._queued
             async with self._uow() as uow:
-                items = await uow.outbox.claim(self._clock.now(), self._batch, self.lease)
+                items = await uow.outbox.claim(self._clock.now(), self._batch, self.lease, by=self.instance)
                 await uow.commit()
             if not items:
                 return delivered
-            chains = await asyncio.gather(*(self._deliver_chain(chain) for chain in _chains(items)))
-            outcomes = [outcome for chain in chains for outcome in chain]
+            tasks = [asyncio.ensure_future(self._deliver_chain(chain)) for chain in _chains(items)]
+            done, slow = await asyncio.wait(tasks, timeout=self.round_wait)  # None: wait for every incident
+            for task in slow:  # a stalled incident: it records itself when it is done; the others go on
+                self._detach(task)
+            outcomes = [outcome for task in done for outcome in task.result()]
             await self._record(outcomes)
             sent = sum(1 for outcome in outcomes if outcome.delivered)
             delivered += sent
             if not sent:
-                return delivered  # everything claimed was put back for later: stop instead of spinning
+                return delivered  # everything claimed was put back for later (or is still sending): stop
+            if slow:
+                continue  # what the stalled incidents held up is claimable by others now
             if self._notified and sent == len(outcomes) and len(items) < self._batch and self._queued == seen:
                 # All of it went out and nothing was queued here meanwhile: another claim would come back
                 # empty (what other replicas queue, or retries coming due, the next tick picks up).
                 return delivered
+
+    def _detach(self, task: asyncio.Task[list[_Outcome]]) -> None:
+        async def finish() -> None:
+            try:
+                await self._record(await task)
+            except Exception:
+                log.exception("outbox: recording a slow incident's deliveries failed; they are retried after "
+                              "their lease")
+            self.kick()  # its next messages (and anything that waited) go now
+
+        detached = asyncio.ensure_future(finish())
+        self._detached.add(detached)
+        detached.add_done_callback(self._detached.discard)
 
     def queued(self) -> None:
         """Messages were committed to the outbox in this process (a drain running now goes round again).
@@ -160,10 +187,13 @@ class OutboxSender:
         self._notified = True
         self._queued += 1
 
-    async def release_claims(self) -> int:
-        """Take over every message another sender was delivering (only safe when no other sender lives)."""
+    async def release_claims(self, *, own: bool = False) -> int:
+        """Take over every message another sender was delivering (only safe when no other sender lives), or
+        (`own`) those this instance claimed in a previous life: a restarted replica resumes them at once."""
+        if own and self.instance is None:
+            return 0
         async with self._uow() as uow:
-            released = await uow.outbox.release_claims(self._clock.now())
+            released = await uow.outbox.release_claims(self._clock.now(), by=self.instance if own else None)
             await uow.commit()
         if released:
             log.warning("taking over %d message(s) a previous process was sending; each is checked for an "
@@ -192,6 +222,10 @@ class OutboxSender:
     async def wait_idle(self) -> None:
         if self._background is not None:
             await asyncio.shield(self._background)
+        while self._detached:
+            await asyncio.gather(*self._detached, return_exceptions=True)
+            if self._background is not None:
+                await asyncio.shield(self._background)
 
     async def _deliver_chain(self, chain: list[OutboxItem]) -> list[_Outcome]:
         """One incident's claimed messages, in order; after a failure the rest wait (unsent) for the next round."""
