@@ -75,6 +75,8 @@ class FakeSlackApi(Recording):
         self._changed: asyncio.Condition | None = None
         self.sockets: list[web.WebSocketResponse] = []  # Socket Mode connections
         self.port = 0
+        self._holds: list[tuple[str, Callable[[dict[str, Any]], bool], asyncio.Event]] = []
+        self.waiting = 0  # calls being held right now
 
     # -- lifecycle -----------------------------------------------------------------------------------
 
@@ -121,6 +123,16 @@ class FakeSlackApi(Recording):
         for _ in range(times):
             self._failures[method].append(_Failure(status, retry_after if status == 429 else None,
                                                    error or default, where))
+
+    def hold(self, method: str, where: Callable[[dict[str, Any]], bool] = lambda params: True) -> None:
+        """Calls of `method` matching `where` wait (unanswered, not yet applied) until `release()`: a Slack
+        that hangs, or — when the caller dies meanwhile — a write whose answer is lost."""
+        self._holds.append((method, where, asyncio.Event()))
+
+    def release(self) -> None:
+        for _, _, gate in self._holds:
+            gate.set()
+        self._holds.clear()
 
     def add_message(self, channel: str, *, text: str, user: str, ts: str | None = None,
                     thread_ts: str | None = None) -> str:
@@ -175,6 +187,11 @@ class FakeSlackApi(Recording):
     async def _api(self, request: web.Request) -> web.Response:
         method = request.match_info["method"]
         params = await self._params(request)
+        for held_method, where, gate in list(self._holds):
+            if held_method == method and where(params):
+                self.waiting += 1
+                await gate.wait()
+                self.waiting -= 1
         failures = self._failures.get(method) or deque()
         failure = next((f for f in failures if f.where is None or f.where(params)), None)
         if failure is not None:
