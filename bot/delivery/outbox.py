@@ -117,6 +117,7 @@ class OutboxSender:
         # holds up the others' messages.
         self.round_wait = round_wait
         self._detached: set[asyncio.Task[None]] = set()
+        self._in_flight: dict[int, int | None] = {}  # outbox id → incident, of what detached chains are sending
 
     def note_room(self, incident: Incident) -> None:
         """Remember where an incident lives once its room is open, so sending to it needs no database read."""
@@ -148,13 +149,24 @@ class OutboxSender:
             seen = self._queued
             async with self._uow() as uow:
                 items = await uow.outbox.claim(self._clock.now(), self._batch, self.lease, by=self.instance)
+                if self._in_flight:
+                    # A message this process is still sending (a detached, slow incident) whose lease ran out is
+                    # never sent twice by its own sender: the claim just renewed its lease; what queued behind it
+                    # in its incident goes back.
+                    busy = {number for number in self._in_flight.values() if number is not None}
+                    mine = [i for i in items if i.id in self._in_flight or i.outbound.incident_number in busy]
+                    if mine:
+                        await uow.outbox.release([i.id for i in mine if i.id not in self._in_flight])
+                        items = [i for i in items if i not in mine]
                 await uow.commit()
             if not items:
                 return delivered
-            tasks = [asyncio.ensure_future(self._deliver_chain(chain)) for chain in _chains(items)]
+            chains = _chains(items)
+            tasks = [asyncio.ensure_future(self._deliver_chain(chain)) for chain in chains]
             done, slow = await asyncio.wait(tasks, timeout=self.round_wait)  # None: wait for every incident
-            for task in slow:  # a stalled incident: it records itself when it is done; the others go on
-                self._detach(task)
+            for chain, task in zip(chains, tasks):
+                if task in slow:  # a stalled incident: it records itself when it is done; the others go on
+                    self._detach(task, chain)
             outcomes = [outcome for task in done for outcome in task.result()]
             await self._record(outcomes)
             sent = sum(1 for outcome in outcomes if outcome.delivered)
@@ -168,13 +180,19 @@ class OutboxSender:
                 # empty (what other replicas queue, or retries coming due, the next tick picks up).
                 return delivered
 
-    def _detach(self, task: asyncio.Task[list[_Outcome]]) -> None:
+    def _detach(self, task: asyncio.Task[list[_Outcome]], chain: list[OutboxItem]) -> None:
+        for item in chain:
+            self._in_flight[item.id] = item.outbound.incident_number
+
         async def finish() -> None:
             try:
                 await self._record(await task)
             except Exception:
                 log.exception("outbox: recording a slow incident's deliveries failed; they are retried after "
                               "their lease")
+            finally:
+                for item in chain:
+                    self._in_flight.pop(item.id, None)
             self.kick()  # its next messages (and anything that waited) go now
 
         detached = asyncio.ensure_future(finish())
