@@ -164,9 +164,8 @@ class OutboxSender:
             chains = _chains(items)
             tasks = [asyncio.ensure_future(self._deliver_chain(chain)) for chain in chains]
             done, slow = await asyncio.wait(tasks, timeout=self.round_wait)  # None: wait for every incident
-            for chain, task in zip(chains, tasks):
-                if task in slow:  # a stalled incident: it records itself when it is done; the others go on
-                    self._detach(task, chain)
+            if slow:  # stalled incidents: they record themselves when done (together); the others go on
+                self._detach({task: chain for chain, task in zip(chains, tasks) if task in slow})
             outcomes = [outcome for task in done for outcome in task.result()]
             await self._record(outcomes)
             sent = sum(1 for outcome in outcomes if outcome.delivered)
@@ -180,20 +179,25 @@ class OutboxSender:
                 # empty (what other replicas queue, or retries coming due, the next tick picks up).
                 return delivered
 
-    def _detach(self, task: asyncio.Task[list[_Outcome]], chain: list[OutboxItem]) -> None:
-        for item in chain:
-            self._in_flight[item.id] = item.outbound.incident_number
+    def _detach(self, slow: dict[asyncio.Future[list[_Outcome]], list[OutboxItem]]) -> None:
+        for chain in slow.values():
+            for item in chain:
+                self._in_flight[item.id] = item.outbound.incident_number
 
         async def finish() -> None:
-            try:
-                await self._record(await task)
-            except Exception:
-                log.exception("outbox: recording a slow incident's deliveries failed; they are retried after "
-                              "their lease")
-            finally:
-                for item in chain:
-                    self._in_flight.pop(item.id, None)
-            self.kick()  # its next messages (and anything that waited) go now
+            pending = set(slow)
+            while pending:  # whatever finished together is recorded in one transaction
+                done, pending = await asyncio.wait(pending, return_when=asyncio.FIRST_COMPLETED)
+                try:
+                    await self._record([outcome for task in done for outcome in task.result()])
+                except Exception:
+                    log.exception("outbox: recording a slow incident's deliveries failed; they are retried "
+                                  "after their lease")
+                finally:
+                    for task in done:
+                        for item in slow[task]:
+                            self._in_flight.pop(item.id, None)
+                self.kick()  # their next messages (and anything that waited) go now
 
         detached = asyncio.ensure_future(finish())
         self._detached.add(detached)
