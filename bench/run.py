@@ -34,7 +34,7 @@ BENCH = Path(__file__).resolve().parent
 # What `warroom serve` with Slack configured cannot start without (start-up row: the floor on this machine).
 FLOOR_IMPORTS = ("slack_bolt.async_app", "aiohttp", "sqlmodel", "sqlalchemy.ext.asyncio", "pydantic_settings",
                  "apscheduler.schedulers.asyncio", "starlette.applications", "uvicorn", "yaml")
-SCENARIOS = ("ack", "reminders", "postmortem", "startup", "declare", "postgres", "lossy")
+SCENARIOS = ("ack", "reminders", "postmortem", "startup", "declare", "postgres", "lossy", "restart")
 MB = 1024 * 1024
 
 
@@ -95,6 +95,8 @@ TARGETS = {  # metric → (target, comparison)
     "lossy.ack_p99_ms": (1000.0, "<="),
     "lossy.duplicates": (0, "<="),
     "lossy.missing_cards": (0, "<="),
+    "restart.claimed_delivered_s": (5.0, "<="),
+    "restart.duplicates": (0, "<="),
 }
 
 
@@ -681,6 +683,103 @@ class Bench:
         }}
 
 
+    async def scenario_restart(self) -> None:
+        """Row 10: two replicas on PostgreSQL; Slack hangs on a burst one replica claimed, it is killed -9 and
+        restarted under the same WARROOM_INSTANCE_ID (lease: the default 120 s). Time from the restarted process
+        listening to its claimed messages all delivered, and duplicates (the hung writes land in Slack)."""
+        if await seed.postgres_version() is None:
+            self.say("restart: no PostgreSQL at 127.0.0.1:5432 — skipped")
+            self.results["restart"] = {"skipped": "no PostgreSQL at 127.0.0.1:5432"}
+            return
+        runs = []
+        for i in range(self.config.runs):
+            db = await seed.create_postgres_database()
+            try:
+                runs.append(await _restart_run(db, self.rundir(f"restart-{i}"), burst=20))
+                self.say(f"restart run {i + 1}/{self.config.runs}: {runs[-1]['claimed']} claimed, delivered "
+                         f"{runs[-1]['seconds']:.2f} s after the restarted process listened "
+                         f"({runs[-1]['from_spawn_s']:.2f} s after it was spawned), {runs[-1]['duplicates']} duplicates")
+            finally:
+                await seed.drop_postgres_database(db)
+        self.results["restart"] = {"runs": runs, "metrics": {
+            "claimed_delivered_s": summary([r["seconds"] for r in runs]),
+            "from_spawn_s": summary([r["from_spawn_s"] for r in runs]),
+            "duplicates": summary([r["duplicates"] for r in runs]),
+        }}
+
+
+async def _restart_run(db: str, cwd: Path, *, burst: int) -> dict[str, Any]:
+    import httpx
+    import sqlalchemy as sa
+
+    from storage.engine import create_engine
+    from storage.migrate import upgrade
+    from tests.fakes.slack_api import FakeSlackApi
+    from tests.processes import ServeProcess, slash_command
+
+    engine = create_engine(db)
+    await upgrade(engine)
+
+    async def claims() -> list[Any]:
+        async with engine.connect() as conn:
+            return list((await conn.execute(sa.text("SELECT claimed_by FROM outbox WHERE status = 'sending'"))).all())
+
+    async def waiting() -> int:
+        async with engine.connect() as conn:
+            return (await conn.execute(sa.text("SELECT count(*) FROM outbox WHERE status IN ('pending', "
+                                               "'sending')"))).scalar_one()
+
+    fake = await FakeSlackApi(users={"U0ALICE01": "alice"}).start()
+    started: list[ServeProcess] = []
+
+    async def serve(name: str) -> ServeProcess:
+        env = {"WARROOM_DATABASE_URL": db, "WARROOM_LADDER": "P1-P3", "SLACK_BOT_TOKEN": TOKEN,
+               "SLACK_SIGNING_SECRET": SECRET, "SLACK_API_URL": fake.url, "WARROOM_INSTANCE_ID": name,
+               "WARROOM_POSTMORTEM_DIR": str(cwd / "pm")}
+        served = await ServeProcess.start(cwd=cwd, env=env, ready="Uvicorn running on")
+        started.append(served)
+        return served
+
+    def burst_posts() -> list[str]:
+        return [c.params["text"] for c in fake.of("chat.postMessage")
+                if c.params.get("text", "").startswith("Status update from alice: burst")]
+
+    try:
+        cwd.mkdir(parents=True, exist_ok=True)
+        replicas = dict(zip(("replica-a", "replica-b"), await asyncio.gather(serve("replica-a"),
+                                                                             serve("replica-b"))))
+        a = replicas["replica-a"]
+        async with httpx.AsyncClient(base_url=a.url, timeout=30) as http:
+            await slash_command(http, SECRET, text='declare P1 "restart bench"', user="U0ALICE01",
+                                channel="C0INCIDENTS", trigger="t-declare")
+            await fake.wait_calls("chat.postMessage", where=lambda c: c.params.get("text") == "Triage checklist")
+            fake.hold("chat.postMessage", lambda params: "burst" in params.get("text", ""))
+            await asyncio.gather(*(slash_command(http, SECRET, text=f'status INC-1 "burst {n}"', user="U0ALICE01",
+                                                 channel="C0INCIDENTS", trigger=f"t-{n}") for n in range(burst)))
+        deadline = time.monotonic() + 30
+        while not (claimed := await claims()) and time.monotonic() < deadline:
+            await asyncio.sleep(0.02)
+        victim = claimed[0][0]  # whichever replica claimed the burst (both drain)
+        await replicas[victim].kill()
+        fake.release()  # the held writes land in Slack; replica A never hears the answers
+        while fake.waiting:
+            await asyncio.sleep(0.01)
+        spawned = time.monotonic()
+        await serve(victim)
+        restarted = time.monotonic()
+        while (await waiting() or len(set(burst_posts())) < burst) and time.monotonic() - restarted < 300:
+            await asyncio.sleep(0.02)
+        seconds = time.monotonic() - restarted
+        posts = burst_posts()
+        return {"claimed": len(claimed), "seconds": seconds, "from_spawn_s": time.monotonic() - spawned, "duplicates": len(posts) - len(set(posts))}
+    finally:
+        for served in started:
+            await served.kill()
+        fake.release()
+        await fake.close()
+        await engine.dispose()
+
+
 # -- report ------------------------------------------------------------------------------------------------
 
 
@@ -740,6 +839,10 @@ ROWS = [  # scenario label, measure label, metric key, unit, target text
     ("", "duplicates (outbox keys posted twice)", "lossy.duplicates", "", "0"),
     ("", "cards missing", "lossy.missing_cards", "", "0"),
     ("", "answers lost by the fake", "lossy.lost_answers", "", ""),
+    ("10 replica kill -9, restart", "claimed messages delivered after restart", "restart.claimed_delivered_s", "s",
+     "≤ 5 s"),
+    ("", "same, from spawning the process", "restart.from_spawn_s", "s", ""),
+    ("", "duplicates", "restart.duplicates", "", "0"),
 ]
 
 

@@ -217,8 +217,8 @@ class Reply:
 
 class CustomerMessenger(Protocol):
     """Messages to customers' phones (WhatsApp Cloud API). Both methods return the platform's message id and
-    raise `DeliveryError` with the platform's `code` on failure (131047: outside the 24-hour window; 130429 and
-    131056: rate limits, with `retry_after`; invalid numbers: permanent).
+    raise `DeliveryError` on failure (`window_closed` when free text is refused outside the 24-hour window;
+    rate limits with `retry_after`; invalid numbers: permanent).
 
     Example: ``wamid = await whatsapp.send_template(to="+254700000001", template="incident_investigating",
     language="en", parameters=("payments", "30"))``
@@ -251,6 +251,8 @@ class CustomerMessageStatus:
     phone: str | None = None
     error_code: int | None = None
     error_title: str | None = None
+    # The adapter's reading of the error: free text refused outside the customer-care window (WhatsApp 131047).
+    window_closed: bool = False
 
 
 # -- time ---------------------------------------------------------------------------------------------------
@@ -364,11 +366,14 @@ class DeliveryError(Exception):
     `permanent` when retrying cannot help (unknown channel, bad token, invalid recipient)."""
 
     def __init__(self, message: str, *, retry_after: float | None = None, permanent: bool = False,
-                 code: int | None = None) -> None:
+                 code: int | None = None, window_closed: bool = False) -> None:
         super().__init__(message)
         self.retry_after = retry_after
         self.permanent = permanent
-        self.code = code  # the platform's error code where it has one (WhatsApp: 131047, 130429, …)
+        self.code = code  # the platform's error code where it has one, for people (logs, thread); the core
+        # never branches on it: adapters map codes to the neutral flags below
+        # Free text refused because the customer-care window is closed: an approved template would get through.
+        self.window_closed = window_closed
 
 
 OutboundOperation = Literal["open_room", "post", "update_card", "customer_message"]
@@ -406,8 +411,9 @@ class OutboxItem:
 
 class OutboxRepository(Protocol):
     async def enqueue(self, outbound: Outbound, now: datetime) -> None: ...
-    async def claim(self, now: datetime, limit: int, lease: timedelta) -> list[OutboxItem]: ...
-    async def release_claims(self, now: datetime) -> int: ...
+    async def claim(self, now: datetime, limit: int, lease: timedelta, *, by: str | None = None
+                    ) -> list[OutboxItem]: ...
+    async def release_claims(self, now: datetime, *, by: str | None = None) -> int: ...
     async def find_sent(self, *, platform: str, platform_message_id: str) -> Outbound | None: ...
     async def delivered_many(self, sent: Sequence[tuple[int, str | None]], now: datetime) -> None: ...
     async def release(self, ids: Sequence[int]) -> None: ...
@@ -435,6 +441,9 @@ class CustomerRepository(Protocol):
     async def recipient_by_message(self, message_id: str): ...  # noqa: ANN201
     async def update_recipient(self, recipient_id: int, **fields: object) -> None: ...
     async def latest_open_incident_for(self, tenants: list[str]) -> int | None: ...
+    async def close_window(self, *, phone: str, at: datetime) -> int: ...
+    async def keep_early_status(self, event: CustomerMessageStatus, now: datetime) -> None: ...
+    async def take_early_statuses(self, message_id: str | None = None) -> list[CustomerMessageStatus]: ...
 
 
 class OperatorRepository(Protocol):

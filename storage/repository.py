@@ -23,9 +23,11 @@ from bot.operators.roster import Operator
 from bot.incident.domain import (ActionItem, ChecklistItem, EventKind, Incident, MessageRevision, Role, Status,
                                  TimelineEvent)
 from bot.delivery.outbox import message_from_json, message_to_json
-from bot.ports import (AlertGroupRecord, AlertRecord, ConcurrentChange, DueReminder, FreezeEntry, MetricsSnapshot,
+from bot.ports import (AlertGroupRecord, AlertRecord, ConcurrentChange, CustomerMessageStatus, DueReminder, FreezeEntry,
+                       MetricsSnapshot,
                        Outbound, OutboxItem, ReminderPlan, Room)
 from storage.tables import (ActionRow, AlertGroupRow, AlertRow, BriefRecipientRow, BriefRow, ContactRow, CounterRow,
+                            EarlyStatusRow,
                             DeliveryRow, FollowerRow, IncidentRow, IncidentTenantRow, OperatorRow, OutboxRow,
                             PendingRevisionRow,
                             ReminderRow, ScheduleRow, TimelineRow)
@@ -495,7 +497,7 @@ _CLAIMABLE = (
 _CLAIMABLE_LOCKED = _CLAIMABLE.with_for_update(skip_locked=True, of=OutboxRow)  # replicas claim disjoint rows
 _CLAIM = (
     sa.update(OutboxRow.__table__).where(OutboxRow.__table__.c.id.in_(sa.bindparam("ids", expanding=True)), _READY)
-    .values(status="sending", claimed_until=sa.bindparam("until"))
+    .values(status="sending", claimed_until=sa.bindparam("until"), claimed_by=sa.bindparam("by"))
     .returning(*OutboxRow.__table__.columns)
 )
 # The waiting messages of the incidents whose oldest one was claimed: the ready ones right behind it go with it.
@@ -522,8 +524,8 @@ _RELEASE = (
 )
 
 
-def _claim_rows(connection: Any, *, now: datetime, limit: int, lease: timedelta,
-                postgres: bool) -> tuple[list[Any], set[int]]:
+def _claim_rows(connection: Any, *, now: datetime, limit: int, lease: timedelta, postgres: bool,
+                by: str | None = None) -> tuple[list[Any], set[int]]:
     found = connection.execute(_CLAIMABLE_LOCKED if postgres else _CLAIMABLE, {"now": now, "limit": limit}).all()
     ids = [row_id for row_id, _, _ in found]
     reclaimed = {row_id for row_id, status, _ in found if status == "sending"}
@@ -549,7 +551,7 @@ def _claim_rows(connection: Any, *, now: datetime, limit: int, lease: timedelta,
             ids.append(row_id)
             if status == "sending":
                 reclaimed.add(row_id)
-    rows = connection.execute(_CLAIM, {"ids": ids, "now": now, "until": now + lease}).all()
+    rows = connection.execute(_CLAIM, {"ids": ids, "now": now, "until": now + lease, "by": by}).all()
     return sorted(rows, key=lambda r: r.id), reclaimed
 
 
@@ -583,7 +585,8 @@ class SqlOutboxRepository:
         await _run(self._session, _insert_quietly(self._session, OutboxRow.__table__, "dedupe_key"), queued)
         return len(queued)
 
-    async def claim(self, now: datetime, limit: int, lease: timedelta) -> list[OutboxItem]:
+    async def claim(self, now: datetime, limit: int, lease: timedelta, *, by: str | None = None
+                    ) -> list[OutboxItem]:
         """Claim what is deliverable now: per incident its oldest waiting message and the ready ones right
         behind it (up to the first that is not ready), so the sender can send them in order in one round;
         messages without an incident on their own. Claimed rows are 'sending' until their lease ends."""
@@ -592,7 +595,8 @@ class SqlOutboxRepository:
         # The claim's three statements in one call into SQLAlchemy's synchronous core (one greenlet switch,
         # not one per statement): the outbox is claimed after every change.
         rows, reclaimed = await self._session.run_sync(
-            lambda session: _claim_rows(session.connection(), now=now, limit=limit, lease=lease, postgres=postgres))
+            lambda session: _claim_rows(session.connection(), now=now, limit=limit, lease=lease, postgres=postgres,
+                                        by=by))
         return [self._item(row, reclaimed=row.id in reclaimed) for row in rows]
 
     async def find_sent(self, *, platform: str, platform_message_id: str) -> Outbound | None:
@@ -603,12 +607,15 @@ class SqlOutboxRepository:
             OutboxRow.status == "delivered").limit(1))).first()
         return self._item(row).outbound if row else None
 
-    async def release_claims(self, now: datetime) -> int:
-        """Make every 'sending' row claimable now: for a process that knows no other sender is alive
-        (SQLite's single scheduler at start-up)."""
+    async def release_claims(self, now: datetime, *, by: str | None = None) -> int:
+        """Make 'sending' rows claimable now: every one (`by` None: a process that knows no other sender is
+        alive, SQLite's single scheduler at start-up), or those claimed by instance `by` (a replica restarting
+        under the same instance id: what its previous incarnation claimed has no live sender)."""
         await self.flush()
-        result = await self._session.exec(sa.update(OutboxRow).where(OutboxRow.status == "sending")
-                                          .values(claimed_until=now - timedelta(seconds=1)))
+        query = sa.update(OutboxRow).where(OutboxRow.status == "sending")
+        if by is not None:
+            query = query.where(OutboxRow.claimed_by == by)
+        result = await self._session.exec(query.values(claimed_until=now - timedelta(seconds=1)))
         return result.rowcount
 
     @staticmethod
@@ -673,7 +680,8 @@ class ContactExists(ValueError):
 
 def _contact(row: ContactRow) -> Contact:
     return Contact(id=row.id, tenant=row.tenant, name=row.name, phone=row.phone,  # type: ignore[arg-type]
-                   opted_out_at=row.opted_out_at, last_inbound_at=row.last_inbound_at)
+                   opted_out_at=row.opted_out_at, last_inbound_at=row.last_inbound_at,
+                   window_closed_at=row.window_closed_at)
 
 
 def _recipient(row: BriefRecipientRow) -> Recipient:
@@ -738,6 +746,45 @@ class SqlCustomerRepository:
         result = await self._session.exec(sa.update(ContactRow).where(ContactRow.phone == phone)
                                           .values(last_inbound_at=at))
         return result.rowcount
+
+    async def close_window(self, *, phone: str, at: datetime) -> int:
+        """The platform refused free text to `phone` at `at`: templates only until the customer writes again."""
+        result = await self._session.exec(sa.update(ContactRow).where(
+            ContactRow.phone == phone,
+            sa.or_(ContactRow.window_closed_at.is_(None), ContactRow.window_closed_at < at))  # type: ignore[union-attr,operator]
+            .values(window_closed_at=at))
+        return result.rowcount
+
+    async def keep_early_status(self, event: CustomerMessageStatus, now: datetime) -> None:
+        """A status for a message id no send has recorded yet: kept until one does."""
+        self._session.add(EarlyStatusRow(message_id=event.message_id[:128], status=event.status[:16], at=event.at,
+                                         phone=event.phone, error_code=event.error_code,
+                                         error_title=(event.error_title or None) and event.error_title[:500],
+                                         window_closed=event.window_closed, received_at=now))
+        await self._session.flush()
+
+    async def take_early_statuses(self, message_id: str | None = None) -> list[CustomerMessageStatus]:
+        """Remove and return the kept statuses of `message_id`, or (None) of every message id a send has
+        recorded by now (a brief's recipient or a delivered outbox row), oldest first."""
+        query = select(EarlyStatusRow).order_by(EarlyStatusRow.id)  # type: ignore[arg-type]
+        if message_id is not None:
+            query = query.where(EarlyStatusRow.message_id == message_id)
+        else:
+            known = sa.or_(
+                sa.exists().where(BriefRecipientRow.message_id == EarlyStatusRow.message_id),
+                sa.exists().where(OutboxRow.platform_message_id == EarlyStatusRow.message_id,
+                                  OutboxRow.status == "delivered"))
+            query = query.where(known)
+        if self._session.bind.dialect.name == "postgresql":
+            query = query.with_for_update(skip_locked=True)  # replicas sweeping at once take disjoint rows
+        rows = (await self._session.exec(query)).all()
+        if not rows:
+            return []
+        await self._session.exec(sa.delete(EarlyStatusRow).where(
+            EarlyStatusRow.id.in_([r.id for r in rows])))  # type: ignore[union-attr]
+        return [CustomerMessageStatus(message_id=r.message_id, status=r.status, at=r.at, phone=r.phone,
+                                      error_code=r.error_code, error_title=r.error_title,
+                                      window_closed=r.window_closed) for r in rows]
 
     async def set_opt_out(self, *, phone: str, at: datetime | None) -> int:
         result = await self._session.exec(sa.update(ContactRow).where(ContactRow.phone == phone)

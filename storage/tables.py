@@ -174,6 +174,8 @@ class OutboxRow(SQLModel, table=True):
     attempts: int = 0
     next_attempt_at: datetime = Field(sa_type=UTCDateTime, nullable=False)
     claimed_until: datetime | None = _when()
+    # The process (WARROOM_INSTANCE_ID) that claimed it: a restarted replica takes back its own claims at once.
+    claimed_by: str | None = Field(default=None, max_length=128)
     last_error: str | None = None
     created_at: datetime = Field(sa_type=UTCDateTime, nullable=False)
     delivered_at: datetime | None = _when()
@@ -193,6 +195,24 @@ class ContactRow(SQLModel, table=True):
     created_at: datetime = Field(sa_type=UTCDateTime, nullable=False)
     opted_out_at: datetime | None = _when()
     last_inbound_at: datetime | None = _when()  # opens WhatsApp's 24-hour free-text window
+    # WhatsApp refused free text (outside the window) at this time: templates only until the customer writes again
+    window_closed_at: datetime | None = _when()
+
+
+class EarlyStatusRow(SQLModel, table=True):
+    """A delivery status (WhatsApp webhook) for a message id not recorded yet: applied once the send is."""
+
+    __tablename__ = "early_status"
+
+    id: int | None = Field(default=None, primary_key=True)
+    message_id: str = Field(max_length=128, index=True)
+    status: str = Field(max_length=16)
+    at: datetime = Field(sa_type=UTCDateTime, nullable=False)
+    phone: str | None = Field(default=None, max_length=20)
+    error_code: int | None = None
+    error_title: str | None = Field(default=None, max_length=500)
+    window_closed: bool = False
+    received_at: datetime = Field(sa_type=UTCDateTime, nullable=False)
 
 
 class IncidentTenantRow(SQLModel, table=True):

@@ -17,7 +17,6 @@ from bot.ports import Capabilities, Delivery, DeliveryError, Message, Posted, Ro
 
 log = logging.getLogger("warroom.whatsapp")
 PLATFORM = "whatsapp"
-WINDOW_CLOSED = 131047
 MAX_BUTTONS = 3
 MAX_BODY = 1024  # interactive message body limit
 MAX_TEXT = 4096
@@ -82,7 +81,7 @@ class WhatsAppChat:
                     text = f"[{message.incident_key}] Actions:" if message.incident_key else "Actions:"
                 message_id = await self._cloud.send_buttons(to=to, text=text, buttons=buttons)
             except DeliveryError as problem:
-                if problem.code != WINDOW_CLOSED:
+                if not problem.window_closed:
                     raise
                 message_id = await self._template_send(to, text, message.incident_key)
             return Posted(room=room, message_id=message_id)
@@ -92,7 +91,7 @@ class WhatsAppChat:
         try:
             return await self._cloud.send_text(to=to, text=text)
         except DeliveryError as problem:
-            if problem.code != WINDOW_CLOSED:
+            if not problem.window_closed:
                 raise
             return await self._template_send(to, text, key)
 

@@ -97,7 +97,8 @@ class WhatsAppDeliveryError(DeliveryError):
 
     def __init__(self, message: str, *, reason: Reason, retry_after: float | None = None, permanent: bool = False,
                  code: int | None = None, http_status: int | None = None, details: str | None = None) -> None:
-        super().__init__(message, retry_after=retry_after, permanent=permanent, code=code)
+        super().__init__(message, retry_after=retry_after, permanent=permanent, code=code,
+                         window_closed=reason == "outside_window")
         self.reason = reason
         self.http_status = http_status
         self.details = details

@@ -35,6 +35,8 @@ from pydantic import SecretStr
 
 from bot.ports import CustomerMessageReceived, CustomerMessageStatus
 
+OUTSIDE_WINDOW = 131047  # Meta: free text outside the 24-hour customer-care window (also in client.py)
+
 SIGNATURE_HEADER = "X-Hub-Signature-256"
 _SIGNATURE_PREFIX = "sha256="
 _HEX64 = re.compile(r"^[0-9a-f]{64}$")
@@ -203,4 +205,5 @@ def _status(status: Mapping[str, Any], where: str) -> CustomerMessageStatus:
             title = f"{title}: {details}"
     return CustomerMessageStatus(message_id=_required(status, "id", where),
                                  status=_required(status, "status", where).lower(),
-                                 at=_timestamp(status, where), phone=phone, error_code=code, error_title=title)
+                                 at=_timestamp(status, where), phone=phone, error_code=code, error_title=title,
+                                 window_closed=code == OUTSIDE_WINDOW)

@@ -61,10 +61,11 @@ class Warroom:
                 "SQLite is the single-process default: this process will not fire reminders. To run several "
                 "replicas, set WARROOM_DATABASE_URL to PostgreSQL.", self.scheduler_lock.holder())
             return False
-        if self.scheduler_lock.applies:
-            # SQLite runs one sender: messages left 'sending' belong to a process that is gone, so they are
-            # taken over now (each checked for an earlier copy) instead of after their lease.
-            self._takeover = asyncio.get_running_loop().create_task(self.outbox.release_claims())
+        # SQLite runs one sender: messages left 'sending' belong to a process that is gone. On PostgreSQL only
+        # those this instance (WARROOM_INSTANCE_ID) claimed before it restarted are surely orphaned. Either way
+        # they are taken over now (each checked for an earlier copy) instead of after their lease.
+        self._takeover = asyncio.get_running_loop().create_task(
+            self.outbox.release_claims(own=not self.scheduler_lock.applies))
         self.ticker.start()
         return True
 
@@ -78,6 +79,14 @@ class Warroom:
             log.warning("closing with outbox deliveries still running; they resume on the next start")
         self.scheduler_lock.release()
         await self.engine.dispose()
+
+
+def default_instance_id(settings: Settings) -> str:
+    """hostname:port: what survives a restart of the same replica (a container keeps its hostname, a
+    StatefulSet pod its name; the port tells apart replicas sharing a host) and is unique among live ones."""
+    import socket
+
+    return f"{socket.gethostname()}:{settings.http.port}"[:128]
 
 
 def load_configured_playbooks(settings: Settings) -> Playbooks:
@@ -119,7 +128,10 @@ async def build(settings: Settings, *, chat: Mapping[str, ChatAdapter], clock: C
     writer = OutboxWriter(clock=clock, ladder=ladder, tz=settings.tz, hints=hints)
     briefs = BriefService(uow=uow, clock=clock, playbooks=playbooks, queue=writer.queue, messenger=messenger)
     sender = OutboxSender(uow=uow, chat=chat, clock=clock, customers=briefs, hints=hints,
-                          lease=timedelta(seconds=settings.outbox_lease_seconds))
+                          lease=timedelta(seconds=settings.outbox_lease_seconds),
+                          instance=settings.instance_id or default_instance_id(settings),
+                          # inline: a command returns once its messages went out, however slow (console, tests)
+                          round_wait=None if deliver_inline else 1.0)
     notifier = Notifier(uow=uow, clock=clock, ladder=ladder, tz=settings.tz, hints=hints, sender=sender,
                         deliver_inline=deliver_inline)
     declarer = Declarer(playbooks=playbooks, outbox=notifier, clock=clock, tz=settings.tz)

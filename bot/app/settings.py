@@ -105,6 +105,9 @@ class Settings(BaseSettings):
     # How long a sender owns a message it is delivering. Longer than the slowest send (HTTP timeouts and the
     # SDKs' own retries); after it, another replica may take the message over, checking first for a copy.
     outbox_lease_seconds: float = Field(120.0, ge=1, le=3600, alias="WARROOM_OUTBOX_LEASE_SECONDS")
+    # This process's stable name among replicas, stored with its outbox claims so that, restarted, it takes
+    # them back at once instead of after the lease. Default: hostname:WARROOM_HTTP_PORT (see .env.example).
+    instance_id: str | None = Field(None, max_length=128, alias="WARROOM_INSTANCE_ID")
     incident_mode: Literal["thread", "channel"] = Field("thread", alias="WARROOM_INCIDENT_MODE")
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = Field("INFO", alias="WARROOM_LOG_LEVEL")
     log_format: Literal["text", "json"] = Field("text", alias="WARROOM_LOG_FORMAT")

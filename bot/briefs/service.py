@@ -15,6 +15,7 @@ from datetime import timedelta
 from bot.briefs.templates import (
     Brief,
     Contact,
+    Recipient,
     is_opt_in,
     is_opt_out,
     normalize_phone,
@@ -42,7 +43,6 @@ from playbooks.loader import Playbooks
 from playbooks.schema import BriefTemplate
 
 log = logging.getLogger("warroom.briefs")
-WINDOW_CLOSED = 131047  # WhatsApp: free text outside the 24-hour customer service window
 PLATFORM = "whatsapp"
 
 
@@ -184,14 +184,8 @@ class BriefService:
         for recipient in queued:
             contact = await uow.customers.contact(recipient.contact_id)
             free_text = contact is not None and contact.in_free_text_window(now)
-            await uow.outbox.enqueue(Outbound(
-                platform=PLATFORM, operation="customer_message", message=Message(text=brief.text, kind="info"),
-                dedupe_key=f"brief:{brief.id}:{recipient.id}", customer={
-                    "recipient_id": recipient.id, "incident_number": incident.number, "brief_id": brief.id,
-                    "phone": recipient.phone, "via": "text" if free_text else "template",
-                    "template": template.whatsapp_template, "language": template.language,
-                    "parameters": [brief.parameters[name] for name in template.parameters], "text": brief.text,
-                    "kind": brief.kind, "eta_minutes": brief.eta_minutes}), now)
+            await uow.outbox.enqueue(_brief_message(brief, template, recipient, via="text" if free_text else "template",
+                                                    dedupe_key=f"brief:{brief.id}:{recipient.id}"), now)
         skipped = len(recipients) - len(queued)
         if brief.eta_minutes and queued:
             incident.promise_customer_update(by=now + timedelta(minutes=brief.eta_minutes))
@@ -225,9 +219,10 @@ class BriefService:
                     message_id = await self.messenger.send_text(to=payload["phone"], text=payload["text"])
                     via = "text"
                 except DeliveryError as problem:
-                    if problem.code != WINDOW_CLOSED:
+                    if not problem.window_closed:
                         raise
                     fell_back = True  # the window closed since we looked: the approved template still works
+                    await self._close_window(payload["phone"])
                     message_id = await self._send_template(payload)
                     via = "template"
             else:
@@ -242,6 +237,11 @@ class BriefService:
 
     async def give_up(self, item: OutboxItem, reason: str) -> None:
         await self._record(item, status="failed", error=reason, message_id=None, via=None)
+
+    async def _close_window(self, phone: str) -> None:
+        async with self._uow() as uow:
+            await uow.customers.close_window(phone=phone, at=self._clock.now())
+            await uow.commit()
 
     async def _send_template(self, payload: dict) -> str:
         return await self.messenger.send_template(  # type: ignore[union-attr]
@@ -271,6 +271,13 @@ class BriefService:
                     incident.record_brief_failed(now=now, text=f"brief to {who} failed: {error}")
                     await self._queue(uow, incident, Message(text=f"Brief to {who} failed: {error}",
                                                              incident_key=incident.key, kind="error"))
+            if recipient is not None and status == "sent" and message_id:
+                # Statuses WhatsApp reported before this send was recorded (they were kept, not dropped).
+                for early in await uow.customers.take_early_statuses(message_id):
+                    _, said = await self.status(uow, early, incident=incident)
+                    if said is not None and incident is not None:
+                        await self._queue(uow, incident, said)
+            if incident is not None and recipient is not None:
                 await uow.incidents.save(incident)
             await uow.commit()
 
@@ -305,10 +312,18 @@ class BriefService:
         return incident, Message(text=f"💬 Customer {name} ({event.phone}) replied: {event.text or '(no text)'}",
                                  incident_key=incident.key, kind="info")
 
-    async def status(self, uow: UnitOfWork, event: CustomerMessageStatus) -> tuple[Incident | None, Message | None]:
+    async def status(self, uow: UnitOfWork, event: CustomerMessageStatus, *, incident: Incident | None = None
+                     ) -> tuple[Incident | None, Message | None]:
+        """A delivery status of a brief's message. One for a message id no send has recorded yet (WhatsApp can
+        report before the send's answer was written) is kept and applied when the send is recorded.
+        `incident`: the brief's incident when the caller holds it already (loaded in this unit of work)."""
         recipient = await uow.customers.recipient_by_message(event.message_id)
         if recipient is None:
-            return None, None
+            if await uow.outbox.find_sent(platform=PLATFORM, platform_message_id=event.message_id) is None:
+                await uow.customers.keep_early_status(event, self._clock.now())
+            return None, None  # else not a brief's current message (an operator's chat, a replaced attempt)
+        if recipient.status == "failed" and event.status != "failed":
+            return None, None  # a late 'sent'/'delivered' never undoes a failure
         order = ["queued", "sent", "delivered", "read"]
         if event.status in order and recipient.status in order and order.index(event.status) <= order.index(recipient.status):
             return None, None  # WhatsApp may report out of order; never step back
@@ -317,14 +332,43 @@ class BriefService:
         if event.status != "failed":
             return None, None
         brief = await uow.customers.brief(recipient.brief_id)
-        incident = await uow.incidents.get(brief.incident_number) if brief else None
+        if brief is None:
+            return None, None
+        if incident is None or incident.number != brief.incident_number:
+            incident = await uow.incidents.get(brief.incident_number)
         if incident is None:
             return None, None
-        hint = (f" They are outside the 24-hour window: send the approved template with "
-                f"/incident brief {recipient.tenant} {brief.template} --send." if event.error_code == WINDOW_CLOSED else "")
+        template = self._playbooks.briefs.get(brief.template)
+        if event.window_closed and recipient.via == "text" and template is not None:
+            # Free text was accepted, then refused outside the 24-hour window: this one recipient gets the
+            # approved template, once (the outbox key is unique however often WhatsApp repeats the status), and
+            # their number goes straight to the template until they write to us again.
+            await uow.customers.close_window(phone=recipient.phone, at=event.at)
+            await uow.outbox.enqueue(_brief_message(brief, template, recipient, via="template",
+                                                    dedupe_key=f"brief:{brief.id}:{recipient.id}>template"),
+                                     self._clock.now())
+            incident.add_note(by=BOT_AUTHOR, now=self._clock.now(),
+                              text=f"brief to {recipient.label}: free text refused outside WhatsApp's 24-hour "
+                                   f"window ({error}); re-sending as template '{template.whatsapp_template}'")
+            return incident, Message(
+                text=f"{recipient.label} is outside WhatsApp's 24-hour window, so the free-text brief was refused; "
+                     f"it is being re-sent to them alone as the approved template '{template.whatsapp_template}'. "
+                     f"Nothing to do.", incident_key=incident.key, kind="info")
         incident.record_brief_failed(now=event.at, text=f"brief to {recipient.label} failed: {error}")
-        return incident, Message(text=f"Brief to {recipient.label} failed: {error}.{hint}", incident_key=incident.key,
+        return incident, Message(text=f"Brief to {recipient.label} failed: {error}.", incident_key=incident.key,
                                  kind="error")
+
+
+def _brief_message(brief: Brief, template: BriefTemplate, recipient: Recipient, *, via: str,
+                   dedupe_key: str) -> Outbound:
+    """One recipient's copy of a brief, as free text or as the approved template."""
+    return Outbound(
+        platform=PLATFORM, operation="customer_message", message=Message(text=brief.text, kind="info"),
+        dedupe_key=dedupe_key, customer={
+            "recipient_id": recipient.id, "incident_number": brief.incident_number, "brief_id": brief.id,
+            "phone": recipient.phone, "via": via, "template": template.whatsapp_template,
+            "language": template.language, "parameters": [brief.parameters[name] for name in template.parameters],
+            "text": brief.text, "kind": brief.kind, "eta_minutes": brief.eta_minutes})
 
 
 def _describe(problem: DeliveryError) -> str:

@@ -41,13 +41,16 @@ class Contact:
     phone: str
     opted_out_at: datetime | None = None
     last_inbound_at: datetime | None = None
+    window_closed_at: datetime | None = None  # the platform refused free text then (until they write again)
 
     @property
     def opted_out(self) -> bool:
         return self.opted_out_at is not None
 
     def in_free_text_window(self, now: datetime) -> bool:
-        return self.last_inbound_at is not None and now - self.last_inbound_at < FREE_TEXT_WINDOW
+        if self.last_inbound_at is None or now - self.last_inbound_at >= FREE_TEXT_WINDOW:
+            return False
+        return self.window_closed_at is None or self.window_closed_at < self.last_inbound_at
 
     @property
     def label(self) -> str:

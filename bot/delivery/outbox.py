@@ -142,7 +142,8 @@ class OutboxSender:
                  customers: CustomerDelivery | None = None, hints: OutboxHints | None = None,
                  max_attempts: int = 8, base_delay: float = 1.0, max_delay: float = 300.0, concurrency: int = 16,
                  batch: int = 200, lease: timedelta = timedelta(minutes=2),
-                 jitter: Callable[[], float] = random.random) -> None:
+                 jitter: Callable[[], float] = random.random, instance: str | None = None,
+                 round_wait: float | None = 1.0) -> None:
         self._uow = uow
         self._chat = chat
         self._clock = clock
@@ -159,6 +160,16 @@ class OutboxSender:
         self._hints = hints or OutboxHints()
         self._rooms = self._hints.rooms
         self._openings = self._hints.openings
+        # This process's name (WARROOM_INSTANCE_ID), stored with each claim: restarted under the same name, it
+        # takes back at once what it had claimed when it died instead of waiting out the lease.
+        self.instance = instance
+        # How long a round waits for its slowest incident: after that, incidents still sending go on in the
+        # background (recording their own outcome) and the next round starts, so one stalled incident never
+        # holds up the others' messages.
+        self.round_wait = round_wait
+        self._detached: set[asyncio.Task[None]] = set()
+        self._in_flight: dict[int, int | None] = {}  # outbox id → incident, of what detached chains are sending
+
 
     async def drain(self) -> int:
         """Deliver everything deliverable now (in order per incident); returns how many were delivered.
@@ -171,27 +182,69 @@ class OutboxSender:
         while True:
             seen = self._hints.written
             async with self._uow() as uow:
-                items = await uow.outbox.claim(self._clock.now(), self._batch, self.lease)
+                items = await uow.outbox.claim(self._clock.now(), self._batch, self.lease, by=self.instance)
+                if self._in_flight:
+                    # A message this process is still sending (a detached, slow incident) whose lease ran out is
+                    # never sent twice by its own sender: the claim just renewed its lease; what queued behind it
+                    # in its incident goes back.
+                    busy = {number for number in self._in_flight.values() if number is not None}
+                    mine = [i for i in items if i.id in self._in_flight or i.outbound.incident_number in busy]
+                    if mine:
+                        await uow.outbox.release([i.id for i in mine if i.id not in self._in_flight])
+                        items = [i for i in items if i not in mine]
                 await uow.commit()
             if not items:
                 return delivered
-            chains = await asyncio.gather(*(self._deliver_chain(chain) for chain in _chains(items)))
-            outcomes = [outcome for chain in chains for outcome in chain]
+            chains = _chains(items)
+            tasks = [asyncio.ensure_future(self._deliver_chain(chain)) for chain in chains]
+            done, slow = await asyncio.wait(tasks, timeout=self.round_wait)  # None: wait for every incident
+            if slow:  # stalled incidents: they record themselves when done (together); the others go on
+                self._detach({task: chain for chain, task in zip(chains, tasks) if task in slow})
+            outcomes = [outcome for task in done for outcome in task.result()]
             await self._record(outcomes)
             sent = sum(1 for outcome in outcomes if outcome.delivered)
             delivered += sent
             if not sent:
-                return delivered  # everything claimed was put back for later: stop instead of spinning
+                return delivered  # everything claimed was put back for later (or is still sending): stop
+            if slow:
+                continue  # what the stalled incidents held up is claimable by others now
             if self._hints.told and sent == len(outcomes) and len(items) < self._batch \
                     and self._hints.written == seen:
                 # All of it went out and nothing was queued here meanwhile: another claim would come back
                 # empty (what other replicas queue, or retries coming due, the next tick picks up).
                 return delivered
 
-    async def release_claims(self) -> int:
-        """Take over every message another sender was delivering (only safe when no other sender lives)."""
+    def _detach(self, slow: dict[asyncio.Future[list[_Outcome]], list[OutboxItem]]) -> None:
+        for chain in slow.values():
+            for item in chain:
+                self._in_flight[item.id] = item.outbound.incident_number
+
+        async def finish() -> None:
+            pending = set(slow)
+            while pending:  # whatever finished together is recorded in one transaction
+                done, pending = await asyncio.wait(pending, return_when=asyncio.FIRST_COMPLETED)
+                try:
+                    await self._record([outcome for task in done for outcome in task.result()])
+                except Exception:
+                    log.exception("outbox: recording a slow incident's deliveries failed; they are retried "
+                                  "after their lease")
+                finally:
+                    for task in done:
+                        for item in slow[task]:
+                            self._in_flight.pop(item.id, None)
+                self.kick()  # their next messages (and anything that waited) go now
+
+        detached = asyncio.ensure_future(finish())
+        self._detached.add(detached)
+        detached.add_done_callback(self._detached.discard)
+
+    async def release_claims(self, *, own: bool = False) -> int:
+        """Take over every message another sender was delivering (only safe when no other sender lives), or
+        (`own`) those this instance claimed in a previous life: a restarted replica resumes them at once."""
+        if own and self.instance is None:
+            return 0
         async with self._uow() as uow:
-            released = await uow.outbox.release_claims(self._clock.now())
+            released = await uow.outbox.release_claims(self._clock.now(), by=self.instance if own else None)
             await uow.commit()
         if released:
             log.warning("taking over %d message(s) a previous process was sending; each is checked for an "
@@ -220,6 +273,10 @@ class OutboxSender:
     async def wait_idle(self) -> None:
         if self._background is not None:
             await asyncio.shield(self._background)
+        while self._detached:
+            await asyncio.gather(*self._detached, return_exceptions=True)
+            if self._background is not None:
+                await asyncio.shield(self._background)
 
     async def _deliver_chain(self, chain: list[OutboxItem]) -> list[_Outcome]:
         """One incident's claimed messages, in order; after a failure the rest wait (unsent) for the next round."""

@@ -62,7 +62,6 @@ log = logging.getLogger("warroom.service")
 
 
 FIRST_MINUTES = "first minutes"
-WINDOW_CLOSED = 131047  # WhatsApp: free text outside the 24-hour window
 TRIAGE = "triage"
 REMINDER_BATCH = 500
 
@@ -298,10 +297,34 @@ class IncidentService:
                 return fired
 
     async def tick(self) -> int:
-        """The scheduler's heartbeat: fire due reminders, then retry whatever the outbox still holds."""
+        """The scheduler's heartbeat: fire due reminders, apply delivery statuses that came before their send
+        was recorded, then retry whatever the outbox still holds. Delivering in the background (a server), the
+        tick only wakes the outbox's own drain task: a slow chat API never makes a tick overrun (and skip)."""
         fired = await self.fire_due_reminders()
-        await self._notify.sender.drain()
+        try:
+            await self.apply_early_statuses()
+        except Exception:
+            log.exception("applying early delivery statuses failed; the next tick retries")
+        await self._notify.deliver()
         return fired
+
+    async def apply_early_statuses(self) -> int:
+        """Statuses (WhatsApp webhooks) kept because their send was not recorded yet, now that it is."""
+        async with self._uow() as uow:
+            events = await uow.customers.take_early_statuses()
+            for event in events:
+                await self._apply_status(uow, event)
+            await uow.commit()
+        return len(events)
+
+    async def _apply_status(self, uow: UnitOfWork, event: CustomerMessageStatus) -> None:
+        incident, message = await self.briefs.status(uow, event)
+        if incident is None and event.status == "failed" and event.window_closed:
+            await self._resend_as_template(uow, event)
+        if incident is not None:
+            await uow.incidents.save(incident)
+            if message is not None:
+                await self._notify.queue(uow, incident, message)
 
     async def incidents(self, *, open_only: bool) -> list[Incident]:
         async with self._uow() as uow:
@@ -604,14 +627,12 @@ class IncidentService:
                 return
             if isinstance(event, CustomerMessageReceived):
                 incident, message = await self.briefs.received(uow, event)
+                if incident is not None:
+                    await uow.incidents.save(incident)
+                    if message is not None:
+                        await self._notify.queue(uow, incident, message)
             else:
-                incident, message = await self.briefs.status(uow, event)
-                if incident is None and event.status == "failed" and event.error_code == WINDOW_CLOSED:
-                    await self._resend_as_template(uow, event)
-            if incident is not None:
-                await uow.incidents.save(incident)
-                if message is not None:
-                    await self._notify.queue(uow, incident, message)
+                await self._apply_status(uow, event)
             await uow.commit()
         await self._notify.deliver()
 

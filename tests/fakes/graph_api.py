@@ -18,6 +18,14 @@ Programmable failures:
     fake.fail_next(code=130429, status=400, times=2, retry_after=3) # the next 2 requests fail
     fake.hold()  …  fake.release()                                   # requests wait until released (timeouts)
 
+Status webhooks, as Meta sends them (late, out of order, replayed, even before the send's answer):
+
+    fake.webhook_to(http, app_secret="…")        # an httpx client on the app; statuses are POSTed signed
+    fake.fail_late(to, code=131047)               # free text to `to` is accepted (200 + wamid) and fails later
+    fake.fail_late(to, code=131047, before_answer=True)  # …and the failure is posted before the send's answer
+    fake.report(wamid, "delivered")               # queue any status for a message
+    await fake.post_statuses(reverse=True, repeat=2)     # post what is queued: out of order, each twice
+
     fake = await FakeGraphApi(token="EAAG-test").start()
     cloud = WhatsAppCloud(phone_number_id=fake.phone_number_id, access_token="EAAG-test", api_url=fake.url)
     [request] = await fake.wait_requests("messages")
@@ -27,11 +35,14 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import hashlib
+import hmac
 import itertools
 import json
 import re
 import time
 from collections import deque
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -119,6 +130,13 @@ class FakeGraphApi(Recording):
         self._runner: web.AppRunner | None = None
         self._changed: asyncio.Condition | None = None
         self.port = 0
+        self._late: dict[str, tuple[int, tuple[str, ...], bool]] = {}  # digits → (code, message types, before)
+        self.queued_statuses: list[dict[str, Any]] = []  # statuses not posted yet, in the order Meta made them
+        self.posted_statuses: list[dict[str, Any]] = []
+        self._webhook: Any = None  # an httpx.AsyncClient on the app
+        self._app_secret = ""
+        self.webhook_path = "/whatsapp/webhook"
+        self.now: Callable[[], float] = time.time  # the statuses' `timestamp` (a test sets its own clock)
 
     # -- lifecycle -----------------------------------------------------------------------------------
 
@@ -156,6 +174,53 @@ class FakeGraphApi(Recording):
         """The next `times` requests (any endpoint, any recipient) fail with `code`."""
         for _ in range(times):
             self._next.append(_Failure(code, status, _header(retry_after), message))
+
+    def webhook_to(self, http: Any, *, app_secret: str, path: str = "/whatsapp/webhook") -> None:
+        """Post status webhooks through `http` (an httpx.AsyncClient whose base URL is the app), signed with
+        `app_secret` as Meta signs them (X-Hub-Signature-256)."""
+        self._webhook, self._app_secret, self.webhook_path = http, app_secret, path
+
+    def fail_late(self, to: str, *, code: int = 131047, types: tuple[str, ...] = ("text",),
+                  before_answer: bool = False) -> None:
+        """Messages of `types` to `to` are accepted (200 and a wamid) and later reported `failed` with `code`
+        by status webhook, as Meta does with 131047. `before_answer`: the failure is posted (and handled)
+        before the send's answer goes back, so it arrives before the sender could record the message id."""
+        self._late[_digits(to)] = (code, types, before_answer)
+
+    def report(self, wamid: str, status: str, *, code: int | None = None, to: str | None = None) -> None:
+        """Queue a status webhook for `wamid` (posted by `post_statuses`)."""
+        entry: dict[str, Any] = {"id": wamid, "status": status, "timestamp": str(int(self.now())),
+                                 "recipient_id": _digits(to) if to else _wamid_number(wamid)}
+        if code is not None:
+            _, message, details = ERRORS.get(code, (400, f"(#{code}) Error", "Error"))
+            entry["errors"] = [{"code": code, "title": message.split(") ", 1)[-1], "message": message,
+                                "error_data": {"details": details}}]
+        self.queued_statuses.append(entry)
+
+    def status_body(self, *statuses: dict[str, Any]) -> bytes:
+        """A `messages` webhook payload carrying `statuses`."""
+        return json.dumps({"object": "whatsapp_business_account", "entry": [{"id": "waba", "changes": [
+            {"field": "messages", "value": {"messaging_product": "whatsapp",
+                                            "metadata": {"phone_number_id": self.phone_number_id},
+                                            "statuses": list(statuses)}}]}]}).encode()
+
+    async def post_statuses(self, *, reverse: bool = False, repeat: int = 1) -> list[int]:
+        """Post every queued status as its own signed webhook (in reverse order: out of order), each `repeat`
+        times in a row (Meta redelivers); returns the HTTP statuses the app answered."""
+        statuses, self.queued_statuses = self.queued_statuses, []
+        answers = []
+        for entry in (reversed(statuses) if reverse else statuses):
+            for _ in range(repeat):
+                answers.append(await self._post_webhook(self.status_body(entry)))
+            self.posted_statuses.append(entry)
+        return answers
+
+    async def _post_webhook(self, body: bytes) -> int:
+        assert self._webhook is not None, "call fake.webhook_to(http, app_secret=...) first"
+        signature = "sha256=" + hmac.new(self._app_secret.encode(), body, hashlib.sha256).hexdigest()
+        answer = await self._webhook.post(self.webhook_path, content=body, headers={
+            "content-type": "application/json", "X-Hub-Signature-256": signature})
+        return answer.status_code
 
     def hold(self) -> None:
         """Requests wait (after being recorded) until `release()`: lets a test time out a client."""
@@ -201,6 +266,11 @@ class FakeGraphApi(Recording):
         await self._released.wait()
         status, body, extra = self._answer(http, record)
         record.status, record.response = status, body
+        late = self._late.get(record.to or "") if endpoint == "messages" and status == 200 else None
+        if late is not None and record.json.get("type", "text") in late[1]:
+            self.report(body["messages"][0]["id"], "failed", code=late[0], to=record.to)
+            if late[2]:  # Meta's webhook overtakes its own answer
+                await self.post_statuses()
         async with self._changed:  # type: ignore[union-attr]
             self._changed.notify_all()
         return web.json_response(body, status=status, headers=extra)
@@ -277,6 +347,14 @@ class FakeGraphApi(Recording):
                           "fbtrace_id": f"AbC{next(self._ids):06d}xYz"}}
         headers = {"Retry-After": failure.retry_after} if failure.retry_after is not None else {}
         return failure.status or status, body, headers
+
+
+def _wamid_number(wamid: str) -> str:
+    try:
+        found = re.search(r"\d{7,15}", base64.b64decode(wamid.removeprefix("wamid.")).decode(errors="replace"))
+    except ValueError:
+        found = None
+    return found.group() if found else "0"
 
 
 def _digits(phone: str) -> str:

@@ -93,6 +93,8 @@ class FakeSlackApi(Recording):
         self._changed: asyncio.Condition | None = None
         self.sockets: list[web.WebSocketResponse] = []  # Socket Mode connections
         self.port = 0
+        self._holds: list[tuple[str, Callable[[dict[str, Any]], bool], asyncio.Event]] = []
+        self.waiting = 0  # calls being held right now
 
     # -- lifecycle -----------------------------------------------------------------------------------
 
@@ -156,6 +158,15 @@ class FakeSlackApi(Recording):
         """The messages our bot has in `channel` (matching `where`): a duplicate shows up here twice."""
         return [m for m in self.messages.get(self._channel(channel), [])
                 if m.get("bot_id") == BOT_ID and (where is None or where(m))]
+    def hold(self, method: str, where: Callable[[dict[str, Any]], bool] = lambda params: True) -> None:
+        """Calls of `method` matching `where` wait (unanswered, not yet applied) until `release()`: a Slack
+        that hangs, or — when the caller dies meanwhile — a write whose answer is lost."""
+        self._holds.append((method, where, asyncio.Event()))
+
+    def release(self) -> None:
+        for _, _, gate in self._holds:
+            gate.set()
+        self._holds.clear()
 
     def add_message(self, channel: str, *, text: str, user: str, ts: str | None = None,
                     thread_ts: str | None = None) -> str:
@@ -210,6 +221,11 @@ class FakeSlackApi(Recording):
     async def _api(self, request: web.Request) -> web.Response:
         method = request.match_info["method"]
         params = await self._params(request)
+        for held_method, where, gate in list(self._holds):
+            if held_method == method and where(params):
+                self.waiting += 1
+                await gate.wait()
+                self.waiting -= 1
         failures = self._failures.get(method) or deque()
         failure = next((f for f in failures if f.where is None or f.where(params)), None)
         if failure is not None:

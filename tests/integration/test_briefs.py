@@ -81,7 +81,8 @@ async def test_free_text_inside_the_24_hour_window_and_template_fallback_on_1310
     thread = await desk.room(1)
     now = desk.clock.now()
     await desk.app.operators.customer_event(CustomerMessageReceived(phone=JANE, text="is it down?", message_id="wamid.in1", at=now))
-    desk.whatsapp.fail(JANE, DeliveryError("outside window", code=131047, permanent=True))
+    desk.whatsapp.fail(JANE, DeliveryError("outside window", code=131047, permanent=True,
+                                                  window_closed=True))
     await desk.ok("brief acme --send", room=thread)
     sent = {(m["to"], m["type"]) for m in desk.whatsapp.sent}
     assert sent == {(JANE, "template"), (JOHN, "template")}  # Jane's free text bounced (131047) → template
@@ -153,12 +154,15 @@ async def test_delivery_statuses_update_recipients_and_failures_are_reported(des
     await desk.app.operators.customer_event(CustomerMessageStatus(message_id=jane_id, status="read", at=now))
     await desk.app.operators.customer_event(CustomerMessageStatus(message_id=jane_id, status="delivered", at=now))
     await desk.app.operators.customer_event(CustomerMessageStatus(message_id=john_id, status="failed", at=now,
-                                                            error_code=131047, error_title="Re-engagement message"))
+                                                            error_code=131047, error_title="Re-engagement message",
+                                                            window_closed=True))
     async with desk.service._uow() as uow:  # noqa: SLF001
         statuses = {r.phone: r.status for r in await uow.customers.recipients(1)}
     assert statuses == {JANE: "read", JOHN: "failed"}  # read is not stepped back to delivered
-    assert any("outside the 24-hour window: send the approved template with /incident brief acme investigating --send"
-               in t for t in desk.chat.texts(thread))
+    # John's brief was the template already: the failure is reported, and no command is suggested that would
+    # brief the whole tenant again.
+    assert f"Brief to John at acme ({JOHN}) failed: 131047: Re-engagement message." in desk.chat.texts(thread)
+    assert not any("--send" in t for t in desk.chat.texts(thread))
 
 
 async def test_eta_reminds_the_thread_that_customers_were_promised_an_update(desk):

@@ -4,9 +4,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from tests.adapters.discord.conftest import DiscordGuild, followup_text, start_guild
-
 from adapters.discord.bot import WarroomClient, start_discord
+from tests.adapters.discord.conftest import DiscordGuild, followup_text, start_guild
 
 MODAL = 9
 DEFERRED_CHANNEL_MESSAGE = 5

@@ -6,11 +6,11 @@ import re
 from pathlib import Path
 
 import discord
-from tests.adapters.discord.conftest import DiscordGuild
 
 from adapters.discord.bot import REQUIRED_PERMISSIONS, invite_url
 from adapters.discord.chat import answering
 from bot.ports import Message, Room
+from tests.adapters.discord.conftest import DiscordGuild
 
 DOCS = Path(__file__).parents[3] / "docs" / "discord.md"
 EPHEMERAL = 64

@@ -11,7 +11,6 @@ from pathlib import Path
 import discord
 import httpx
 import pytest
-from tests.adapters.discord.conftest import START, core_settings
 from discord_api import FakeDiscord
 
 from adapters.discord.bot import DiscordRuntime, discord_chat_from_settings, make_client, start_discord
@@ -19,6 +18,7 @@ from adapters.discord.settings import DEFAULT_GATEWAY_URL, DiscordSettings
 from adapters.http import build_http_app
 from bot.app.bootstrap import build
 from bot.ports import ManualClock
+from tests.adapters.discord.conftest import START, core_settings
 
 
 @pytest.fixture

@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 import pytest
-from tests.adapters.discord.conftest import DiscordGuild
 
 from adapters.discord.chat import DiscordChat
 from bot.ports import DeliveryError, Message, Room
+from tests.adapters.discord.conftest import DiscordGuild
 
 
 async def outbox_counts(guild: DiscordGuild) -> dict[str, int]:

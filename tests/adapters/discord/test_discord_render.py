@@ -5,7 +5,6 @@ from __future__ import annotations
 from datetime import time
 
 import pytest
-from tests.adapters.discord.conftest import DiscordGuild
 
 from adapters.discord.bot import (
     build_intents,
@@ -18,6 +17,7 @@ from adapters.discord.render import SAFE_MENTIONS, clip, escape, render
 from adapters.discord.settings import DiscordSettings
 from bot.incident import commands as cmd
 from bot.ports import Attachment, Button, ChecklistLine, Field, Message
+from tests.adapters.discord.conftest import DiscordGuild
 
 
 @pytest.mark.parametrize(("text", "expected"), [
