@@ -573,6 +573,28 @@ class NoMetrics:
         pass
 
 
+class WebRepository(Protocol):
+    """Public status-page updates, sign-in links and browser sessions, and the web pages' extra reads."""
+
+    async def publish(self, *, incident_number: int, state: str, text: str, areas: Sequence[str],
+                      now: datetime) -> None: ...
+    async def public_updates(self, *, since: datetime) -> list: ...  # list[bot.web.public.PublicUpdate]
+    async def last_public_state(self, incident_number: int) -> str | None: ...
+    async def known_tenants(self) -> set[str]: ...
+    async def incidents_of_tenant(self, tenant: str) -> set[int]: ...
+    async def add_token(self, *, digest: str, kind: str, name: str, csrf: str | None, now: datetime,
+                        expires_at: datetime) -> None: ...
+    async def link_state(self, digest: str, now: datetime) -> str: ...  # ok | used | expired | unknown
+    async def use_link(self, digest: str, now: datetime) -> str | None:
+        """Mark a valid, unused link used; its name, or None if it was not (any more) valid."""
+    async def session(self, digest: str, now: datetime) -> tuple[str, str] | None: ...  # (name, csrf)
+    async def end_session(self, digest: str, now: datetime) -> None: ...
+    async def timeline_after(self, after_id: int, numbers: Collection[int], limit: int) -> "list[tuple[int, TimelineEvent]]": ...
+    async def last_timeline_id(self) -> int: ...
+    async def pending_reminders(self, incident_number: int) -> list[ReminderPlan]: ...
+    async def briefs_of(self, incident_number: int) -> list: ...  # [(Brief, [Recipient, …]), …]
+
+
 class UnitOfWork(Protocol):
     """One transaction. `async with uow: ...; await uow.commit()` — leaving without commit rolls back."""
 
@@ -585,6 +607,7 @@ class UnitOfWork(Protocol):
     schedules: ScheduleRepository
     reports: ReportRepository
     operators: "OperatorRepository"
+    web: WebRepository
 
     async def __aenter__(self) -> "UnitOfWork": ...
     async def __aexit__(self, *exc: object) -> None: ...
