@@ -1055,10 +1055,9 @@ class SqlWebRepository:
 
     async def use_link(self, digest: str, now: datetime) -> str | None:
         table = WebTokenRow.__table__
-        result = await self._session.execute(sa.update(table).where(
+        return await _run(self._session, sa.update(table).where(
             table.c.digest == digest, table.c.kind == "link", table.c.used_at.is_(None),
-            table.c.expires_at > now).values(used_at=now).returning(table.c.name))
-        return result.scalar()
+            table.c.expires_at > now).values(used_at=now).returning(table.c.name), fetch="scalar")
 
     async def session(self, digest: str, now: datetime) -> tuple[str, str] | None:
         row = await self._session.get(WebTokenRow, digest)
@@ -1068,10 +1067,10 @@ class SqlWebRepository:
 
     async def end_session(self, digest: str, now: datetime) -> None:
         table = WebTokenRow.__table__
-        await self._session.execute(sa.update(table).where(table.c.digest == digest, table.c.kind == "session")
-                                    .values(used_at=now))
+        await _run(self._session, sa.update(table).where(table.c.digest == digest, table.c.kind == "session")
+                   .values(used_at=now))
         # forget links and sessions that ended more than a day ago
-        await self._session.execute(sa.delete(table).where(table.c.expires_at < now - timedelta(days=1)))
+        await _run(self._session, sa.delete(table).where(table.c.expires_at < now - timedelta(days=1)))
 
     async def timeline_after(self, after_id: int, numbers: Collection[int], limit: int
                              ) -> list[tuple[int, TimelineEvent]]:
@@ -1079,11 +1078,11 @@ class SqlWebRepository:
             return []
         query = (sa.select(_TIMELINE).where(_TIMELINE.c.id > after_id, _TIMELINE.c.incident_number.in_(list(numbers)))
                  .order_by(_TIMELINE.c.id).limit(limit))
-        rows = (await self._session.execute(query)).all()
+        rows = await _run(self._session, query, fetch="all")
         return [(row.incident_number, _to_event(row)) for row in rows]
 
     async def last_timeline_id(self) -> int:
-        return (await self._session.execute(sa.select(sa.func.max(_TIMELINE.c.id)))).scalar() or 0
+        return await _run(self._session, sa.select(sa.func.max(_TIMELINE.c.id)), fetch="scalar") or 0
 
     async def pending_reminders(self, incident_number: int) -> list[ReminderPlan]:
         return await self._reminders.pending(incident_number)
