@@ -1081,6 +1081,30 @@ class SqlWebRepository:
         rows = await _run(self._session, query, fetch="all")
         return [(row.incident_number, _to_event(row)) for row in rows]
 
+    async def timeline_window(self, number: int, *, latest: int | None) -> tuple[list[TimelineEvent], int, int]:
+        """The newest `latest` entries (all with None) in time order, plus pinned ones older than those; the
+        number of entries in all, and the highest entry id (where a live page resumes)."""
+        where = _TIMELINE.c.incident_number == number
+        total, last = (await _run(self._session, sa.select(sa.func.count(), sa.func.max(_TIMELINE.c.id))
+                                  .where(where), fetch="all"))[0]
+        if latest is None or total <= latest:
+            rows = await _run(self._session, _TIMELINE_OF, {"number": number}, fetch="all")
+            return [_to_event(row) for row in rows], total, last or 0
+        newest = await _run(self._session, sa.select(_TIMELINE).where(where).order_by(
+            _TIMELINE.c.occurred_at.desc(), _TIMELINE.c.id.desc()).limit(latest), fetch="all")
+        oldest_shown = (newest[-1].occurred_at, newest[-1].id)
+        pinned = await _run(self._session, sa.select(_TIMELINE).where(where, _TIMELINE.c.pinned.is_(True)), fetch="all")
+        shown = {row.id: row for row in newest}
+        shown.update({row.id: row for row in pinned if (row.occurred_at, row.id) < oldest_shown})
+        rows = sorted(shown.values(), key=lambda row: (row.occurred_at, row.id))
+        return [_to_event(row) for row in rows], total, last or 0
+
+    async def timeline_of_kinds(self, number: int, kinds: Collection[str]) -> list[TimelineEvent]:
+        rows = await _run(self._session, sa.select(_TIMELINE).where(
+            _TIMELINE.c.incident_number == number, _TIMELINE.c.kind.in_(list(kinds))).order_by(
+            _TIMELINE.c.occurred_at, _TIMELINE.c.id), fetch="all")
+        return [_to_event(row) for row in rows]
+
     async def last_timeline_id(self) -> int:
         return await _run(self._session, sa.select(sa.func.max(_TIMELINE.c.id)), fetch="scalar") or 0
 

@@ -163,7 +163,7 @@ class WebApp:
 
     async def incident(self, request: Request, session: WebSession) -> Response:
         number = request.path_params["number"]
-        view = await self.views.incident(number)
+        view = await self.views.incident(number, everything=request.query_params.get("all") == "1")
         if view is None:
             return page(html.not_found_page(f"There is no incident INC-{number}."), 404)
         return page(html.incident_page(view, tz=self.views.tz, user=session.name, csrf=session.csrf))

@@ -88,6 +88,11 @@ class IncidentPage:
     chart: TimelineChart
     now: datetime
     last_event_id: int = 0
+    total_events: int = 0  # the page shows the newest TIMELINE_SHOWN (and every pinned one) unless asked for all
+
+    @property
+    def events_hidden(self) -> int:
+        return self.total_events - len(self.timeline)
 
     @property
     def checklist_done(self) -> int:
@@ -101,18 +106,22 @@ class StatsPage:
     weekly: tuple[tuple[date, int], ...] = field(default=())  # incidents declared per week
 
 
+TIMELINE_SHOWN = 500  # a 10,000-entry incident stays a fast page; "show all" and the post-mortem have the rest
 _MARKS = {EventKind.STATUS_UPDATE: "update", EventKind.SEVERITY_CHANGED: "severity", EventKind.NUDGE: "nudge",
           EventKind.ESCALATION: "escalation", EventKind.PUBLIC_UPDATE: "public"}
 _PHASE_AT = (("declared_at", Status.DECLARED), ("acknowledged_at", Status.ACKNOWLEDGED),
              ("mitigated_at", Status.MITIGATED), ("resolved_at", Status.RESOLVED), ("closed_at", Status.CLOSED))
 
 
-def timeline_chart(incident: Incident, timeline: Sequence[TimelineEvent], now: datetime) -> TimelineChart:
-    """Status phases from the incident's milestones, and a mark per update, severity change, nudge, escalation."""
+def timeline_chart(incident: Incident, timeline: Sequence[TimelineEvent], now: datetime,
+                   last_at: datetime | None = None) -> TimelineChart:
+    """Status phases from the incident's milestones, and a mark per update, severity change, nudge, escalation
+    (`timeline` needs only those kinds; `last_at` is the last entry of any kind, where a closed axis ends)."""
     moments = [(getattr(incident, attr), status) for attr, status in _PHASE_AT if getattr(incident, attr)]
     moments.sort(key=lambda m: m[0])
+    ends = [e.occurred_at for e in timeline[-1:]] + ([last_at] if last_at else [])
     end = incident.closed_at or (now if incident.status.is_open or incident.resolved_at is None
-                                 else max(incident.resolved_at, *(e.occurred_at for e in timeline[-1:])))
+                                 else max(incident.resolved_at, *ends))
     end = max(end, incident.declared_at + timedelta(minutes=1))
     phases = tuple(ChartPhase(status.value, at, moments[i + 1][0] if i + 1 < len(moments) else end)
                    for i, (at, status) in enumerate(moments) if status is not Status.CLOSED)
@@ -153,21 +162,24 @@ class WebViews:
                                     time_to_acknowledge=acknowledged, last_update_at=incident.last_update_at))
         return rows
 
-    async def incident(self, number: int) -> IncidentPage | None:
+    async def incident(self, number: int, *, everything: bool = False) -> IncidentPage | None:
         now = self._clock.now()
         async with self._uow() as uow:
             incident = await uow.incidents.get(number)
             if incident is None:
                 return None
-            timeline = await uow.incidents.timeline(number)
+            timeline, total, last = await uow.web.timeline_window(number,
+                                                                  latest=None if everything else TIMELINE_SHOWN)
+            charted = await uow.web.timeline_of_kinds(number, [kind.value for kind in _MARKS])
             reminders = await uow.web.pending_reminders(number)
             briefs = await uow.web.briefs_of(number)
             public = [u for u in await uow.web.public_updates(since=now - HISTORY) if u.incident_number == number]
-        last = max((e.id or 0 for e in timeline), default=0)
         return IncidentPage(
             incident=incident, level=self.ladder.level(incident.severity), timeline=tuple(timeline),
             reminders=tuple(reminders), briefs=tuple(BriefView(b, tuple(r)) for b, r in briefs),
-            public=tuple(public), chart=timeline_chart(incident, timeline, now), now=now, last_event_id=last)
+            public=tuple(public), chart=timeline_chart(incident, charted, now, last_at=timeline[-1].occurred_at
+                                                       if timeline else None),
+            now=now, last_event_id=last, total_events=total)
 
     async def timeline_after(self, after_id: int, numbers: Sequence[int], limit: int = 500
                              ) -> list[tuple[int, TimelineEvent]]:

@@ -17,7 +17,7 @@ from adapters.http import build_http_app
 from adapters.web import markdown
 from adapters.web.app import COOKIE, CSP, WebApp
 from bot.app.settings import WebSettings
-from bot.ports import Actor, Room
+from bot.ports import Actor
 from tests.support import Harness, make_settings, start_harness
 
 XSS = '<script>alert("x")</script><img src=x onerror=alert(1)>'
@@ -366,3 +366,22 @@ async def test_sign_in_links_are_stored_as_digests(web) -> None:
         stored = [row[0] for row in await connection.execute(sa.text("SELECT digest FROM web_token"))]
     assert stored and token not in stored and all(len(d) == 64 for d in stored)
     assert timedelta(minutes=10) == team.app.sign_in.link_ttl
+
+
+async def test_a_long_timeline_shows_the_newest_entries_and_every_pinned_one(web, monkeypatch) -> None:
+    import bot.web.views
+
+    monkeypatch.setattr(bot.web.views, "TIMELINE_SHOWN", 3)
+    team, _, client = web
+    await team.ok('declare P1 "Payments down"')
+    room = await team.room(1)
+    for n in range(6):
+        team.clock.advance(minutes=1)
+        await team.service.capture_message(room=room, actor=Actor("bob", "bob"), text=f"line {n}", message_id=f"l{n}")
+    await team.service.revise_message(room=room, message_id="l0", pinned=True)
+    await sign_in(team, client)
+    page = (await client.get("/web/incidents/1")).text
+    assert "line 5" in page and "line 3" in page and "line 2" not in page and "line 1" not in page
+    assert "line 0" in page and "Show all 7" in page  # pinned, though old
+    everything = (await client.get("/web/incidents/1", params={"all": "1"})).text
+    assert all(f"line {n}" in everything for n in range(6)) and "Show all" not in everything
