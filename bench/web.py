@@ -77,7 +77,8 @@ async def seed(settings, entries: int) -> str:  # noqa: ANN001
         await app.close()
 
 
-async def in_process_page_times(settings, token: str, runs: int) -> list[float]:  # noqa: ANN001
+async def in_process_page_times(settings, token: str, runs: int, path: str = "/web/incidents/1"
+                                ) -> list[float]:  # noqa: ANN001
     import httpx
 
     from adapters.http import build_http_app
@@ -93,9 +94,9 @@ async def in_process_page_times(settings, token: str, runs: int) -> list[float]:
                                      base_url="http://bench", cookies={COOKIE: token}) as client:
             for _ in range(runs):
                 started = time.perf_counter()
-                response = await client.get("/web/incidents/1")
+                response = await client.get(path)
                 times.append((time.perf_counter() - started) * 1000)
-                assert response.status_code == 200 and "message 9999" in response.text
+                assert response.status_code == 200 and ("message 9999" in response.text or path != "/web/incidents/1")
     finally:
         await web.close()
         await app.close()
@@ -178,6 +179,7 @@ async def main_async(args: argparse.Namespace) -> dict:
                         postmortem_dir=work / "postmortems")
     token = await seed(settings, args.entries)
     in_process = await in_process_page_times(settings, token, args.runs)
+    status_in_process = await in_process_page_times(settings, token, 2000, "/status")
     server = subprocess.Popen([sys.executable, "-m", "bot.app.cli", "serve", "--port", str(port)], cwd=work,
                               env={**env, "PYTHONPATH": str(ROOT)}, stdout=subprocess.DEVNULL,
                               stderr=open(work / "server.log", "wb"))
@@ -205,6 +207,8 @@ async def main_async(args: argparse.Namespace) -> dict:
         "incident_page_in_process_ms": {"median": statistics.median(in_process), "p95": _quantile(in_process, .95),
                                         "runs": len(in_process)},
         "incident_page_http_ms": {"median": statistics.median(over_http), "p95": _quantile(over_http, .95)},
+        "status_in_process_ms": {"median": statistics.median(status_in_process),
+                                 "p99": _quantile(status_in_process, .99), "runs": len(status_in_process)},
         "status_open_loop": {"rate": args.rate, "seconds": args.seconds, **status},
         "sse": sse,
         "load_average": os.getloadavg(), "cpus": os.cpu_count(),
@@ -227,6 +231,9 @@ def main() -> int:
     print(f"/status at {status['rate']:.0f} req/s for {status['seconds']:.0f} s: p50 {status['p50_ms']:.1f} ms, "
           f"p99 {status['p99_ms']:.1f} ms, max {status['max_ms']:.0f} ms, errors {status['errors']} "
           f"(target p99 ≤ 50 ms)")
+    inproc = results["status_in_process_ms"]
+    print(f"/status server time in-process (cached), {inproc['runs']} requests: median {inproc['median']:.2f} ms, "
+          f"p99 {inproc['p99']:.2f} ms")
     print(f"{sse['connections']} open SSE connections: CPU {sse['open_cpu_percent']:.1f}% "
           f"(idle {sse['idle_cpu_percent']:.1f}%), RSS {sse['rss_open_mb']:.1f} MB (idle {sse['rss_idle_mb']:.1f} MB, "
           f"{sse['rss_per_connection_kb']:.0f} KB per connection)")
