@@ -172,7 +172,7 @@ class WebApp:
         """Server-sent events: each new timeline entry of the incident, as JSON, with its id so a reconnecting
         page (after a restart too) resumes after the last one it showed."""
         number = request.path_params["number"]
-        if await self.views.incident(number) is None:
+        if not await self.views.exists(number):
             return _secure(Response("unknown incident\n", status_code=404, media_type="text/plain"))
         try:
             after = int(request.headers.get("last-event-id") or request.query_params.get("after") or 0)
@@ -254,6 +254,8 @@ class WebApp:
         now = time.monotonic()
         if hit is not None and hit[0] > now:
             return hit[1], hit[2]
+        if len(self._cache_locks) > 10_000:  # tenant names come from URLs: bound the memory
+            self._cache_locks.clear()
         lock = self._cache_locks.setdefault(key, asyncio.Lock())
         async with lock:
             hit = self._cache.get(key)

@@ -181,6 +181,10 @@ class WebViews:
                                                        if timeline else None),
             now=now, last_event_id=last, total_events=total)
 
+    async def exists(self, number: int) -> bool:
+        async with self._uow() as uow:
+            return await uow.incidents.get(number) is not None
+
     async def timeline_after(self, after_id: int, numbers: Sequence[int], limit: int = 500
                              ) -> list[tuple[int, TimelineEvent]]:
         async with self._uow() as uow:
