@@ -328,3 +328,31 @@ class ScheduleRow(SQLModel, table=True):
     name: str = Field(primary_key=True, max_length=32)
     due_at: datetime = Field(sa_type=UTCDateTime, nullable=False)
     last_run_at: datetime | None = _when()
+
+
+class PublicUpdateRow(SQLModel, table=True):
+    """Text written on purpose for the public status page (`/incident public …`): the only incident text it shows."""
+
+    __tablename__ = "public_update"
+    __table_args__ = (sa.Index("ix_public_update_time", "published_at", "id"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    incident_number: int = Field(foreign_key="incident.number", index=True)
+    status: str = Field(max_length=16)  # investigating | identified | monitoring | resolved
+    text: str
+    areas: list = Field(default_factory=list, sa_type=sa.JSON, nullable=False)
+    published_at: datetime = Field(sa_type=UTCDateTime, nullable=False)
+
+
+class WebTokenRow(SQLModel, table=True):
+    """A one-time sign-in link or a browser session, stored as a SHA-256 of the token (never the token)."""
+
+    __tablename__ = "web_token"
+
+    digest: str = Field(primary_key=True, max_length=64)
+    kind: str = Field(max_length=8)  # link | session
+    name: str = Field(max_length=200)
+    csrf: str | None = Field(default=None, max_length=64)
+    created_at: datetime = Field(sa_type=UTCDateTime, nullable=False)
+    expires_at: datetime = Field(sa_type=UTCDateTime, nullable=False)
+    used_at: datetime | None = _when()

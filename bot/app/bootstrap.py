@@ -26,6 +26,8 @@ from bot.operators.desk import OperatorDesk
 from bot.ports import ChatAdapter, Clock, Metrics, Room, SystemClock
 from bot.reports.digest import DigestSchedule
 from bot.reports.operations import Operations
+from bot.web.signin import SignIn
+from bot.web.views import WebViews
 from playbooks.loader import PlaybookError, Playbooks, load_playbooks
 
 log = logging.getLogger("warroom")
@@ -47,6 +49,8 @@ class Warroom:
     alerts: AlertIntake
     operations: Operations
     metrics: Metrics
+    sign_in: SignIn
+    web: WebViews
     _takeover: "asyncio.Task[int] | None" = None
 
     async def tick(self) -> int:
@@ -138,10 +142,13 @@ async def build(settings: Settings, *, chat: Mapping[str, ChatAdapter], clock: C
     room = alert_room(settings, chat)
     alerts = AlertIntake(notifier=notifier, declarer=declarer, uow=uow, ladder=ladder, room=room, clock=clock,
                          rules=playbooks.alert_rules_for(settings.operations.alert_rules, ladder))
+    web = settings.web
+    sign_in = SignIn(uow=uow, clock=clock, base_url=web.base_url, link_ttl=timedelta(minutes=web.link_minutes),
+                     session_ttl=timedelta(hours=web.session_hours))
     service = IncidentService(
         uow=uow, chat=chat, playbooks=playbooks, ladder=ladder, clock=clock, tz=settings.tz,
         postmortem_dir=settings.postmortem_dir, postmortem_template=settings.postmortem_template,
-        notifier=notifier, declarer=declarer, briefs=briefs, alerts=alerts, metrics=metrics,
+        notifier=notifier, declarer=declarer, briefs=briefs, alerts=alerts, metrics=metrics, sign_in=sign_in,
     )
     operators_desk = OperatorDesk(service=service, notifier=notifier, uow=uow, clock=clock)
     digest_at, digest_tz = settings.operations.digest_at, settings.operations.digest_tz
@@ -170,7 +177,8 @@ async def build(settings: Settings, *, chat: Mapping[str, ChatAdapter], clock: C
     return Warroom(settings=settings, service=service, operators=operators_desk, outbox=sender,
                    playbooks=playbooks, ticker=ticker, heartbeat=heartbeat, engine=engine,
                    scheduler_lock=SchedulerLock(settings.database_url), alerts=alerts, operations=operations,
-                   metrics=metrics)
+                   metrics=metrics, sign_in=sign_in,
+                   web=WebViews(uow=uow, clock=clock, ladder=ladder, tz=settings.tz, components=web.components))
 
 
 @asynccontextmanager
@@ -279,6 +287,11 @@ async def build_server(settings: Settings, *, host: str | None = None, port: int
             routes += slack_routes(inbound.app)
         stop_steps.append(inbound.close)
     routes += ops_routes(app)  # alert intake, /api/freeze, /metrics
+    from adapters.web.app import WebApp
+
+    web_app = WebApp(views=app.web, sign_in=app.sign_in, service=app.service, settings=settings.web)
+    routes += web_app.routes()  # /web (signed in), /status (public), /static/web
+    stop_steps.append(web_app.close)  # live timelines end, so uvicorn's shutdown is not held by open streams
     health_checks: dict[str, Callable[[], str | None]] = {}  # /health answers 503 with the reasons
     if "discord" in chat:
         from adapters.discord.bot import start_discord

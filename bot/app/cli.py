@@ -175,6 +175,20 @@ async def _outbox(args: argparse.Namespace, settings: Settings) -> int:
     return 0
 
 
+async def _web(args: argparse.Namespace, settings: Settings) -> int:
+    """`warroom web login NAME`: a one-time sign-in link for NAME, printed (it is that person's to open)."""
+    from bot.app.bootstrap import offline
+
+    name = " ".join(args.name.split())
+    if not name:
+        raise ValueError("say who signs in: warroom web login alice")
+    async with offline(settings) as app:
+        link = await app.sign_in.issue_link(name=name)
+    print(link)
+    print(f"Works once, for {settings.web.link_minutes:g} minutes.", file=sys.stderr)
+    return 0
+
+
 async def _contacts(args: argparse.Namespace, settings: Settings) -> int:
     from bot.app.bootstrap import offline
 
@@ -324,6 +338,11 @@ def build_parser() -> argparse.ArgumentParser:
     importer = contacts_sub.add_parser("import", help="import a CSV with columns tenant,name,phone")
     importer.add_argument("file")
 
+    web = sub.add_parser("web", help="the web pages")
+    web_sub = web.add_subparsers(dest="web_command", required=True)
+    login = web_sub.add_parser("login", help="print a one-time sign-in link (10 minutes) for NAME")
+    login.add_argument("name", help="who signs in (shown on the pages)")
+
     db = sub.add_parser("db", help="database tools")
     db_sub = db.add_subparsers(dest="db_command", required=True)
     db_sub.add_parser("upgrade", help="run migrations to the latest schema")
@@ -333,6 +352,7 @@ def build_parser() -> argparse.ArgumentParser:
 COMMANDS: dict[str, Callable[[argparse.Namespace, Settings], Awaitable[int]]] = {
     "console": _console, "serve": _serve, "run": _serve, "postmortem": _postmortem, "incidents": _incidents,
     "digest": _digest, "contacts": _contacts, "operators": _operators, "outbox": _outbox, "db": _db_upgrade,
+    "web": _web,
 }
 
 

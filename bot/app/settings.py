@@ -91,6 +91,38 @@ class OperationsSettings(BaseSettings):
         return time(int(hours), int(minutes))
 
 
+class WebSettings(BaseSettings):
+    """The team's web pages and the public status page (docs/web.md)."""
+
+    model_config = _CONFIG
+
+    # Where people reach `warroom serve` from a browser; sign-in links are built on it. https → Secure cookies.
+    base_url: str = Field("http://127.0.0.1:3000", alias="WARROOM_WEB_BASE_URL")
+    session_hours: float = Field(12.0, gt=0, le=24 * 30, alias="WARROOM_WEB_SESSION_HOURS")
+    link_minutes: float = Field(10.0, gt=0, le=60, alias="WARROOM_WEB_LINK_MINUTES")
+    status_title: str = Field("Service status", alias="WARROOM_WEB_STATUS_TITLE")
+    # Areas shown on the status page, comma-separated: "payments,api,dashboard".
+    status_components: str = Field("", alias="WARROOM_WEB_STATUS_COMPONENTS")
+    status_cache_seconds: float = Field(5.0, ge=0, le=300, alias="WARROOM_WEB_STATUS_CACHE_SECONDS")
+
+    @field_validator("base_url")
+    @classmethod
+    def _base_url(cls, value: str) -> str:
+        value = value.strip().rstrip("/")
+        if not value.startswith(("http://", "https://")) or "://" == value[-3:]:
+            raise ValueError(f"expected an http:// or https:// address such as https://warroom.example.com, "
+                             f"got {value!r}")
+        return value
+
+    @property
+    def secure_cookies(self) -> bool:
+        return self.base_url.startswith("https://")
+
+    @property
+    def components(self) -> tuple[str, ...]:
+        return tuple(dict.fromkeys(c.strip().lower() for c in self.status_components.split(",") if c.strip()))
+
+
 class Settings(BaseSettings):
     model_config = _CONFIG
 
@@ -121,6 +153,7 @@ class Settings(BaseSettings):
     discord: DiscordSettings = Field(default_factory=lambda: DiscordSettings(_env_file=None))
     whatsapp: WhatsAppSettings = Field(
         default_factory=lambda: WhatsAppSettings(_env_file=None))
+    web: WebSettings = Field(default_factory=lambda: WebSettings(_env_file=None))
 
     @field_validator("log_level", "log_format", mode="before")
     @classmethod
@@ -149,4 +182,5 @@ def load_settings(env_file: Path | str | None = ".env") -> Settings:
         slack=SlackSettings(_env_file=env_file),
         discord=DiscordSettings(_env_file=env_file),
         whatsapp=WhatsAppSettings(_env_file=env_file),
+        web=WebSettings(_env_file=env_file),
     )

@@ -40,6 +40,8 @@ USAGE: dict[str, str] = {
     "unfollow": "unfollow [INC-n]",
     "use": "use INC-n",
     "brief": "brief <tenant[,tenant]|all-affected> [template] [area=<what>] [eta=<minutes>] [--send]   |   brief send <id>",
+    "public": 'public [investigating|identified|monitoring|resolved] "<text for customers>" [areas=<a,b>]   |   public brief <id>',
+    "web": "web  (a one-time sign-in link to the web pages, sent to you privately)",
     "list": "list",
     "stats": "stats [30d]  (a period: 1h–365d, or weeks like 4w)",
     "show": "show [INC-n]",
@@ -69,6 +71,8 @@ HELP_SUMMARY = {
     "unfollow": "WhatsApp: stop getting an incident's updates",
     "use": "WhatsApp: make INC-n the incident your messages and commands go to",
     "brief": "preview a WhatsApp brief to affected customers; send on confirm",
+    "public": "publish an update on the public status page (nothing else of the incident is shown there)",
+    "web": "get a one-time link (10 minutes) that signs you in to the web pages",
     "list": "list open incidents",
     "stats": "response and resolution times per severity against their targets (default: last 30 days)",
     "show": "one incident's summary",
@@ -142,6 +146,24 @@ class PrepareBrief(Command):
 @dataclass(frozen=True, kw_only=True)
 class SendBrief(Command):
     brief_id: int
+
+
+PUBLIC_STATES = ("investigating", "identified", "monitoring", "resolved")
+
+
+@dataclass(frozen=True, kw_only=True)
+class PublishUpdate(Command):
+    """`public identified "…" areas=payments`: text for the status page, or a sent brief's text (brief_id)."""
+
+    text: str | None = None
+    state: str | None = None  # None: the incident's last public state (investigating at first)
+    areas: tuple[str, ...] = ()
+    brief_id: int | None = None
+
+
+@dataclass(frozen=True, kw_only=True)
+class WebSignIn(Command):
+    pass
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -456,6 +478,29 @@ def _parse_brief(tokens: list[_Token], ref: int | None) -> PrepareBrief | SendBr
                         send=send)
 
 
+def _parse_public(tokens: list[_Token], ref: int | None) -> PublishUpdate:
+    usage = USAGE["public"]
+    options = _options(tokens, ("areas",), usage)
+    areas = tuple(dict.fromkeys(a.strip().lower() for a in options.get("areas", "").split(",") if a.strip()))
+    if any(not _TENANT.match(area) for area in areas):
+        raise _Bad(f"Bad areas '{options['areas'][:40]}': use lowercase names, comma-separated, e.g. "
+                   "areas=payments,api.", usage)
+    state = None
+    if tokens and not tokens[0].quoted and tokens[0].text.lower() in PUBLIC_STATES:
+        state = tokens.pop(0).text.lower()
+    if tokens and not tokens[0].quoted and tokens[0].text.lower() == "brief":
+        tokens.pop(0)
+        if len(tokens) != 1:
+            raise _Bad("Say which brief's text to publish, e.g. /incident public brief 3.", usage)
+        return PublishUpdate(incident=ref, state=state, areas=areas,
+                             brief_id=_positive_int(tokens[0].text, "brief id", usage))
+    if tokens and not tokens[0].quoted and tokens[0].text.lower() in ("investigated", "identify", "monitor",
+                                                                       "resolve"):
+        raise _Bad(f"Unknown status '{tokens[0].text}'. Public statuses: {', '.join(PUBLIC_STATES)}.", usage)
+    return PublishUpdate(incident=ref, state=state, areas=areas,
+                         text=_required_text(tokens, "text for the status page", usage))
+
+
 def _parse_note(tokens: list[_Token], ref: int | None) -> AddNote:
     usage = USAGE["note"]
     tag = None
@@ -625,6 +670,8 @@ _PARSERS = {
     "unfollow": _no_arguments(Unfollow, "unfollow"),
     "use": _parse_use,
     "brief": _parse_brief,
+    "public": _parse_public,
+    "web": _no_arguments(WebSignIn, "web"),
     "list": _no_arguments(ListIncidents, "list"),
     "stats": _parse_stats,
     "show": _parse_show,

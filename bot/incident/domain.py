@@ -80,6 +80,7 @@ class EventKind(StrEnum):
     CUSTOMER_REPLY = "customer_reply"
     CUSTOMER_UPDATE_DUE = "customer_update_due"
     ALERT = "alert"
+    PUBLIC_UPDATE = "public_update"
 
 
 # Note kinds a user can tag; each fills a section of the post-mortem.
@@ -258,6 +259,10 @@ class Incident:
         elapsed = now - self.declared_at
         self._record(EventKind.ACKNOWLEDGED, by, now, f"acknowledged after {format_duration(elapsed)}")
         return elapsed
+
+    def publish(self, *, by: str, state: str, text: str, now: datetime) -> None:
+        """Text written for the public status page; the timeline keeps who published what."""
+        self._record(EventKind.PUBLIC_UPDATE, by, now, f"published to the status page ({state}): {text}")
 
     def post_status(self, *, by: str, text: str, now: datetime) -> None:
         self._require_not_closed("post a status update")

@@ -101,6 +101,12 @@ class _Said:
     at: datetime | None = None  # when the platform says it was written
 
 
+class SignInLinks(Protocol):
+    """The web pages' one-time links (bot.web.signin.SignIn), as `/incident web` uses them."""
+
+    async def issue_link(self, *, name: str) -> str: ...
+
+
 class AlertProposals(Protocol):
     """Alert intake as the incident service sees it: a proposed alert's Declare button pressed."""
 
@@ -122,7 +128,8 @@ class IncidentService:
     def __init__(self, *, uow: UnitOfWorkFactory, chat: Mapping[str, ChatAdapter], playbooks: Playbooks,
                  ladder: Ladder, clock: Clock, tz: tzinfo, postmortem_dir: Path, notifier: Notifier,
                  declarer: Declarer, briefs: BriefService, alerts: AlertProposals | None = None,
-                 postmortem_template: str = "blameless", metrics: Metrics | None = None) -> None:
+                 postmortem_template: str = "blameless", metrics: Metrics | None = None,
+                 sign_in: SignInLinks | None = None) -> None:
         self._uow = uow
         self._chat = chat
         self._playbooks = playbooks
@@ -137,6 +144,7 @@ class IncidentService:
         # Alert intake: its Declare buttons come back through press_button.
         self._alerts = alerts
         self.metrics: Metrics = metrics or NoMetrics()
+        self._sign_in = sign_in
         # Chat messages are most of the traffic: those that arrive together are written in one transaction, and
         # under load a batch waits up to 5 ms for more (a person's message is none the worse for it).
         self._said: GroupCommit[_Said, bool] = GroupCommit(self._capture_batch, delay=0.005)
@@ -156,6 +164,8 @@ class IncidentService:
             cmd.PrepareBrief: self._prepare_brief,
             cmd.SendBrief: self._send_brief,
             cmd.Stats: self._stats,
+            cmd.PublishUpdate: self._publish,
+            cmd.WebSignIn: self._web_link,
         }
         self._changes: dict[type, Callable[[Context, Incident, Any, datetime], _Change]] = {
             cmd.Acknowledge: self._ack, cmd.PostStatus: self._status, cmd.ChangeSeverity: self._severity,
@@ -651,6 +661,46 @@ class IncidentService:
                 "phone": sent.room.channel, "via": "template", "template": template.whatsapp_template,
                 "language": template.language, "parameters": [key, " ".join(text.split())[:900]], "text": text}),
             self._clock.now())
+
+    async def _publish(self, ctx: Context, command: cmd.PublishUpdate) -> Reply | None:
+        """Text for the public status page, written on purpose (or a brief's customer-facing text)."""
+        async with self._uow() as uow:
+            if not await self._notify.first_delivery(uow, ctx.delivery_id):
+                return None
+            incident = await self._incident_for(uow, ctx, command)
+            text = command.text
+            if command.brief_id is not None:
+                brief = await uow.customers.brief(command.brief_id)
+                if brief is None or brief.incident_number != incident.number:
+                    raise DomainError(f"No brief #{command.brief_id} in {incident.key}; its briefs are in the "
+                                      f"thread (/incident brief … shows their ids).")
+                text = brief.text
+            assert text is not None
+            state = command.state or await uow.web.last_public_state(incident.number) or "investigating"
+            now = self._clock.now()
+            incident.publish(by=ctx.actor.name, state=state, text=text, now=now)
+            await uow.web.publish(incident_number=incident.number, state=state, text=text, areas=command.areas,
+                                  now=now)
+            await uow.incidents.save(incident)
+            areas = f" (areas: {', '.join(command.areas)})" if command.areas else ""
+            announce = Message(text=f"{ctx.actor.name} published to the status page — {state}{areas}: {text}",
+                               incident_key=incident.key, kind="update")
+            await self._notify.queue(uow, incident, announce, originator=ctx.origin)
+            await uow.commit()
+        await self._notify.deliver()
+        return self._confirmation(incident, ctx, announce)
+
+    async def _web_link(self, ctx: Context, command: cmd.WebSignIn) -> Reply | None:
+        if self._sign_in is None:
+            return _error("The web pages are not set up in this process; run `warroom serve`.")
+        async with self._uow() as uow:
+            first = await self._notify.first_delivery(uow, ctx.delivery_id)
+            await uow.commit()
+        if not first:
+            return None
+        link = await self._sign_in.issue_link(name=ctx.actor.name)
+        return Reply(Message(text=f"Your sign-in link for the web pages (works once, for 10 minutes): {link}",
+                             kind="reply"), private=True)
 
     def _confirmation(self, incident: Incident, ctx: Context, announce: Message) -> Reply | None:
         if self._is_home(incident, ctx):

@@ -743,6 +743,11 @@ def test_a_multi_line_title_becomes_one_line() -> None:
 
 # (input, the subcommand whose usage the error must show); together these are every error path of every command.
 ERRORS: list[tuple[str, str]] = [
+    ("public", "public"),
+    ("public resolved", "public"),
+    ('public "x" areas=Pay!', "public"),
+    ("public brief x", "public"),
+    ("web now", "web"),
     ("declare P1", "declare"),
     ('declare P1 "x" owner=@bob', "declare"),
     ('declare P1 "x" impact=', "declare"),
@@ -827,6 +832,7 @@ HAPPY: dict[str, str] = {
     "reopen": "reopen", "postmortem": "postmortem", "list": "list", "show": "show", "help": "help",
     "affects": "affects acme", "brief": "brief all-affected", "stats": "stats 7d",
     "follow": "follow INC-3", "unfollow": "unfollow", "use": "use INC-9",
+    "public": 'public identified "Payments are slow" areas=payments', "web": "web",
 }
 
 
@@ -996,3 +1002,13 @@ def test_stats_takes_an_optional_period_defaulting_to_30_days(text: str, hours: 
     from bot.incident.commands import Stats
 
     assert ok(text, Stats).period == timedelta(hours=hours)
+
+
+def test_public_update_reads_state_text_areas_and_brief() -> None:
+    from bot.incident import commands as cmd
+
+    assert cmd.parse('public identified "Card payments fail" areas=payments,api') == cmd.PublishUpdate(
+        state="identified", text="Card payments fail", areas=("payments", "api"))
+    assert cmd.parse('public INC-4 "We are looking"') == cmd.PublishUpdate(incident=4, text="We are looking")
+    assert cmd.parse("public resolved brief 3") == cmd.PublishUpdate(state="resolved", brief_id=3)
+    assert cmd.parse("web") == cmd.WebSignIn()
