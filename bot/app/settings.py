@@ -22,6 +22,7 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 # Sub-models of the platforms: pure pydantic modules (their packages import nothing on import), so reading
 # settings loads no SDK. This is the one place outside adapters/ that imports them at module level.
 from adapters.discord.settings import DiscordSettings
+from adapters.github.settings import GitHubSettings
 from adapters.slack.settings import SlackSettings
 from adapters.whatsapp.settings import WhatsAppSettings
 
@@ -118,6 +119,7 @@ class Settings(BaseSettings):
     discord: DiscordSettings = Field(default_factory=lambda: DiscordSettings(_env_file=None))
     whatsapp: WhatsAppSettings = Field(
         default_factory=lambda: WhatsAppSettings(_env_file=None))
+    github: GitHubSettings = Field(default_factory=lambda: GitHubSettings(_env_file=None))
 
     @field_validator("log_level", "log_format", mode="before")
     @classmethod
@@ -146,4 +148,5 @@ def load_settings(env_file: Path | str | None = ".env") -> Settings:
         slack=SlackSettings(_env_file=env_file),
         discord=DiscordSettings(_env_file=env_file),
         whatsapp=WhatsAppSettings(_env_file=env_file),
+        github=GitHubSettings(_env_file=env_file),
     )
