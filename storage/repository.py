@@ -570,7 +570,7 @@ class SqlOutboxRepository:
             "room_thread": outbound.room.thread if outbound.room else None,
             "message": message_to_json(outbound.message), "status": "pending", "attempts": 0,
             "next_attempt_at": now, "claimed_until": None, "delivered_at": None, "platform_message_id": None,
-            "last_error": None, "created_at": now, "customer": outbound.customer,
+            "last_error": None, "created_at": now, "customer": outbound.customer, "work": outbound.work,
         }
         self._queued.append(values)
 
@@ -617,7 +617,7 @@ class SqlOutboxRepository:
         room = Room(row.platform, row.room_channel, row.room_thread) if row.room_channel else None
         outbound = Outbound(platform=row.platform, operation=row.operation, message=message_from_json(row.message),  # type: ignore[arg-type]
                             dedupe_key=row.dedupe_key, incident_number=row.incident_number, room=room,
-                            customer=row.customer)
+                            customer=row.customer, work=row.work)
         return OutboxItem(id=row.id, outbound=outbound, attempts=row.attempts, reclaimed=reclaimed)  # type: ignore[arg-type]
 
     async def delivered_many(self, sent: Sequence[tuple[int, str | None]], now: datetime) -> None:

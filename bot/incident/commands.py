@@ -34,7 +34,7 @@ USAGE: dict[str, str] = {
     "resolve": 'resolve ["<summary>"]',
     "close": "close",
     "reopen": "reopen",
-    "postmortem": "postmortem [md|json]",
+    "postmortem": "postmortem [md|json|pr]",
     "affects": "affects <tenant>[,<tenant>…]",
     "follow": "follow [INC-n]",
     "unfollow": "unfollow [INC-n]",
@@ -63,7 +63,7 @@ HELP_SUMMARY = {
     "resolve": "fix verified; starts the post-mortem clock",
     "close": "close a resolved incident",
     "reopen": "reopen a resolved or closed incident",
-    "postmortem": "compile the timeline into a post-mortem and post it",
+    "postmortem": "compile the timeline into a post-mortem and post it; `pr` also opens or updates its pull request",
     "affects": "link affected customer tenants (for WhatsApp briefs)",
     "follow": "WhatsApp: get every update of an incident on this phone",
     "unfollow": "WhatsApp: stop getting an incident's updates",
@@ -227,6 +227,7 @@ class Reopen(Command):
 @dataclass(frozen=True, kw_only=True)
 class CompilePostmortem(Command):
     format: Literal["md", "json"] = "md"
+    pull_request: bool = False  # `postmortem pr`: also open or update the post-mortem's pull request
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -564,10 +565,15 @@ def _parse_resolve(tokens: list[_Token], ref: int | None) -> Resolve:
 
 
 def _parse_postmortem(tokens: list[_Token], ref: int | None) -> CompilePostmortem:
-    value = _words(tokens).lower() or "md"
+    words = _words(tokens).lower().split()
+    pull_request = "pr" in words
+    words = [word for word in words if word != "pr"]
+    value = " ".join(words) or "md"
     if value not in ("md", "json"):
-        raise _Bad(f"Unknown post-mortem format '{value}'; use md or json.", USAGE["postmortem"])
-    return CompilePostmortem(incident=ref, format=value)  # type: ignore[arg-type]
+        raise _Bad(f"Unknown post-mortem format '{value}'; use md, json or pr.", USAGE["postmortem"])
+    if pull_request and value != "md":
+        raise _Bad("The pull request carries the Markdown post-mortem; use `postmortem pr`.", USAGE["postmortem"])
+    return CompilePostmortem(incident=ref, format=value, pull_request=pull_request)  # type: ignore[arg-type]
 
 
 def _parse_show(tokens: list[_Token], ref: int | None) -> ShowIncident:

@@ -80,6 +80,7 @@ class EventKind(StrEnum):
     CUSTOMER_REPLY = "customer_reply"
     CUSTOMER_UPDATE_DUE = "customer_update_due"
     ALERT = "alert"
+    FOLLOWUP = "followup"  # where the paper trail went: a post-mortem pull request, an issue
 
 
 # Note kinds a user can tag; each fills a section of the post-mortem.
@@ -379,6 +380,10 @@ class Incident:
         self.postmortem_at = now
         where = f" → {path}" if path else ""
         self._record(EventKind.POSTMORTEM, by, now, f"post-mortem {'compiled' if first else 'recompiled'}{where}")
+
+    def record_followup(self, *, now: datetime, text: str) -> None:
+        """Where the paper trail went (a pull request's link); not part of the post-mortem it points to."""
+        self._record(EventKind.FOLLOWUP, BOT_AUTHOR, now, text)
 
     def link_tenants(self, *, by: str, tenants: list[str], now: datetime) -> list[str]:
         """Mark customer tenants as affected; returns the ones newly linked."""

@@ -19,6 +19,7 @@ from bot.briefs.report import Deliveries, delivery_lines
 from bot.briefs.service import BriefService
 from bot.delivery.batching import GroupCommit
 from bot.delivery.notifier import Notifier
+from bot.followups.service import FollowupService
 from bot.incident import commands as cmd
 from bot.incident import render
 from bot.incident.declare import Declarer
@@ -35,7 +36,7 @@ from bot.incident.domain import (
     format_duration,
 )
 from bot.incident.key import key_of
-from bot.incident.postmortem import PostmortemCompiler, postmortem_filename
+from bot.incident.postmortem import PostmortemCompiler, compile_document, postmortem_filename
 from bot.incident.reminders import escalation_target, plan
 from bot.ports import (
     Actor,
@@ -123,7 +124,8 @@ class IncidentService:
     def __init__(self, *, uow: UnitOfWorkFactory, chat: Mapping[str, ChatAdapter], playbooks: Playbooks,
                  ladder: Ladder, clock: Clock, tz: tzinfo, postmortem_dir: Path, notifier: Notifier,
                  declarer: Declarer, briefs: BriefService, alerts: AlertProposals | None = None,
-                 postmortem_template: str = "blameless", metrics: Metrics | None = None) -> None:
+                 postmortem_template: str = "blameless", metrics: Metrics | None = None,
+                 followups: FollowupService | None = None) -> None:
         self._uow = uow
         self._chat = chat
         self._playbooks = playbooks
@@ -138,6 +140,8 @@ class IncidentService:
         # Alert intake: its Declare buttons come back through press_button.
         self._alerts = alerts
         self.metrics: Metrics = metrics or NoMetrics()
+        # The code host (GitHub): post-mortem pull requests; None when no repository is configured.
+        self._followups = followups
         # Chat messages are most of the traffic: those that arrive together are written in one transaction, and
         # under load a batch waits up to 5 ms for more (a person's message is none the worse for it).
         self._said: GroupCommit[_Said, bool] = GroupCommit(self._capture_batch, delay=0.005)
@@ -683,6 +687,13 @@ class IncidentService:
         return None if self._is_home(incident, ctx) else _info(f"Posted {scenario.name} in {incident.key}'s thread.")
 
     async def _postmortem(self, ctx: Context, command: cmd.CompilePostmortem) -> Reply | None:
+        followups = self._followups
+        if command.pull_request and (followups is None or not followups.pull_requests):
+            return _error("No GitHub repository is configured, so there is no pull request to open: set "
+                          "WARROOM_GITHUB_REPOSITORY and WARROOM_GITHUB_TOKEN (docs/github.md), or commit the "
+                          "post-mortem to a clone with `warroom postmortem INC-n --git PATH`.")
+        open_pr = followups is not None and (command.pull_request or (command.format == "md"
+                                                                      and followups.pr_on_compile))
         async with self._uow() as uow:
             if not await self._notify.first_delivery(uow, ctx.delivery_id):
                 return None
@@ -703,17 +714,16 @@ class IncidentService:
                 attachment=Attachment(filename=path.name, content=document.encode("utf-8"), mime_type=mime,
                                       title=f"{incident.key} post-mortem"),
                 incident_key=incident.key, kind="postmortem"), originator=ctx.origin)
+            if open_pr and followups is not None:
+                await followups.queue_postmortem_pr(uow, incident, by=ctx.actor.name)
             await uow.commit()
         await self._notify.deliver()
-        return _info(f"Post-mortem for {incident.key} written to {path}.")
+        pr = " Its pull request is being opened or updated; the link follows in the thread." if open_pr else ""
+        return _info(f"Post-mortem for {incident.key} written to {path}.{pr}")
 
     def _compile(self, incident: Incident, timeline: list[TimelineEvent], fmt: str,
                  deliveries: Deliveries = ()) -> str:
-        level = self.ladder.level(incident.severity) or self.level(self.ladder.default)
-        timeline = [event for event in timeline if event.kind is not EventKind.POSTMORTEM]
-        if fmt == "json":
-            return self._compiler.json(incident, level, timeline, ladder=self.ladder, deliveries=deliveries)
-        return self._compiler.markdown(incident, level, timeline, ladder=self.ladder, deliveries=deliveries)
+        return compile_document(self._compiler, self.ladder, incident, timeline, fmt, deliveries)
 
     # -- reminders ----------------------------------------------------------------------------------
 

@@ -1,0 +1,111 @@
+"""Publish an incident's paper trail to the code host, through the outbox.
+
+    await followups.queue_postmortem_pr(uow, incident, by="alice")   # in the compile's transaction
+    # … later the OutboxSender calls followups.deliver(item): branch, files, pull request, link in the thread
+
+A code_host row is retried, leased and delivered once like any outbound message. What it does at the host is
+safe to repeat (the branch is named after the incident; an open pull request for it is found, not opened
+again), so an attempt whose answer was lost, a restart or a second replica never makes a second pull request.
+The document is compiled when the row is delivered, from the timeline as it is then, so a retry an hour later
+publishes the latest post-mortem rather than a stale one.
+"""
+
+from __future__ import annotations
+
+import logging
+import uuid
+from collections.abc import Awaitable, Callable
+from datetime import tzinfo
+from typing import Protocol
+
+from bot.followups.values import FollowupConfig, postmortem_request
+from bot.incident.domain import Incident, TimelineEvent
+from bot.ports import Clock, CodeHost, DeliveryError, Message, Outbound, OutboxItem, UnitOfWork, UnitOfWorkFactory
+
+log = logging.getLogger("warroom.followups")
+POSTMORTEM_PR = "postmortem_pr"
+
+
+class Queue(Protocol):
+    def __call__(self, uow: UnitOfWork, incident: Incident, message: Message, *,
+                 dedupe_key: str | None = None) -> Awaitable[None]: ...
+
+
+class FollowupService:
+    """Post-mortem pull requests (and their draft playbooks) on the configured code host."""
+
+    def __init__(self, *, uow: UnitOfWorkFactory, clock: Clock, tz: tzinfo, queue: Queue,
+                 compile_markdown: Callable[[Incident, list[TimelineEvent]], str],
+                 host: CodeHost | None = None, config: FollowupConfig | None = None) -> None:
+        self._uow = uow
+        self._clock = clock
+        self._tz = tz
+        self._queue = queue
+        self._compile = compile_markdown
+        self._host = host
+        self.config = config
+
+    @property
+    def pull_requests(self) -> bool:
+        """A code host that opens pull requests is configured."""
+        return self._host is not None and self.config is not None and self._host.capabilities.pull_requests
+
+    @property
+    def pr_on_compile(self) -> bool:
+        return self.pull_requests and self.config is not None and self.config.pr_on_compile
+
+    async def queue_postmortem_pr(self, uow: UnitOfWork, incident: Incident, *, by: str) -> None:
+        """Open or update the incident's post-mortem pull request once this transaction commits."""
+        await uow.outbox.enqueue(Outbound(
+            platform="github", operation="code_host", dedupe_key=f"code_host:pr:{incident.number}:{uuid.uuid4().hex}",
+            message=Message(text=f"post-mortem pull request for {incident.key}", incident_key=incident.key),
+            work={"job": POSTMORTEM_PR, "incident": incident.number, "by": by}), self._clock.now())
+
+    # -- the outbox's side --------------------------------------------------------------------------------
+
+    async def deliver(self, item: OutboxItem) -> str:
+        """Do a code_host row's job; returns what to record as its platform id (the pull request's URL)."""
+        work = item.outbound.work or {}
+        if work.get("job") != POSTMORTEM_PR or self._host is None or self.config is None:
+            raise DeliveryError(f"no code host can do {work.get('job')!r}", permanent=True)
+        number = int(work["incident"])
+        async with self._uow() as uow:
+            incident = await uow.incidents.get(number)
+            if incident is None:
+                raise DeliveryError(f"INC-{number} does not exist", permanent=True)
+            timeline = await uow.incidents.timeline(number)
+        request = postmortem_request(incident=incident, timeline=timeline, document=self._compile(incident, timeline),
+                                     config=self.config, tz=self._tz, now=self._clock.now())
+        published = await self._host.publish(change=request.change)
+        files = f"`{request.postmortem_path}`" + (
+            f" and a draft scenario playbook `{request.playbook_path}`" if request.playbook_path else "")
+        verb = "opened" if published.created else "updated"
+        where = published.url or f"branch {published.branch} of {self.config.repository}"
+        text = f"Post-mortem pull request {verb}: {where} ({files})."
+        async with self._uow() as uow:
+            incident = await uow.incidents.get(number)
+            assert incident is not None
+            incident.record_followup(now=self._clock.now(), text=f"post-mortem pull request: {where}")
+            await uow.incidents.save(incident)
+            await self._queue(uow, incident, Message(text=text, incident_key=incident.key, kind="update"),
+                              dedupe_key=f"{item.outbound.dedupe_key}>done")
+            await uow.commit()
+        return published.url or published.branch
+
+    async def give_up(self, item: OutboxItem, reason: str) -> None:
+        """Say in the incident's thread what could not be done and why; nothing about the incident changes."""
+        work = item.outbound.work or {}
+        number = work.get("incident")
+        if number is None:
+            return
+        repository = self.config.repository if self.config else "the code host"
+        async with self._uow() as uow:
+            incident = await uow.incidents.get(int(number))
+            if incident is None:
+                return
+            await self._queue(uow, incident, Message(
+                text=(f"Could not open the post-mortem pull request for {incident.key} in {repository}: {reason}. "
+                      "The incident and its post-mortem are unaffected; fix that and run /incident postmortem pr "
+                      "again."), incident_key=incident.key, kind="error"),
+                dedupe_key=f"{item.outbound.dedupe_key}>failed")
+            await uow.commit()
