@@ -82,6 +82,7 @@ class GitHubCodeHost:
     async def _ensure_branch(self, branch: str) -> None:
         base = await self._call("GET", f"{self._repo}/git/ref/heads/{quote(self._base)}", allow=(404,))
         if base.status_code == 404:
+            await self._call("GET", self._repo)  # an unknown repository says so (404) rather than "no branch"
             raise DeliveryError(f"base branch {self._base!r} not found in {self.repository} "
                                 "(WARROOM_GITHUB_BASE_BRANCH)", permanent=True)
         sha = base.json()["object"]["sha"]

@@ -17,14 +17,13 @@ Plain pydantic, no HTTP client: reading settings imports nothing else.
 
 from __future__ import annotations
 
-import re
-
 from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 DEFAULT_API_URL = "https://api.github.com"
 DEFAULT_POSTMORTEM_PATH = "docs/runbook/post-mortems/{date}-{slug}.md"
-_REPOSITORY = re.compile(r"^[A-Za-z0-9-]{1,39}/[A-Za-z0-9._-]{1,100}$")
+_OWNER_CHARS = frozenset("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-")
+_NAME_CHARS = _OWNER_CHARS | frozenset("._")
 
 
 def safe_relative_path(value: str, what: str) -> str:
@@ -53,7 +52,9 @@ class GitHubSettings(BaseSettings):
     @field_validator("repository")
     @classmethod
     def _repository(cls, value: str | None) -> str | None:
-        if value is not None and not _REPOSITORY.match(value):
+        owner, _, name = (value or "").partition("/")
+        if value is not None and not (0 < len(owner) <= 39 and set(owner) <= _OWNER_CHARS and 0 < len(name) <= 100
+                                      and set(name) <= _NAME_CHARS and name not in (".", "..")):
             raise ValueError(f"expected owner/name (e.g. acme/runbooks), got {value!r}")
         return value
 
