@@ -215,3 +215,38 @@ async def test_without_github_postmortem_pr_says_how_to_set_it_up(tmp_path: Path
         await team.ok("postmortem", room=thread)  # the plain compile still works
     finally:
         await team.app.close()
+
+
+async def test_console_from_declare_to_a_ready_pull_request(tmp_path: Path, fake: FakeGitHub) -> None:
+    """The console adapter, built from settings like `warroom console` (WARROOM_GITHUB_API_URL on the fake)."""
+    from io import StringIO
+
+    from bot.app.bootstrap import build_console
+
+    settings = make_settings(tmp_path, github=GitHubSettings(
+        _env_file=None, token=fake.token, repository=fake.repository, api_url=fake.url))
+    out = StringIO()
+    console = await build_console(settings, out=out, user="alice", speed=1, scripted=True)
+    try:
+        await console.play([
+            '/incident declare P2 "Thumbnails render blank" impact="listing pages show grey boxes"',
+            '/incident status "CDN serves empty bodies for resized images"',
+            "/wait 25m",
+            "/incident mitigate",
+            '/incident note rootcause "Resizer ran out of disk"',
+            '/incident action "Alert on resizer disk usage" owner=@bob',
+            '/incident resolve "purged the CDN"',
+            "/incident postmortem pr",
+        ])
+    finally:
+        await console.stop()
+    text = out.getvalue()
+    [pull] = fake.pulls
+    assert f"Post-mortem pull request opened: {pull.html_url}" in text
+    assert pull.state == "open" and pull.base == "main" and pull.head == BRANCH
+    [(postmortem, document)] = [(path, content.decode()) for (branch, path), content in fake.files.items()
+                                if path.startswith("docs/runbook/post-mortems/")]
+    assert postmortem.endswith("-thumbnails-render-blank.md") and "Resizer ran out of disk" in document
+    assert Scenario.model_validate(yaml.safe_load(fake.file(BRANCH, DRAFT) or "")).prevention == (
+        "Alert on resizer disk usage",)
+    assert fake.token not in text
