@@ -286,8 +286,23 @@ class Published:
 
 
 @dataclass(frozen=True)
+class IssueDraft:
+    title: str
+    body: str
+    labels: tuple[str, ...] = ()
+    assignee: str | None = None
+
+
+@dataclass(frozen=True)
+class IssueRef:
+    number: int
+    url: str
+
+
+@dataclass(frozen=True)
 class CodeHostCapabilities:
     pull_requests: bool  # a local clone has branches and commits but no pull requests
+    issues: bool = False
 
 
 class CodeHost(Protocol):
@@ -303,6 +318,15 @@ class CodeHost(Protocol):
     async def publish(self, *, change: ChangeSet) -> Published:
         """Create the branch (from the base branch) unless it exists, put the files on it, and open the pull
         request for it unless one is open (then it is updated)."""
+        ...
+
+    async def open_issue(self, *, issue: IssueDraft, marker: str) -> IssueRef:
+        """Open an issue carrying `marker` in its body, unless one with the same marker and the same labels
+        exists (an earlier attempt's): then that one. Only called when `capabilities.issues`."""
+        ...
+
+    async def set_issue_state(self, *, number: int, open: bool) -> None:
+        """Close or reopen an issue (nothing happens when it is in that state already)."""
         ...
 
 
@@ -379,6 +403,7 @@ class IncidentRepository(Protocol):
     async def add(self, incident: "Incident") -> None: ...
     async def get(self, number: int) -> "Incident | None": ...
     async def get_by_room(self, room: Room) -> "Incident | None": ...
+    async def number_of_issue(self, issue: int) -> int | None: ...
     async def get_many(self, numbers: Sequence[int]) -> "dict[int, Incident]": ...
     async def attach_room(self, number: int, *, platform: str, channel: str, thread: str | None,
                           card_message: str | None) -> None: ...

@@ -56,7 +56,7 @@ def _to_incident(row: IncidentRow, actions: Sequence[ActionRow], tenants: Sequen
         actions=[
             ActionItem(number=a.number, text=a.text, owner=a.owner, due=a.due, created_by=a.created_by,
                        created_at=a.created_at, done_at=a.done_at, done_by=a.done_by,
-                       overdue_reminded=a.overdue_reminded)
+                       overdue_reminded=a.overdue_reminded, issue=a.issue_number, issue_url=a.issue_url)
             for a in sorted(actions, key=lambda a: a.number)
         ],
         tenants=sorted(tenants),
@@ -232,11 +232,13 @@ class SqlIncidentRepository:
                 row = existing[item.number] = ActionRow(incident_number=incident.number, number=item.number,
                                                         text=item.text, created_by=item.created_by,
                                                         created_at=item.created_at)
-            elif (row.text, row.owner, row.due, row.done_at, row.done_by, row.overdue_reminded) == (
-                    item.text, item.owner, item.due, item.done_at, item.done_by, item.overdue_reminded):
+            elif (row.text, row.owner, row.due, row.done_at, row.done_by, row.overdue_reminded, row.issue_number,
+                  row.issue_url) == (item.text, item.owner, item.due, item.done_at, item.done_by,
+                                     item.overdue_reminded, item.issue, item.issue_url):
                 continue
             row.text, row.owner, row.due = item.text, item.owner, item.due
             row.done_at, row.done_by, row.overdue_reminded = item.done_at, item.done_by, item.overdue_reminded
+            row.issue_number, row.issue_url = item.issue, item.issue_url
             self._session.add(row)
             added = True
         if added:
@@ -249,6 +251,11 @@ class SqlIncidentRepository:
         actions = (await self._session.exec(_ACTIONS_OF, params={"number": row.number})).all()
         tenants = (await self._session.exec(_TENANTS_OF, params={"number": row.number})).all()
         return self._remember(_to_incident(row, actions, tenants), actions, tenants)
+
+    async def number_of_issue(self, issue: int) -> int | None:
+        """The incident whose action item is code host issue `issue`, if any."""
+        return (await self._session.exec(select(ActionRow.incident_number).where(
+            ActionRow.issue_number == issue).limit(1))).first()
 
     async def get(self, number: int) -> Incident | None:
         return await self._load(await self._session.get(IncidentRow, number))

@@ -82,6 +82,8 @@ class ActionRow(SQLModel, table=True):
     done_at: datetime | None = _when()
     done_by: str | None = None
     overdue_reminded: bool = False
+    issue_number: int | None = Field(default=None, index=True)  # its issue on the code host (GitHub)
+    issue_url: str | None = Field(default=None, max_length=300)
 
 
 class TimelineRow(SQLModel, table=True):

@@ -24,6 +24,8 @@ from bot.ports import (
     ChangeSet,
     CodeHostCapabilities,
     DeliveryError,
+    IssueDraft,
+    IssueRef,
     Published,
 )
 
@@ -31,7 +33,7 @@ TIMEOUT = httpx.Timeout(15.0, connect=5.0)
 
 
 class GitHubCodeHost:
-    capabilities = CodeHostCapabilities(pull_requests=True)
+    capabilities = CodeHostCapabilities(pull_requests=True, issues=True)
 
     def __init__(self, *, client: httpx.AsyncClient, owner: str, name: str, base_branch: str = "main",
                  now: Any = time.time) -> None:
@@ -76,6 +78,31 @@ class GitHubCodeHost:
             return Published(branch=change.branch, url=existing["html_url"], number=existing["number"])
         data = response.json()
         return Published(branch=change.branch, url=data["html_url"], number=data["number"], created=True)
+
+    async def open_issue(self, *, issue: IssueDraft, marker: str) -> IssueRef:
+        tag = f"<!-- {marker} -->"
+        # The issue list (not search, which lags behind writes) by the incident's label: an issue an earlier
+        # attempt opened, whose answer was lost, is found here instead of being opened twice.
+        listed = await self._call("GET", f"{self._repo}/issues", params={
+            "labels": issue.labels[-1] if issue.labels else "", "state": "all", "per_page": 100})
+        for found in listed.json():
+            if tag in (found.get("body") or ""):
+                return IssueRef(number=found["number"], url=found["html_url"])
+        body: dict[str, Any] = {"title": issue.title, "body": f"{issue.body}\n\n{tag}", "labels": list(issue.labels)}
+        if issue.assignee:
+            body["assignees"] = [issue.assignee]
+        response = await self._call("POST", f"{self._repo}/issues", allow=(422,), json=body)
+        if response.status_code == 422 and issue.assignee:  # the owner is no GitHub login with access: unassigned
+            body.pop("assignees")
+            body["body"] = f"{issue.body}\n\n(Owner {issue.assignee} could not be assigned on GitHub.)\n\n{tag}"
+            response = await self._call("POST", f"{self._repo}/issues", allow=(422,), json=body)
+        if response.status_code == 422:
+            raise DeliveryError(f"GitHub refused the issue: {_message(response)}", permanent=True)
+        data = response.json()
+        return IssueRef(number=data["number"], url=data["html_url"])
+
+    async def set_issue_state(self, *, number: int, open: bool) -> None:
+        await self._call("PATCH", f"{self._repo}/issues/{number}", json={"state": "open" if open else "closed"})
 
     # -- steps -------------------------------------------------------------------------------------------
 

@@ -10,6 +10,7 @@
     WARROOM_GITHUB_PLAYBOOK_DIR     where a drafted scenario playbook goes in the repository
     WARROOM_GITHUB_PR_ON_COMPILE    open or update the pull request on every compile, not only `postmortem pr`
     WARROOM_GITHUB_DRAFT_AFTER_MINUTES  draft a scenario playbook when diagnosis took longer than this
+    WARROOM_GITHUB_ASSIGNEES        chat name → GitHub login for action items' owners
 
 Variables are prefixed WARROOM_ so that the GITHUB_TOKEN of a GitHub Actions runner is never picked up by accident.
 Plain pydantic, no HTTP client: reading settings imports nothing else.
@@ -48,6 +49,22 @@ class GitHubSettings(BaseSettings):
     playbook_dir: str = Field("playbooks/scenarios", alias="WARROOM_GITHUB_PLAYBOOK_DIR")
     pr_on_compile: bool = Field(False, alias="WARROOM_GITHUB_PR_ON_COMPILE")
     draft_after_minutes: int = Field(10, ge=0, le=100_000, alias="WARROOM_GITHUB_DRAFT_AFTER_MINUTES")
+    # Chat name → GitHub login for action items' owners: "bob=bob-gh,alice=alice-w". Unlisted: the name itself.
+    assignees: str = Field("", alias="WARROOM_GITHUB_ASSIGNEES")
+
+    @field_validator("assignees")
+    @classmethod
+    def _assignees(cls, value: str) -> str:
+        for pair in filter(None, (part.strip() for part in value.split(","))):
+            chat, _, login = pair.partition("=")
+            if not chat.strip().lstrip("@") or not login.strip():
+                raise ValueError(f"expected chat=login pairs separated by commas, got {pair!r}")
+        return value
+
+    @property
+    def assignee_map(self) -> tuple[tuple[str, str], ...]:
+        pairs = (part.strip().partition("=") for part in self.assignees.split(",") if part.strip())
+        return tuple((chat.strip().lstrip("@"), login.strip()) for chat, _, login in pairs)
 
     @field_validator("repository")
     @classmethod

@@ -131,7 +131,8 @@ async def build(settings: Settings, *, chat: Mapping[str, ChatAdapter], clock: C
         compile_markdown=lambda incident, timeline: compile_document(compiler, ladder, incident, timeline),
         config=FollowupConfig(repository=github.repository or "the repository", postmortem_path=github.postmortem_path,
                               playbook_dir=github.playbook_dir, pr_on_compile=github.pr_on_compile,
-                              draft_after=timedelta(minutes=github.draft_after_minutes)))
+                              draft_after=timedelta(minutes=github.draft_after_minutes),
+                              assignees=github.assignee_map))
     sender = OutboxSender(uow=uow, chat=chat, clock=clock, customers=briefs, code_host=followups, hints=hints,
                           lease=timedelta(seconds=settings.outbox_lease_seconds))
     notifier = Notifier(uow=uow, clock=clock, ladder=ladder, tz=settings.tz, hints=hints, sender=sender,
@@ -283,6 +284,11 @@ async def build_server(settings: Settings, *, host: str | None = None, port: int
         else:
             routes += slack_routes(inbound.app)
         stop_steps.append(inbound.close)
+    if settings.github.webhook_secret is not None and settings.github.repository:
+        from adapters.github.webhook import github_routes
+
+        routes += github_routes(secret=settings.github.webhook_secret, repository=settings.github.repository,
+                                on_issue=app.service.issue_changed)
     routes += ops_routes(app)  # alert intake, /api/freeze, /metrics
     health_checks: dict[str, Callable[[], str | None]] = {}  # /health answers 503 with the reasons
     if "discord" in chat:

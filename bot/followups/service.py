@@ -18,12 +18,18 @@ from collections.abc import Awaitable, Callable
 from datetime import tzinfo
 from typing import Protocol
 
-from bot.followups.values import FollowupConfig, postmortem_request
+from bot.followups.values import FollowupConfig, action_issue, issue_marker, postmortem_request
 from bot.incident.domain import Incident, TimelineEvent
 from bot.ports import Clock, CodeHost, DeliveryError, Message, Outbound, OutboxItem, UnitOfWork, UnitOfWorkFactory
 
 log = logging.getLogger("warroom.followups")
 POSTMORTEM_PR = "postmortem_pr"
+ACTION_ISSUE = "action_issue"
+ISSUE_STATE = "issue_state"
+_WHAT = {POSTMORTEM_PR: "open the post-mortem pull request", ACTION_ISSUE: "open the issue for action item {item}",
+         ISSUE_STATE: "{state} issue #{issue}"}
+_AGAIN = {POSTMORTEM_PR: "run /incident postmortem pr again", ACTION_ISSUE: "run /incident action sync",
+          ISSUE_STATE: "change it on GitHub by hand"}
 
 
 class Queue(Protocol):
@@ -54,20 +60,44 @@ class FollowupService:
     def pr_on_compile(self) -> bool:
         return self.pull_requests and self.config is not None and self.config.pr_on_compile
 
+    @property
+    def issues(self) -> bool:
+        """A code host that has issues is configured (action items can become issues)."""
+        return self._host is not None and self.config is not None and self._host.capabilities.issues
+
     async def queue_postmortem_pr(self, uow: UnitOfWork, incident: Incident, *, by: str) -> None:
         """Open or update the incident's post-mortem pull request once this transaction commits."""
+        await self._enqueue(uow, incident, {"job": POSTMORTEM_PR, "incident": incident.number, "by": by},
+                            f"post-mortem pull request for {incident.key}")
+
+    async def queue_action_issue(self, uow: UnitOfWork, incident: Incident, *, item: int) -> None:
+        """Open action item `item` as an issue once this transaction commits (nothing if it has one by then)."""
+        await self._enqueue(uow, incident, {"job": ACTION_ISSUE, "incident": incident.number, "item": item},
+                            f"issue for {incident.key} action {item}")
+
+    async def queue_issue_state(self, uow: UnitOfWork, incident: Incident, *, issue: int, open: bool) -> None:
+        await self._enqueue(uow, incident, {"job": ISSUE_STATE, "incident": incident.number, "issue": issue,
+                                            "open": open}, f"issue #{issue} {'reopened' if open else 'closed'}")
+
+    async def _enqueue(self, uow: UnitOfWork, incident: Incident, work: dict, summary: str) -> None:
         await uow.outbox.enqueue(Outbound(
-            platform="github", operation="code_host", dedupe_key=f"code_host:pr:{incident.number}:{uuid.uuid4().hex}",
-            message=Message(text=f"post-mortem pull request for {incident.key}", incident_key=incident.key),
-            work={"job": POSTMORTEM_PR, "incident": incident.number, "by": by}), self._clock.now())
+            platform="github", operation="code_host", work=work,
+            dedupe_key=f"code_host:{work['job']}:{incident.number}:{uuid.uuid4().hex}",
+            message=Message(text=summary, incident_key=incident.key)), self._clock.now())
 
     # -- the outbox's side --------------------------------------------------------------------------------
 
     async def deliver(self, item: OutboxItem) -> str:
         """Do a code_host row's job; returns what to record as its platform id (the pull request's URL)."""
         work = item.outbound.work or {}
-        if work.get("job") != POSTMORTEM_PR or self._host is None or self.config is None:
-            raise DeliveryError(f"no code host can do {work.get('job')!r}", permanent=True)
+        job = work.get("job")
+        if job not in _WHAT or self._host is None or self.config is None:
+            raise DeliveryError(f"no code host can do {job!r}", permanent=True)
+        if job == ACTION_ISSUE:
+            return await self._open_issue(item, int(work["incident"]), int(work["item"]))
+        if job == ISSUE_STATE:
+            await self._host.set_issue_state(number=int(work["issue"]), open=bool(work["open"]))
+            return f"#{work['issue']}"
         number = int(work["incident"])
         async with self._uow() as uow:
             incident = await uow.incidents.get(number)
@@ -92,6 +122,29 @@ class FollowupService:
             await uow.commit()
         return published.url or published.branch
 
+    async def _open_issue(self, item: OutboxItem, number: int, action: int) -> str:
+        assert self._host is not None and self.config is not None
+        async with self._uow() as uow:
+            incident = await uow.incidents.get(number)
+        if incident is None or not 1 <= action <= len(incident.actions):
+            raise DeliveryError(f"INC-{number} has no action item {action}", permanent=True)
+        linked = incident.action(action)
+        if linked.issue is not None and linked.issue_url is not None:
+            return linked.issue_url  # opened by an earlier job (action sync after --issue)
+        draft = action_issue(incident, action, config=self.config, link=None)
+        issue = await self._host.open_issue(issue=draft, marker=issue_marker(incident, action))
+        async with self._uow() as uow:
+            incident = await uow.incidents.get(number)
+            assert incident is not None
+            if incident.action(action).issue is None:
+                incident.link_action_issue(number=action, issue=issue.number, url=issue.url, now=self._clock.now())
+                await uow.incidents.save(incident)
+                await self._queue(uow, incident, Message(
+                    text=f"Action item {action} is now issue #{issue.number}: {issue.url}",
+                    incident_key=incident.key, kind="update"), dedupe_key=f"{item.outbound.dedupe_key}>done")
+            await uow.commit()
+        return issue.url
+
     async def give_up(self, item: OutboxItem, reason: str) -> None:
         """Say in the incident's thread what could not be done and why; nothing about the incident changes."""
         work = item.outbound.work or {}
@@ -103,9 +156,12 @@ class FollowupService:
             incident = await uow.incidents.get(int(number))
             if incident is None:
                 return
+            job = str(work.get("job"))
+            what = _WHAT.get(job, "do that").format(item=work.get("item"), issue=work.get("issue"),
+                                                    state="reopen" if work.get("open") else "close")
             await self._queue(uow, incident, Message(
-                text=(f"Could not open the post-mortem pull request for {incident.key} in {repository}: {reason}. "
-                      "The incident and its post-mortem are unaffected; fix that and run /incident postmortem pr "
-                      "again."), incident_key=incident.key, kind="error"),
+                text=(f"Could not {what} for {incident.key} in {repository}: {reason}. The incident is "
+                      f"unaffected; fix that and {_AGAIN.get(job, 'try again')}."),
+                incident_key=incident.key, kind="error"),
                 dedupe_key=f"{item.outbound.dedupe_key}>failed")
             await uow.commit()

@@ -14,7 +14,7 @@ import yaml
 
 from bot.incident.domain import EventKind, Incident, TimelineEvent
 from bot.incident.postmortem import slugify
-from bot.ports import ChangeSet, FileChange
+from bot.ports import ChangeSet, FileChange, IssueDraft
 from playbooks.schema import Scenario
 
 TEXT_LIMIT = 2000  # NonEmptyText in playbooks.schema
@@ -33,6 +33,8 @@ class FollowupConfig:
     playbook_dir: str = "playbooks/scenarios"
     pr_on_compile: bool = False
     draft_after: timedelta = timedelta(minutes=10)
+    assignees: tuple[tuple[str, str], ...] = ()  # chat name → GitHub login (WARROOM_GITHUB_ASSIGNEES)
+    labels: tuple[str, ...] = ("incident-follow-up",)
 
 
 def branch_name(incident: Incident) -> str:
@@ -141,3 +143,43 @@ def postmortem_request(*, incident: Incident, timeline: list[TimelineEvent], doc
                        commit_message=f"{incident.key} post-mortem: {_line(incident.title)[:60]}",
                        title=f"Post-mortem {incident.key}: {_line(incident.title)[:200]}", body="\n".join(body))
     return PostmortemRequest(change=change, postmortem_path=path, playbook_path=playbook_path)
+
+
+_LOGIN = re.compile(r"^[A-Za-z0-9](?:[A-Za-z0-9-]{0,38})$")
+
+
+def assignee_for(owner: str | None, config: FollowupConfig) -> str | None:
+    """The GitHub login for an action item's owner: mapped in WARROOM_GITHUB_ASSIGNEES, else the chat name
+    itself when it can be a login (`@bob` → bob)."""
+    if not owner:
+        return None
+    name = owner.lstrip("@")
+    mapped = dict(config.assignees).get(name)
+    if mapped:
+        return mapped
+    return name if _LOGIN.match(name) else None
+
+
+def issue_label(incident: Incident) -> str:
+    """The label every issue of an incident carries: how a retry finds an issue whose answer was lost."""
+    return f"warroom-inc-{incident.number}"
+
+
+def issue_marker(incident: Incident, number: int) -> str:
+    return f"warroom:{incident.key}/action-{number}"
+
+
+def action_issue(incident: Incident, number: int, *, config: FollowupConfig, link: str | None) -> IssueDraft:
+    item = incident.action(number)
+    lines = [f"Follow-up from **{incident.key}** ({incident.severity}): {incident.title}", "",
+             f"- Action item {item.number}: {item.text}"]
+    if item.owner:
+        lines.append(f"- Owner: {item.owner}")
+    if item.due:
+        lines.append(f"- Due: {item.due.isoformat()}")
+    lines.append(f"- Added by {item.created_by}")
+    if link:
+        lines.append(f"- Incident: {link}")
+    lines += ["", "Closing this issue marks the action item done in warroom; reopening it marks it open again."]
+    return IssueDraft(title=f"[{incident.key}] {_line(item.text)[:200]}", body="\n".join(lines),
+                      labels=(*config.labels, issue_label(incident)), assignee=assignee_for(item.owner, config))

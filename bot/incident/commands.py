@@ -29,7 +29,7 @@ USAGE: dict[str, str] = {
     "snooze": "snooze <30m|1h>  (any 5m–4h)",
     "playbook": "playbook [name]",
     "freeze": "freeze on|off",
-    "action": 'action "<text>" [owner=@user] [due=YYYY-MM-DD]   |   action done <n>',
+    "action": 'action "<text>" [owner=@user] [due=YYYY-MM-DD] [--issue]   |   action done <n>   |   action sync',
     "mitigate": "mitigate",
     "resolve": 'resolve ["<summary>"]',
     "close": "close",
@@ -58,7 +58,7 @@ HELP_SUMMARY = {
     "snooze": "postpone the next update nudge once",
     "playbook": "post a scenario playbook's steps (no name: list them)",
     "freeze": "turn the deploy freeze on or off",
-    "action": "add a follow-up action item, or mark one done",
+    "action": "add a follow-up action item (--issue: also as a GitHub issue), mark one done, or open issues for all (sync)",
     "mitigate": "impact stopped, fix not yet verified",
     "resolve": "fix verified; starts the post-mortem clock",
     "close": "close a resolved incident",
@@ -197,11 +197,17 @@ class AddAction(Command):
     text: str
     owner: str | None = None
     due: date | None = None
+    issue: bool = False  # --issue: also open it as an issue on the code host
 
 
 @dataclass(frozen=True, kw_only=True)
 class CompleteAction(Command):
     item: int
+
+
+@dataclass(frozen=True, kw_only=True)
+class SyncActions(Command):
+    """Open a code host issue for every action item that has none yet."""
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -481,13 +487,17 @@ def _parse_note(tokens: list[_Token], ref: int | None) -> AddNote:
     return AddNote(incident=ref, text=text, tag=tag, at=at)  # type: ignore[arg-type]
 
 
-def _parse_action(tokens: list[_Token], ref: int | None) -> AddAction | CompleteAction:
+def _parse_action(tokens: list[_Token], ref: int | None) -> AddAction | CompleteAction | SyncActions:
     usage = USAGE["action"]
     if tokens and not tokens[0].quoted and tokens[0].key is None and tokens[0].text.lower() == "done":
         tokens.pop(0)
         if len(tokens) != 1:
             raise _Bad("Say which action item is done, e.g. /incident action done 2.", usage)
         return CompleteAction(incident=ref, item=_positive_int(tokens[0].text, "action item number", usage))
+    if len(tokens) == 1 and not tokens[0].quoted and tokens[0].key is None and tokens[0].text.lower() == "sync":
+        return SyncActions(incident=ref)
+    issue = any(not t.quoted and t.key is None and t.text.lower() == "--issue" for t in tokens)
+    tokens[:] = [t for t in tokens if t.quoted or t.key is not None or t.text.lower() != "--issue"]
     options = _options(tokens, ("owner", "due"), usage)
     due = None
     if "due" in options:
@@ -496,7 +506,8 @@ def _parse_action(tokens: list[_Token], ref: int | None) -> AddAction | Complete
         except ValueError:
             raise _Bad(f"Bad date '{options['due']}' for due=; use YYYY-MM-DD, e.g. due=2026-12-01.", usage) from None
     text = _required_text(tokens, "action item text", usage)
-    return AddAction(incident=ref, text=text, owner=_user(options["owner"]) if "owner" in options else None, due=due)
+    return AddAction(incident=ref, text=text, owner=_user(options["owner"]) if "owner" in options else None, due=due,
+                     issue=issue)
 
 
 def _parse_snooze(tokens: list[_Token], ref: int | None) -> Snooze:

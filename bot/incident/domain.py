@@ -64,6 +64,7 @@ class EventKind(StrEnum):
     FREEZE = "freeze"
     ACTION_ADDED = "action_added"
     ACTION_DONE = "action_done"
+    ACTION_REOPENED = "action_reopened"
     MITIGATED = "mitigated"
     RESOLVED = "resolved"
     CLOSED = "closed"
@@ -164,6 +165,8 @@ class ActionItem:
     done_at: datetime | None = None
     done_by: str | None = None
     overdue_reminded: bool = False
+    issue: int | None = None  # its issue on the code host (GitHub), once opened
+    issue_url: str | None = None
 
     @property
     def is_done(self) -> bool:
@@ -339,6 +342,31 @@ class Incident:
             raise DomainError(f"Action item {number} is already done.")
         item.done_at, item.done_by = now, by
         self._record(EventKind.ACTION_DONE, by, now, f"action {number} done: {item.text}")
+        return item
+
+    def reopen_action(self, *, by: str, number: int, now: datetime) -> ActionItem:
+        item = self.action(number)
+        if not item.is_done:
+            raise DomainError(f"Action item {number} is not done.")
+        item.done_at = item.done_by = None
+        self._record(EventKind.ACTION_REOPENED, by, now, f"action {number} reopened: {item.text}")
+        return item
+
+    def action(self, number: int) -> ActionItem:
+        if not 1 <= number <= len(self.actions):
+            valid = f"1–{len(self.actions)}" if self.actions else "none yet"
+            raise DomainError(f"No action item {number}; {self.key}'s action items: {valid}.")
+        return self.actions[number - 1]
+
+    def action_of_issue(self, issue: int) -> ActionItem | None:
+        return next((item for item in self.actions if item.issue == issue), None)
+
+    def link_action_issue(self, *, number: int, issue: int, url: str, now: datetime) -> ActionItem:
+        """Remember an action item's issue (once: a second link for the same item keeps the first)."""
+        item = self.action(number)
+        if item.issue is None:
+            item.issue, item.issue_url = issue, url
+            self._record(EventKind.FOLLOWUP, BOT_AUTHOR, now, f"action {number} is issue #{issue}: {url}")
         return item
 
     def mitigate(self, *, by: str, now: datetime) -> None:

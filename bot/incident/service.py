@@ -63,6 +63,8 @@ log = logging.getLogger("warroom.service")
 
 
 FIRST_MINUTES = "first minutes"
+NO_ISSUES = ("No GitHub repository is configured, so action items cannot become issues: set "
+             "WARROOM_GITHUB_REPOSITORY and WARROOM_GITHUB_TOKEN (docs/github.md).")
 WINDOW_CLOSED = 131047  # WhatsApp: free text outside the 24-hour window
 TRIAGE = "triage"
 REMINDER_BATCH = 500
@@ -116,6 +118,8 @@ class _Change:
     announce: Message | None = None
     card_changed: bool = True
     reply: Reply | None = None
+    # code host work to queue in the same transaction (open an action item's issue, close it)
+    followups: tuple[Callable[[UnitOfWork, Incident], Awaitable[None]], ...] = ()
 
 
 class IncidentService:
@@ -161,6 +165,7 @@ class IncidentService:
             cmd.PrepareBrief: self._prepare_brief,
             cmd.SendBrief: self._send_brief,
             cmd.Stats: self._stats,
+            cmd.SyncActions: self._sync_actions,
         }
         self._changes: dict[type, Callable[[Context, Incident, Any, datetime], _Change]] = {
             cmd.Acknowledge: self._ack, cmd.PostStatus: self._status, cmd.ChangeSeverity: self._severity,
@@ -369,6 +374,8 @@ class IncidentService:
                 await self._notify.queue(uow, incident, outcome.announce, originator=ctx.origin)
             if outcome.card_changed:
                 await self._notify.queue_card(uow, incident)
+            for queue in outcome.followups:
+                await queue(uow, incident)
             await uow.commit()
         await self._notify.deliver()
         if outcome.reply is not None:
@@ -453,15 +460,70 @@ class IncidentService:
         return _Change(Message(text=text, incident_key=incident.key, kind="update"))
 
     def _action(self, ctx: Context, incident: Incident, command: cmd.AddAction, now: datetime) -> _Change:
+        followups = self._followups
+        if command.issue and (followups is None or not followups.issues):
+            raise DomainError(NO_ISSUES)
         item = incident.add_action(by=ctx.actor.name, text=command.text, owner=command.owner, due=command.due, now=now)
         details = "".join((f", owner {item.owner}" if item.owner else "", f", due {item.due}" if item.due else ""))
-        return _Change(Message(text=f"Action item {item.number} added{details}: {item.text}",
-                               incident_key=incident.key, kind="update"), card_changed=False)
+        issue = "; opening it as an issue" if command.issue else ""
+        queued = (lambda uow, incident: followups.queue_action_issue(uow, incident, item=item.number),) \
+            if command.issue and followups is not None else ()
+        return _Change(Message(text=f"Action item {item.number} added{details}: {item.text}{issue}",
+                               incident_key=incident.key, kind="update"), card_changed=False, followups=queued)
 
     def _action_done(self, ctx: Context, incident: Incident, command: cmd.CompleteAction, now: datetime) -> _Change:
         item = incident.complete_action(by=ctx.actor.name, number=command.item, now=now)
-        return _Change(Message(text=f"Action item {item.number} done ({ctx.actor.name}): {item.text}",
-                               incident_key=incident.key, kind="update"), card_changed=False)
+        followups = self._followups
+        issue = item.issue
+        queued = (lambda uow, incident: followups.queue_issue_state(uow, incident, issue=issue, open=False),) \
+            if issue is not None and followups is not None and followups.issues else ()
+        closing = f"; closing issue #{issue}" if queued else ""
+        return _Change(Message(text=f"Action item {item.number} done ({ctx.actor.name}): {item.text}{closing}",
+                               incident_key=incident.key, kind="update"), card_changed=False, followups=queued)
+
+    async def _sync_actions(self, ctx: Context, command: cmd.SyncActions) -> Reply | None:
+        followups = self._followups
+        if followups is None or not followups.issues:
+            return _error(NO_ISSUES)
+        async with self._uow() as uow:
+            if not await self._notify.first_delivery(uow, ctx.delivery_id):
+                return None
+            incident = await self._incident_for(uow, ctx, command)
+            missing = [item.number for item in incident.actions if item.issue is None and not item.is_done]
+            for number in missing:
+                await followups.queue_action_issue(uow, incident, item=number)
+            await uow.commit()
+        await self._notify.deliver()
+        if not missing:
+            return _info(f"Every open action item of {incident.key} has an issue already.")
+        return _info(f"Opening issues for {incident.key}'s action items {', '.join(map(str, missing))}; the links "
+                     "follow in the thread.")
+
+    async def issue_changed(self, *, issue: int, open: bool, actor: str, delivery_id: str | None = None) -> bool:
+        """The code host says an issue was closed or reopened (a signed webhook): its action item follows.
+        False when the issue is no action item's, or the delivery was seen before; nothing changes then."""
+        async with self._uow() as uow:
+            number = await uow.incidents.number_of_issue(issue)
+            incident = await uow.incidents.get(number) if number is not None else None
+            item = incident.action_of_issue(issue) if incident is not None else None
+            if incident is None or item is None or not await self._notify.first_delivery(uow, delivery_id):
+                return False
+            now = self._clock.now()
+            if open and item.is_done:
+                incident.reopen_action(by=actor, number=item.number, now=now)
+                text = f"Action item {item.number} reopened on GitHub by {actor} (#{issue}): {item.text}"
+            elif not open and not item.is_done:
+                incident.complete_action(by=actor, number=item.number, now=now)
+                text = f"Action item {item.number} done — issue #{issue} closed on GitHub by {actor}: {item.text}"
+            else:
+                await uow.commit()  # already so (our own close coming back): only the delivery id is kept
+                return True
+            await uow.incidents.save(incident)
+            await self._notify.replan(uow, incident)
+            await self._notify.queue(uow, incident, Message(text=text, incident_key=incident.key, kind="update"))
+            await uow.commit()
+        await self._notify.deliver()
+        return True
 
     def _mitigate(self, ctx: Context, incident: Incident, command: cmd.Mitigate, now: datetime) -> _Change:
         incident.mitigate(by=ctx.actor.name, now=now)
@@ -829,7 +891,7 @@ class IncidentService:
 _COMMAND_WORDS = {
     cmd.Acknowledge: "ack", cmd.PostStatus: "status", cmd.ChangeSeverity: "sev", cmd.AssignRole: "role",
     cmd.AddNote: "note", cmd.TickChecklist: "check", cmd.Snooze: "snooze", cmd.SetFreeze: "freeze",
-    cmd.AddAction: "action", cmd.CompleteAction: "action", cmd.Mitigate: "mitigate", cmd.Resolve: "resolve",
+    cmd.AddAction: "action", cmd.CompleteAction: "action", cmd.SyncActions: "action", cmd.Mitigate: "mitigate", cmd.Resolve: "resolve",
     cmd.Close: "close", cmd.Reopen: "reopen", cmd.CompilePostmortem: "postmortem", cmd.ShowIncident: "show",
     cmd.ShowPlaybook: "playbook",
 }

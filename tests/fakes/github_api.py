@@ -73,6 +73,8 @@ class FakeGitHub(Recording):
     files: dict[tuple[str, str], bytes] = field(default_factory=dict)  # (branch, path) → content
     commits: list[tuple[str, str, str]] = field(default_factory=list)  # (branch, path, message)
     pulls: list[Pull] = field(default_factory=list)
+    issues: list[dict[str, Any]] = field(default_factory=list)
+    collaborators: set[str] = field(default_factory=lambda: {"bob", "alice"})  # assignable logins
     requests: list[tuple[str, str, int]] = field(default_factory=list)  # (method, path, status)
     faults: list[_Fault] = field(default_factory=list)
     port: int = 0
@@ -196,6 +198,8 @@ class FakeGitHub(Recording):
                 return 422, {"message": "Object does not exist"}
             self.refs[branch] = body["sha"]
             return 201, {"ref": f"refs/heads/{branch}", "object": {"sha": body["sha"]}}
+        if path == "issues" or path.startswith("issues/"):
+            return self._issues(method, path, query, body)
         if path.startswith("contents/"):
             return self._contents(method, path.removeprefix("contents/"), query, body)
         if path == "pulls" and method == "GET":
@@ -220,6 +224,33 @@ class FakeGitHub(Recording):
                 return 404, {"message": "Not Found"}
             pull.title, pull.body = body.get("title", pull.title), body.get("body", pull.body)
             return 200, pull.json(self.owner)
+        return 404, {"message": "Not Found"}
+
+    def _issues(self, method: str, path: str, query: Any, body: dict[str, Any]) -> tuple[int, Any]:
+        if path == "issues" and method == "GET":
+            wanted = {label for label in query.get("labels", "").split(",") if label}
+            state = query.get("state", "open")
+            return 200, [i for i in self.issues if wanted <= {label["name"] for label in i["labels"]}
+                         and (state == "all" or i["state"] == state)]
+        if path == "issues" and method == "POST":
+            if not body.get("title"):
+                return 422, {"message": "Validation Failed", "errors": [{"field": "title", "code": "missing"}]}
+            if any(login not in self.collaborators for login in body.get("assignees", [])):
+                return 422, {"message": "Validation Failed",
+                             "errors": [{"field": "assignees", "code": "invalid", "value": body["assignees"]}]}
+            number = next(self._counter)
+            issue = {"number": number, "title": body["title"], "body": body.get("body", ""), "state": "open",
+                     "labels": [{"name": name} for name in body.get("labels", [])],
+                     "assignees": [{"login": login} for login in body.get("assignees", [])],
+                     "html_url": f"https://github.test/{self.repository}/issues/{number}"}
+            self.issues.append(issue)
+            return 201, issue
+        if method == "PATCH":
+            issue = next((i for i in self.issues if str(i["number"]) == path.removeprefix("issues/")), None)
+            if issue is None:
+                return 404, {"message": "Not Found"}
+            issue["state"] = body.get("state", issue["state"])
+            return 200, issue
         return 404, {"message": "Not Found"}
 
     def _contents(self, method: str, path: str, query: Any, body: dict[str, Any]) -> tuple[int, Any]:
