@@ -50,6 +50,7 @@ class Warroom:
     alerts: AlertIntake
     operations: Operations
     metrics: Metrics
+    followups: FollowupService
     _takeover: "asyncio.Task[int] | None" = None
 
     async def tick(self) -> int:
@@ -173,7 +174,7 @@ async def build(settings: Settings, *, chat: Mapping[str, ChatAdapter], clock: C
     return Warroom(settings=settings, service=service, operators=operators_desk, outbox=sender,
                    playbooks=playbooks, ticker=ticker, heartbeat=heartbeat, engine=engine,
                    scheduler_lock=SchedulerLock(settings.database_url), alerts=alerts, operations=operations,
-                   metrics=metrics)
+                   metrics=metrics, followups=followups)
 
 
 @asynccontextmanager

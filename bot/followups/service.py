@@ -18,7 +18,7 @@ from collections.abc import Awaitable, Callable
 from datetime import tzinfo
 from typing import Protocol
 
-from bot.followups.values import FollowupConfig, action_issue, issue_marker, postmortem_request
+from bot.followups.values import FollowupConfig, PostmortemRequest, action_issue, issue_marker, postmortem_request
 from bot.incident.domain import Incident, TimelineEvent
 from bot.ports import Clock, CodeHost, DeliveryError, Message, Outbound, OutboxItem, UnitOfWork, UnitOfWorkFactory
 
@@ -99,13 +99,7 @@ class FollowupService:
             await self._host.set_issue_state(number=int(work["issue"]), open=bool(work["open"]))
             return f"#{work['issue']}"
         number = int(work["incident"])
-        async with self._uow() as uow:
-            incident = await uow.incidents.get(number)
-            if incident is None:
-                raise DeliveryError(f"INC-{number} does not exist", permanent=True)
-            timeline = await uow.incidents.timeline(number)
-        request = postmortem_request(incident=incident, timeline=timeline, document=self._compile(incident, timeline),
-                                     config=self.config, tz=self._tz, now=self._clock.now())
+        request = await self.postmortem_request(number)
         published = await self._host.publish(change=request.change)
         files = f"`{request.postmortem_path}`" + (
             f" and a draft scenario playbook `{request.playbook_path}`" if request.playbook_path else "")
@@ -121,6 +115,17 @@ class FollowupService:
                               dedupe_key=f"{item.outbound.dedupe_key}>done")
             await uow.commit()
         return published.url or published.branch
+
+    async def postmortem_request(self, number: int) -> PostmortemRequest:
+        """What INC-`number`'s post-mortem change contains now: branch, post-mortem file, draft playbook."""
+        assert self.config is not None
+        async with self._uow() as uow:
+            incident = await uow.incidents.get(number)
+            if incident is None:
+                raise DeliveryError(f"INC-{number} does not exist", permanent=True)
+            timeline = await uow.incidents.timeline(number)
+        return postmortem_request(incident=incident, timeline=timeline, document=self._compile(incident, timeline),
+                                  config=self.config, tz=self._tz, now=self._clock.now())
 
     async def _open_issue(self, item: OutboxItem, number: int, action: int) -> str:
         assert self._host is not None and self.config is not None
