@@ -144,3 +144,25 @@ async def test_without_github_an_issue_is_refused_and_the_action_not_added(tmp_p
         assert incident.actions == []
     finally:
         await team.app.close()
+
+
+async def test_serve_mounts_the_signed_webhook_and_it_reaches_the_action(tmp_path: Path, database_url: str,
+                                                                         fake: FakeGitHub) -> None:  # noqa: F811
+    from adapters.github.settings import GitHubSettings
+    from bot.app.bootstrap import build_server
+
+    settings = make_settings(tmp_path, database_url=database_url, github=GitHubSettings(
+        _env_file=None, token=fake.token, repository=fake.repository, api_url=fake.url, webhook_secret=SECRET))
+    server = await build_server(settings, port=0)
+    try:
+        assert "POST /github/webhook" in server.describe()
+        body = json.dumps(issue_event("closed", 42)).encode()
+        async with httpx.AsyncClient(transport=httpx.ASGITransport(app=server.http_app),
+                                     base_url="http://warroom") as client:
+            unsigned = await client.post("/github/webhook", content=body, headers={"X-GitHub-Event": "issues"})
+            signed = await client.post("/github/webhook", content=body, headers={
+                "X-GitHub-Event": "issues", "X-Hub-Signature-256": sign(SECRET, body)})
+        assert unsigned.status_code == 401
+        assert signed.status_code == 202  # no action item has issue 42
+    finally:
+        await server.stop()
