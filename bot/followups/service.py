@@ -20,16 +20,29 @@ from typing import Protocol
 
 from bot.followups.values import FollowupConfig, PostmortemRequest, action_issue, issue_marker, postmortem_request
 from bot.incident.domain import Incident, TimelineEvent
-from bot.ports import Clock, CodeHost, DeliveryError, Message, Outbound, OutboxItem, UnitOfWork, UnitOfWorkFactory
+from bot.ports import (
+    Clock,
+    CodeHost,
+    DeliveryError,
+    IssueDraft,
+    Message,
+    Outbound,
+    OutboxItem,
+    Room,
+    UnitOfWork,
+    UnitOfWorkFactory,
+)
 
 log = logging.getLogger("warroom.followups")
 POSTMORTEM_PR = "postmortem_pr"
 ACTION_ISSUE = "action_issue"
 ISSUE_STATE = "issue_state"
+LOG_ISSUE = "log_issue"
 _WHAT = {POSTMORTEM_PR: "open the post-mortem pull request", ACTION_ISSUE: "open the issue for action item {item}",
-         ISSUE_STATE: "{state} issue #{issue}"}
+         ISSUE_STATE: "{state} issue #{issue}", LOG_ISSUE: "log {title!r} as an issue"}
 _AGAIN = {POSTMORTEM_PR: "run /incident postmortem pr again", ACTION_ISSUE: "run /incident action sync",
-          ISSUE_STATE: "change it on GitHub by hand"}
+          ISSUE_STATE: "change it on GitHub by hand", LOG_ISSUE: "declare it again"}
+LOGGED_LABEL = "warroom-logged"
 
 
 class Queue(Protocol):
@@ -79,6 +92,16 @@ class FollowupService:
         await self._enqueue(uow, incident, {"job": ISSUE_STATE, "incident": incident.number, "issue": issue,
                                             "open": open}, f"issue #{issue} {'reopened' if open else 'closed'}")
 
+    async def queue_logged_issue(self, uow: UnitOfWork, *, room: Room, title: str, impact: str | None,
+                                 severity: str, by: str) -> None:
+        """A backlog problem logged as an issue (no incident); its link is posted in `room`."""
+        marker = uuid.uuid4().hex
+        await uow.outbox.enqueue(Outbound(
+            platform="github", operation="code_host", dedupe_key=f"code_host:{LOG_ISSUE}:{marker}",
+            message=Message(text=f"log {severity} {title!r} as an issue"),
+            work={"job": LOG_ISSUE, "room": [room.platform, room.channel, room.thread], "title": title,
+                  "impact": impact, "severity": severity, "by": by, "marker": marker}), self._clock.now())
+
     async def _enqueue(self, uow: UnitOfWork, incident: Incident, work: dict, summary: str) -> None:
         await uow.outbox.enqueue(Outbound(
             platform="github", operation="code_host", work=work,
@@ -95,6 +118,8 @@ class FollowupService:
             raise DeliveryError(f"no code host can do {job!r}", permanent=True)
         if job == ACTION_ISSUE:
             return await self._open_issue(item, int(work["incident"]), int(work["item"]))
+        if job == LOG_ISSUE:
+            return await self._log_issue(item, work)
         if job == ISSUE_STATE:
             await self._host.set_issue_state(number=int(work["issue"]), open=bool(work["open"]))
             return f"#{work['issue']}"
@@ -150,9 +175,33 @@ class FollowupService:
             await uow.commit()
         return issue.url
 
+    async def _log_issue(self, item: OutboxItem, work: dict) -> str:
+        assert self._host is not None
+        impact = f"\n\nImpact: {work['impact']}" if work.get("impact") else ""
+        draft = IssueDraft(title=f"[{work['severity']}] {work['title']}"[:250],
+                           body=f"Logged from chat by {work['by']} as a {work['severity']}: {work['title']}{impact}",
+                           labels=(f"severity-{str(work['severity']).lower()}", LOGGED_LABEL))
+        issue = await self._host.open_issue(issue=draft, marker=f"warroom:logged/{work['marker']}")
+        await self._say_in(work, f"Logged as issue #{issue.number}: {issue.url} ({work['severity']}: "
+                                 f"{work['title']}). Nobody was paged.", f"{item.outbound.dedupe_key}>done")
+        return issue.url
+
+    async def _say_in(self, work: dict, text: str, dedupe_key: str) -> None:
+        platform, channel, thread = work["room"]
+        async with self._uow() as uow:
+            await uow.outbox.enqueue(Outbound(platform=platform, operation="post", dedupe_key=dedupe_key,
+                                              room=Room(platform, channel, thread),
+                                              message=Message(text=text, kind="reply")), self._clock.now())
+            await uow.commit()
+
     async def give_up(self, item: OutboxItem, reason: str) -> None:
         """Say in the incident's thread what could not be done and why; nothing about the incident changes."""
         work = item.outbound.work or {}
+        if work.get("job") == LOG_ISSUE:
+            repository = self.config.repository if self.config else "the code host"
+            await self._say_in(work, f"Could not log {work.get('title')!r} as an issue in {repository}: {reason}. "
+                                     "Declare it again once that is fixed.", f"{item.outbound.dedupe_key}>failed")
+            return
         number = work.get("incident")
         if number is None:
             return

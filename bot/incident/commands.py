@@ -19,7 +19,7 @@ from bot.incident.key import IncidentKey
 MAX_TEXT = 4000
 
 USAGE: dict[str, str] = {
-    "declare": 'declare [severity] "<title>" [impact="<who/what is affected>"] [tenant=<t1,t2>]',
+    "declare": 'declare [severity] "<title>" [impact="<who/what is affected>"] [tenant=<t1,t2>] [--issue]',
     "ack": "ack",
     "status": 'status "<what we know, what we are doing, next update>"',
     "sev": "sev <level>",
@@ -108,6 +108,7 @@ class Declare(Command):
     severity: str | None = None
     impact: str | None = None
     tenants: tuple[str, ...] = ()
+    issue: bool = False  # --issue: a backlog severity (P3) is logged as a GitHub issue, nobody is paged
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -382,6 +383,8 @@ def _user(token: str) -> str:
 
 def _parse_declare(tokens: list[_Token], ref: int | None, severities: Collection[str] | None) -> Declare:
     usage = USAGE["declare"]
+    issue = any(not t.quoted and t.key is None and t.text.lower() == "--issue" for t in tokens)
+    tokens[:] = [t for t in tokens if t.quoted or t.key is not None or t.text.lower() != "--issue"]
     options = _options(tokens, ("impact", "sev", "severity", "tenant"), usage)
     if "sev" in options and "severity" in options:
         raise _Bad("Severity is given twice (sev= and severity=); give it once.", usage)
@@ -399,7 +402,7 @@ def _parse_declare(tokens: list[_Token], ref: int | None, severities: Collection
         raise _Bad('Missing title: say what is broken, e.g. /incident declare P1 "Payments down".', usage)
     tenants = _tenant_list(options["tenant"], usage) if "tenant" in options else ()
     return Declare(incident=ref, title=title, severity=severity.upper() if severity else None,
-                   impact=options.get("impact"), tenants=tenants)
+                   impact=options.get("impact"), tenants=tenants, issue=issue)
 
 
 _TENANT = re.compile(r"^[a-z0-9][a-z0-9_-]{0,63}$")

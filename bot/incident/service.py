@@ -342,6 +342,8 @@ class IncidentService:
 
     async def _declare(self, ctx: Context, command: cmd.Declare) -> Reply | None:
         level = self.level(command.severity or self.ladder.default)
+        if command.issue:
+            return await self._log_as_issue(ctx, command, level)
         if command.tenants:
             async with self._uow() as uow:
                 await self.briefs.known_tenants(uow, command.tenants)
@@ -357,6 +359,23 @@ class IncidentService:
         else:
             text = f"Declared {incident.key} ({level.name}): {incident.title}. Work it in its thread."
         return Reply(Message(text=text, kind="reply"), incident=incident.number)
+
+    async def _log_as_issue(self, ctx: Context, command: cmd.Declare, level: SeverityLevel) -> Reply | None:
+        """000 "Log it": a backlog severity becomes an issue on the code host; no incident, no room, no pages."""
+        followups = self._followups
+        if followups is None or not followups.issues:
+            return _error(NO_ISSUES)
+        if level.update_cadence is not None:  # a severity someone is nudged to update is worked, not logged
+            return _error(f"{level.name} ({level.label}) is worked as an incident, not logged: --issue is for "
+                          f"severities without an update cadence (P3: \"log it\").")
+        async with self._uow() as uow:
+            if not await self._notify.first_delivery(uow, ctx.delivery_id):
+                return None
+            await followups.queue_logged_issue(uow, room=ctx.room, title=command.title, impact=command.impact,
+                                               severity=level.name, by=ctx.actor.name)
+            await uow.commit()
+        await self._notify.deliver()
+        return _info(f"Logging {level.name} \"{command.title}\" as an issue; nobody is paged. The link follows here.")
 
     # -- state changes ------------------------------------------------------------------------------
 

@@ -166,3 +166,28 @@ async def test_serve_mounts_the_signed_webhook_and_it_reaches_the_action(tmp_pat
         assert signed.status_code == 202  # no action item has issue 42
     finally:
         await server.stop()
+
+
+async def test_a_p3_declared_with_issue_is_logged_as_an_issue_and_nobody_is_paged(team: Harness,
+                                                                                   fake: FakeGitHub) -> None:
+    reply = await team.ok('declare P3 "Typo on the pricing page" impact="looks sloppy" --issue')
+    assert reply is not None and "nobody is paged" in reply.message.text
+    [issue] = fake.issues
+    assert issue["title"] == "[P3] Typo on the pricing page" and "Impact: looks sloppy" in issue["body"]
+    assert await team.service.incidents(open_only=False) == []  # no incident, no room, no reminders
+    assert f"Logged as issue #{issue['number']}: {issue['html_url']}" in " ".join(team.chat.texts())
+
+
+async def test_a_logged_issue_is_opened_once_whatever_answer_is_lost(team: Harness, fake: FakeGitHub) -> None:
+    fake.fail("drop", method="POST", path="/issues")
+    await team.ok('declare P3 "Typo on the pricing page" --issue')
+    team.clock.advance(minutes=30)
+    await team.app.outbox.drain()
+    assert len(fake.issues) == 1
+    assert len([t for t in team.chat.texts() if t.startswith("Logged as issue")]) == 1
+
+
+async def test_an_urgent_severity_is_not_logged_as_an_issue(team: Harness, fake: FakeGitHub) -> None:
+    reply = await team.run('declare P1 "Payments down" --issue')
+    assert reply is not None and not reply.ok and "worked as an incident" in reply.message.text
+    assert fake.issues == [] and await team.service.incidents(open_only=False) == []

@@ -1007,3 +1007,9 @@ def test_stats_takes_an_optional_period_defaulting_to_30_days(text: str, hours: 
     from bot.incident.commands import Stats
 
     assert ok(text, Stats).period == timedelta(hours=hours)
+
+
+def test_declare_with_issue_asks_to_log_it_as_an_issue() -> None:
+    assert ok('declare P3 "Typo on pricing" --issue', Declare).issue is True
+    assert ok('declare P3 "Typo on pricing"', Declare).issue is False
+    assert ok('declare P3 "--issue"', Declare) == Declare(title="--issue", severity="P3")  # quoted: the title
