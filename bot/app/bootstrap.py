@@ -129,7 +129,8 @@ async def build(settings: Settings, *, chat: Mapping[str, ChatAdapter], clock: C
     github = settings.github
     followups = FollowupService(
         uow=uow, clock=clock, tz=settings.tz, queue=writer.queue, host=code_host,
-        compile_markdown=lambda incident, timeline: compile_document(compiler, ladder, incident, timeline),
+        compile_markdown=lambda incident, timeline, deliveries: compile_document(compiler, ladder, incident, timeline,
+                                                                               deliveries=deliveries),
         config=FollowupConfig(repository=github.repository or "the repository", postmortem_path=github.postmortem_path,
                               playbook_dir=github.playbook_dir, pr_on_compile=github.pr_on_compile,
                               draft_after=timedelta(minutes=github.draft_after_minutes),

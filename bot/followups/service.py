@@ -16,7 +16,7 @@ import logging
 import uuid
 from collections.abc import Awaitable, Callable
 from datetime import tzinfo
-from typing import Protocol
+from typing import Any, Protocol
 
 from bot.followups.values import FollowupConfig, PostmortemRequest, action_issue, issue_marker, postmortem_request
 from bot.incident.domain import Incident, TimelineEvent
@@ -54,7 +54,7 @@ class FollowupService:
     """Post-mortem pull requests (and their draft playbooks) on the configured code host."""
 
     def __init__(self, *, uow: UnitOfWorkFactory, clock: Clock, tz: tzinfo, queue: Queue,
-                 compile_markdown: Callable[[Incident, list[TimelineEvent]], str],
+                 compile_markdown: Callable[[Incident, list[TimelineEvent], Any], str],
                  host: CodeHost | None = None, config: FollowupConfig | None = None) -> None:
         self._uow = uow
         self._clock = clock
@@ -149,7 +149,9 @@ class FollowupService:
             if incident is None:
                 raise DeliveryError(f"INC-{number} does not exist", permanent=True)
             timeline = await uow.incidents.timeline(number)
-        return postmortem_request(incident=incident, timeline=timeline, document=self._compile(incident, timeline),
+            deliveries = await uow.customers.brief_deliveries(number)
+        return postmortem_request(incident=incident, timeline=timeline,
+                                  document=self._compile(incident, timeline, deliveries),
                                   config=self.config, tz=self._tz, now=self._clock.now())
 
     async def _open_issue(self, item: OutboxItem, number: int, action: int) -> str:

@@ -86,6 +86,8 @@ async def test_postmortem_pr_opens_a_pull_request_and_posts_its_link(team: Harne
         timeline = [e.text for e in await uow.incidents.timeline(incident.number)]
     assert f"post-mortem pull request: {pull.html_url}" in timeline
     assert pull.html_url not in fake.file(BRANCH, PATH)
+    # the same bytes as the post-mortem compiled in chat or exported from the shell
+    assert fake.file(BRANCH, PATH) == await team.service.export_postmortem(1, "md")
 
 
 async def test_compiling_again_updates_the_same_branch_and_pull_request(team: Harness, fake: FakeGitHub) -> None:
