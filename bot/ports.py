@@ -255,6 +255,83 @@ class CustomerMessageStatus:
     window_closed: bool = False
 
 
+# -- code host (GitHub, a local git clone) -------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class FileChange:
+    """A file to add or replace, at a path relative to the repository's root."""
+
+    path: str
+    content: str
+
+
+@dataclass(frozen=True)
+class ChangeSet:
+    """Files to put on a branch and, where the host has pull requests, the pull request that proposes them."""
+
+    branch: str
+    files: tuple[FileChange, ...]
+    commit_message: str
+    title: str
+    body: str
+
+
+@dataclass(frozen=True)
+class Published:
+    """Where a change set landed: the branch, and the pull request when the host has them."""
+
+    branch: str
+    url: str | None = None
+    number: int | None = None
+    created: bool = False  # the pull request was opened now (not found from an earlier attempt or compile)
+
+
+@dataclass(frozen=True)
+class IssueDraft:
+    title: str
+    body: str
+    labels: tuple[str, ...] = ()
+    assignee: str | None = None
+
+
+@dataclass(frozen=True)
+class IssueRef:
+    number: int
+    url: str
+
+
+@dataclass(frozen=True)
+class CodeHostCapabilities:
+    pull_requests: bool  # a local clone has branches and commits but no pull requests
+    issues: bool = False
+
+
+class CodeHost(Protocol):
+    """Where the team's code and runbooks live (GitHub, a local clone). Failures raise `DeliveryError`
+    (`retry_after` for rate limits, `permanent` for refusals a retry cannot fix); every method is safe to call
+    again after an attempt whose answer was lost — it finds what the first attempt did instead of doing it twice.
+
+    Example: ``published = await host.publish(change=ChangeSet(branch="incident/inc-7", files=(...), ...))``
+    """
+
+    capabilities: CodeHostCapabilities
+
+    async def publish(self, *, change: ChangeSet) -> Published:
+        """Create the branch (from the base branch) unless it exists, put the files on it, and open the pull
+        request for it unless one is open (then it is updated)."""
+        ...
+
+    async def open_issue(self, *, issue: IssueDraft, marker: str) -> IssueRef:
+        """Open an issue carrying `marker` in its body, unless one with the same marker and the same labels
+        exists (an earlier attempt's): then that one. Only called when `capabilities.issues`."""
+        ...
+
+    async def set_issue_state(self, *, number: int, open: bool) -> None:
+        """Close or reopen an issue (nothing happens when it is in that state already)."""
+        ...
+
+
 # -- time ---------------------------------------------------------------------------------------------------
 
 
@@ -328,6 +405,7 @@ class IncidentRepository(Protocol):
     async def add(self, incident: "Incident") -> None: ...
     async def get(self, number: int) -> "Incident | None": ...
     async def get_by_room(self, room: Room) -> "Incident | None": ...
+    async def number_of_issue(self, issue: int) -> int | None: ...
     async def get_many(self, numbers: Sequence[int]) -> "dict[int, Incident]": ...
     async def attach_room(self, number: int, *, platform: str, channel: str, thread: str | None,
                           card_message: str | None) -> None: ...
@@ -376,7 +454,7 @@ class DeliveryError(Exception):
         self.window_closed = window_closed
 
 
-OutboundOperation = Literal["open_room", "post", "update_card", "customer_message"]
+OutboundOperation = Literal["open_room", "post", "update_card", "customer_message", "code_host"]
 
 
 @dataclass(frozen=True)
@@ -385,7 +463,11 @@ class Outbound:
 
     `operation`: open_room (post the card and open the incident's room), post (into `room`, or the incident's
     room when `room` is None), update_card (edit the incident's card, or post it anew where edits are not
-    possible). `dedupe_key` is unique: enqueueing the same key twice keeps one row."""
+    possible), code_host (`work` for the code host: a post-mortem pull request, an issue). `dedupe_key` is
+    unique: enqueueing the same key twice keeps one row.
+
+    code_host rows carry no `incident_number`: the outbox sends an incident's messages in order and holds the
+    rest back after a failure, and a code host that is down must never hold back the incident's chat."""
 
     platform: str
     operation: OutboundOperation
@@ -395,6 +477,8 @@ class Outbound:
     room: Room | None = None
     # customer_message: {"recipient_id", "incident_number", "template", "language", "parameters", "text"}
     customer: dict | None = None
+    # code_host: {"job": "postmortem_pr", "incident": 7, "by": "alice"} (see bot.followups.service)
+    work: dict | None = None
 
 
 @dataclass(frozen=True)

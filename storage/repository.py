@@ -59,7 +59,7 @@ def _to_incident(row: IncidentRow, actions: Sequence[ActionRow], tenants: Sequen
         actions=[
             ActionItem(number=a.number, text=a.text, owner=a.owner, due=a.due, created_by=a.created_by,
                        created_at=a.created_at, done_at=a.done_at, done_by=a.done_by,
-                       overdue_reminded=a.overdue_reminded)
+                       overdue_reminded=a.overdue_reminded, issue=a.issue_number, issue_url=a.issue_url)
             for a in sorted(actions, key=lambda a: a.number)
         ],
         tenants=sorted(tenants),
@@ -235,11 +235,13 @@ class SqlIncidentRepository:
                 row = existing[item.number] = ActionRow(incident_number=incident.number, number=item.number,
                                                         text=item.text, created_by=item.created_by,
                                                         created_at=item.created_at)
-            elif (row.text, row.owner, row.due, row.done_at, row.done_by, row.overdue_reminded) == (
-                    item.text, item.owner, item.due, item.done_at, item.done_by, item.overdue_reminded):
+            elif (row.text, row.owner, row.due, row.done_at, row.done_by, row.overdue_reminded, row.issue_number,
+                  row.issue_url) == (item.text, item.owner, item.due, item.done_at, item.done_by,
+                                     item.overdue_reminded, item.issue, item.issue_url):
                 continue
             row.text, row.owner, row.due = item.text, item.owner, item.due
             row.done_at, row.done_by, row.overdue_reminded = item.done_at, item.done_by, item.overdue_reminded
+            row.issue_number, row.issue_url = item.issue, item.issue_url
             self._session.add(row)
             added = True
         if added:
@@ -252,6 +254,11 @@ class SqlIncidentRepository:
         actions = (await self._session.exec(_ACTIONS_OF, params={"number": row.number})).all()
         tenants = (await self._session.exec(_TENANTS_OF, params={"number": row.number})).all()
         return self._remember(_to_incident(row, actions, tenants), actions, tenants)
+
+    async def number_of_issue(self, issue: int) -> int | None:
+        """The incident whose action item is code host issue `issue`, if any."""
+        return (await self._session.exec(select(ActionRow.incident_number).where(
+            ActionRow.issue_number == issue).limit(1))).first()
 
     async def get(self, number: int) -> Incident | None:
         return await self._load(await self._session.get(IncidentRow, number))
@@ -573,7 +580,7 @@ class SqlOutboxRepository:
             "room_thread": outbound.room.thread if outbound.room else None,
             "message": message_to_json(outbound.message), "status": "pending", "attempts": 0,
             "next_attempt_at": now, "claimed_until": None, "delivered_at": None, "platform_message_id": None,
-            "last_error": None, "created_at": now, "customer": outbound.customer,
+            "last_error": None, "created_at": now, "customer": outbound.customer, "work": outbound.work,
         }
         self._queued.append(values)
 
@@ -625,7 +632,7 @@ class SqlOutboxRepository:
         room = Room(row.platform, row.room_channel, row.room_thread) if row.room_channel else None
         outbound = Outbound(platform=row.platform, operation=row.operation, message=message_from_json(row.message),  # type: ignore[arg-type]
                             dedupe_key=row.dedupe_key, incident_number=row.incident_number, room=room,
-                            customer=row.customer)
+                            customer=row.customer, work=row.work)
         return OutboxItem(id=row.id, outbound=outbound, attempts=row.attempts, reclaimed=reclaimed)  # type: ignore[arg-type]
 
     async def delivered_many(self, sent: Sequence[tuple[int, str | None]], now: datetime) -> None:

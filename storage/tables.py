@@ -82,6 +82,8 @@ class ActionRow(SQLModel, table=True):
     done_at: datetime | None = _when()
     done_by: str | None = None
     overdue_reminded: bool = False
+    issue_number: int | None = Field(default=None, index=True)  # its issue on the code host (GitHub)
+    issue_url: str | None = Field(default=None, max_length=300)
 
 
 class TimelineRow(SQLModel, table=True):
@@ -164,12 +166,13 @@ class OutboxRow(SQLModel, table=True):
     id: int | None = Field(default=None, primary_key=True)
     dedupe_key: str = Field(max_length=200, unique=True)
     platform: str = Field(max_length=32)
-    operation: str = Field(max_length=16)  # open_room | post | update_card
+    operation: str = Field(max_length=16)  # open_room | post | update_card | customer_message | code_host
     incident_number: int | None = Field(default=None, foreign_key="incident.number")
     room_channel: str | None = Field(default=None, max_length=128)
     room_thread: str | None = Field(default=None, max_length=128)
     message: dict = Field(sa_type=sa.JSON, nullable=False)
     customer: dict | None = Field(default=None, sa_type=sa.JSON)  # a customer send: recipient, template, text
+    work: dict | None = Field(default=None, sa_type=sa.JSON)  # a code host job: post-mortem pull request, issue
     status: str = Field(default="pending", max_length=16)  # pending | sending | delivered | failed
     attempts: int = 0
     next_attempt_at: datetime = Field(sa_type=UTCDateTime, nullable=False)

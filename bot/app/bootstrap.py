@@ -20,10 +20,13 @@ from bot.briefs.service import BriefService
 from bot.delivery.notifier import Notifier, OutboxWriter
 from bot.delivery.outbox import OutboxHints, OutboxSender
 from bot.delivery.scheduler import ReminderTicker
+from bot.followups.service import FollowupService
+from bot.followups.values import FollowupConfig
 from bot.incident.declare import Declarer
+from bot.incident.postmortem import PostmortemCompiler, compile_document
 from bot.incident.service import IncidentService
 from bot.operators.desk import OperatorDesk
-from bot.ports import ChatAdapter, Clock, Metrics, Room, SystemClock
+from bot.ports import ChatAdapter, Clock, CodeHost, Metrics, Room, SystemClock
 from bot.reports.digest import DigestSchedule
 from bot.reports.operations import Operations
 from bot.web.signin import SignIn
@@ -51,6 +54,7 @@ class Warroom:
     metrics: Metrics
     sign_in: SignIn
     web: WebViews
+    followups: FollowupService
     _takeover: "asyncio.Task[int] | None" = None
 
     async def tick(self) -> int:
@@ -115,7 +119,10 @@ def alert_room(settings: Settings, chat: Mapping[str, ChatAdapter]) -> Room:
 
 
 async def build(settings: Settings, *, chat: Mapping[str, ChatAdapter], clock: Clock | None = None,
-                migrate: bool = True, deliver_inline: bool = True, messenger: Any = None) -> Warroom:
+                migrate: bool = True, deliver_inline: bool = True, messenger: Any = None,
+                code_host: CodeHost | None = None) -> Warroom:
+    """The core. `code_host`: where post-mortem pull requests go (`build_server` and the console make a GitHub
+    one from WARROOM_GITHUB_*; tests hand in one on a fake)."""
     from storage.engine import SchedulerLock, open_database
     from storage.repository import SqlUnitOfWorkFactory
 
@@ -131,7 +138,17 @@ async def build(settings: Settings, *, chat: Mapping[str, ChatAdapter], clock: C
     uow = SqlUnitOfWorkFactory(engine, on_outbox_written=hints.outbox_written)
     writer = OutboxWriter(clock=clock, ladder=ladder, tz=settings.tz, hints=hints)
     briefs = BriefService(uow=uow, clock=clock, playbooks=playbooks, queue=writer.queue, messenger=messenger)
-    sender = OutboxSender(uow=uow, chat=chat, clock=clock, customers=briefs, hints=hints,
+    compiler = PostmortemCompiler(tz=settings.tz, template=playbooks.postmortem_template(settings.postmortem_template))
+    github = settings.github
+    followups = FollowupService(
+        uow=uow, clock=clock, tz=settings.tz, queue=writer.queue, host=code_host,
+        compile_markdown=lambda incident, timeline, deliveries: compile_document(compiler, ladder, incident, timeline,
+                                                                               deliveries=deliveries),
+        config=FollowupConfig(repository=github.repository or "the repository", postmortem_path=github.postmortem_path,
+                              playbook_dir=github.playbook_dir, pr_on_compile=github.pr_on_compile,
+                              draft_after=timedelta(minutes=github.draft_after_minutes),
+                              assignees=github.assignee_map))
+    sender = OutboxSender(uow=uow, chat=chat, clock=clock, customers=briefs, code_host=followups, hints=hints,
                           lease=timedelta(seconds=settings.outbox_lease_seconds),
                           instance=settings.instance_id or default_instance_id(settings),
                           # inline: a command returns once its messages went out, however slow (console, tests)
@@ -149,6 +166,7 @@ async def build(settings: Settings, *, chat: Mapping[str, ChatAdapter], clock: C
         uow=uow, chat=chat, playbooks=playbooks, ladder=ladder, clock=clock, tz=settings.tz,
         postmortem_dir=settings.postmortem_dir, postmortem_template=settings.postmortem_template,
         notifier=notifier, declarer=declarer, briefs=briefs, alerts=alerts, metrics=metrics, sign_in=sign_in,
+        followups=followups,
     )
     operators_desk = OperatorDesk(service=service, notifier=notifier, uow=uow, clock=clock)
     digest_at, digest_tz = settings.operations.digest_at, settings.operations.digest_tz
@@ -178,6 +196,7 @@ async def build(settings: Settings, *, chat: Mapping[str, ChatAdapter], clock: C
                    playbooks=playbooks, ticker=ticker, heartbeat=heartbeat, engine=engine,
                    scheduler_lock=SchedulerLock(settings.database_url), alerts=alerts, operations=operations,
                    metrics=metrics, sign_in=sign_in,
+                   followups=followups,
                    web=WebViews(uow=uow, clock=clock, ladder=ladder, tz=settings.tz, components=web.components))
 
 
@@ -262,7 +281,10 @@ async def build_server(settings: Settings, *, host: str | None = None, port: int
                     "SLACK_APP_TOKEN, or DISCORD_BOT_TOKEN); serving /health only.")
     # Background delivery: a request is answered once its change is committed; the outbox talks to chat
     # platforms afterwards, so a slow or failing chat API never delays an acknowledgement.
-    app = await build(settings, chat=chat, messenger=messenger, deliver_inline=False)
+    code_host = github_code_host(settings)
+    if code_host is not None:
+        close_last.append(code_host.aclose)
+    app = await build(settings, chat=chat, messenger=messenger, deliver_inline=False, code_host=code_host)
     routes: list[Any] = []
     if settings.whatsapp.webhook_configured:
         from adapters.whatsapp.routes import whatsapp_routes
@@ -286,6 +308,11 @@ async def build_server(settings: Settings, *, host: str | None = None, port: int
         else:
             routes += slack_routes(inbound.app)
         stop_steps.append(inbound.close)
+    if settings.github.webhook_secret is not None and settings.github.repository:
+        from adapters.github.webhook import github_routes
+
+        routes += github_routes(secret=settings.github.webhook_secret, repository=settings.github.repository,
+                                on_issue=app.service.issue_changed)
     routes += ops_routes(app)  # alert intake, /api/freeze, /metrics
     from adapters.web.app import WebApp
 
@@ -321,6 +348,15 @@ async def build_server(settings: Settings, *, host: str | None = None, port: int
                   start_steps=start_steps, stop_steps=stop_steps, close_steps=close_last)
 
 
+def github_code_host(settings: Settings) -> Any:
+    """GitHub as the code host when WARROOM_GITHUB_TOKEN and WARROOM_GITHUB_REPOSITORY are set, else None."""
+    if not settings.github.configured:
+        return None
+    from adapters.github.client import GitHubCodeHost
+
+    return GitHubCodeHost.from_settings(settings.github)
+
+
 async def _each(steps: list[Callable[[], Awaitable[None]]]) -> None:
     for step in steps:
         try:
@@ -337,6 +373,7 @@ class Console:
     session: Any  # adapters.console.ConsoleSession
     out: Any  # the terminal (a text stream)
     banner: str
+    code_host: Any = None  # GitHub's HTTP client, closed after the outbox stopped sending
 
     async def play(self, lines: list[str]) -> None:
         from adapters.console import play
@@ -361,6 +398,8 @@ class Console:
 
     async def stop(self) -> None:
         await self.app.close()
+        if self.code_host is not None:
+            await self.code_host.aclose()
 
 
 async def build_console(settings: Settings, *, out: Any, user: str, speed: float, scripted: bool) -> Console:
@@ -372,11 +411,12 @@ async def build_console(settings: Settings, *, out: Any, user: str, speed: float
     chat = ConsoleChat(out)
     clock: ManualClock | FastClock
     clock = ManualClock(SystemClock().now().replace(microsecond=0)) if scripted else FastClock(speed)
-    app = await build(settings, chat={"console": chat}, clock=clock)
+    code_host = github_code_host(settings)
+    app = await build(settings, chat={"console": chat}, clock=clock, code_host=code_host)
     session = ConsoleSession(service=app.service, chat=chat, out=out, user=user,
                              channel=settings.incidents_channel, advance=clock.advance)
     faster = f", time runs {speed:g}× faster" if speed != 1 else ""
-    return Console(app=app, session=session, out=out, banner=f"warroom console — database {settings.database_url}{faster}. "
+    return Console(app=app, session=session, out=out, code_host=code_host, banner=f"warroom console — database {settings.database_url}{faster}. "
                                                     "/help for console commands, /incident help for bot commands.")
 
 

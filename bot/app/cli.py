@@ -58,6 +58,8 @@ async def _postmortem(args: argparse.Namespace, settings: Settings) -> int:
     from bot.app.bootstrap import offline
 
     number = _parse_ref(args.incident)
+    if args.git:
+        return await _postmortem_to_git(args, settings, number)
     output = _writable(args.output) if args.output else None
     async with offline(settings) as app:
         document = await app.service.export_postmortem(number, args.format)
@@ -65,6 +67,28 @@ async def _postmortem(args: argparse.Namespace, settings: Settings) -> int:
         _write_text(output, document)
     else:
         sys.stdout.write(document)
+    return 0
+
+
+async def _postmortem_to_git(args: argparse.Namespace, settings: Settings, number: int) -> int:
+    """Commit the post-mortem (and a draft playbook, when the failure mode was new) to a branch of a local
+    clone; the working tree and the checked-out branch are left alone."""
+    from dataclasses import replace
+
+    from adapters.git.clone import LocalClone
+    from bot.app.bootstrap import offline
+    from bot.ports import DeliveryError
+
+    async with offline(settings) as app:
+        await app.service.export_postmortem(number)  # an unknown incident says so the usual way
+        request = await app.followups.postmortem_request(number)
+    change = replace(request.change, branch=args.branch) if args.branch else request.change
+    try:
+        published = await LocalClone(args.git).publish(change=change)
+    except DeliveryError as problem:
+        raise ValueError(f"nothing committed: {problem}") from None
+    files = ", ".join(f.path for f in change.files)
+    print(f"INC-{number} post-mortem is on branch {published.branch} in {args.git}: {files}")
     return 0
 
 
@@ -290,6 +314,9 @@ def build_parser() -> argparse.ArgumentParser:
     postmortem.add_argument("incident", help="INC-n")
     postmortem.add_argument("--format", choices=("md", "json"), default="md")
     postmortem.add_argument("-o", "--output", help="write to FILE instead of stdout")
+    postmortem.add_argument("--git", metavar="PATH",
+                            help="commit it (and a draft playbook) to a branch of the git clone at PATH")
+    postmortem.add_argument("--branch", help="with --git: the branch (default incident/inc-<n>-<slug>)")
 
     serve = sub.add_parser("serve", aliases=["run"],
                            help="run every configured platform (Slack, Discord, WhatsApp) and the HTTP server")

@@ -22,6 +22,7 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 # Sub-models of the platforms: pure pydantic modules (their packages import nothing on import), so reading
 # settings loads no SDK. This is the one place outside adapters/ that imports them at module level.
 from adapters.discord.settings import DiscordSettings
+from adapters.github.settings import GitHubSettings
 from adapters.slack.settings import SlackSettings
 from adapters.whatsapp.settings import WhatsAppSettings
 
@@ -154,6 +155,7 @@ class Settings(BaseSettings):
     whatsapp: WhatsAppSettings = Field(
         default_factory=lambda: WhatsAppSettings(_env_file=None))
     web: WebSettings = Field(default_factory=lambda: WebSettings(_env_file=None))
+    github: GitHubSettings = Field(default_factory=lambda: GitHubSettings(_env_file=None))
 
     @field_validator("log_level", "log_format", mode="before")
     @classmethod
@@ -183,4 +185,5 @@ def load_settings(env_file: Path | str | None = ".env") -> Settings:
         discord=DiscordSettings(_env_file=env_file),
         whatsapp=WhatsAppSettings(_env_file=env_file),
         web=WebSettings(_env_file=env_file),
+        github=GitHubSettings(_env_file=env_file),
     )

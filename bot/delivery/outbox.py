@@ -100,6 +100,13 @@ class CustomerDelivery(Protocol):
     async def give_up(self, item: OutboxItem, reason: str) -> None: ...
 
 
+class CodeHostDelivery(Protocol):
+    """Does `code_host` rows (post-mortem pull requests) and says in the incident's thread when one fails."""
+
+    async def deliver(self, item: OutboxItem) -> str: ...
+    async def give_up(self, item: OutboxItem, reason: str) -> None: ...
+
+
 class OutboxHints:
     """What the side that queues messages tells the side that sends them, in memory, so that sending needs no
     database read: where an incident's room is, what opening a new room needs, and that new rows were committed. Shared by the Notifier
@@ -139,7 +146,8 @@ class OutboxHints:
 
 class OutboxSender:
     def __init__(self, *, uow: UnitOfWorkFactory, chat: Mapping[str, ChatAdapter], clock: Clock,
-                 customers: CustomerDelivery | None = None, hints: OutboxHints | None = None,
+                 customers: CustomerDelivery | None = None, code_host: CodeHostDelivery | None = None,
+                 hints: OutboxHints | None = None,
                  max_attempts: int = 8, base_delay: float = 1.0, max_delay: float = 300.0, concurrency: int = 16,
                  batch: int = 200, lease: timedelta = timedelta(minutes=2),
                  jitter: Callable[[], float] = random.random, instance: str | None = None,
@@ -148,6 +156,7 @@ class OutboxSender:
         self._chat = chat
         self._clock = clock
         self.customers = customers
+        self.code_host = code_host
         self.max_attempts = max_attempts
         self._base_delay = base_delay
         self._max_delay = max_delay
@@ -336,12 +345,22 @@ class OutboxSender:
             await uow.outbox.delivered_many(delivered, now)
             await uow.outbox.release(released)
             await uow.commit()
-        if self.customers is not None:
-            for item, reason in customers_failed:
-                await self.customers.give_up(item, reason)
+        for item, reason in customers_failed:
+            try:
+                if item.outbound.operation == "code_host" and self.code_host is not None:
+                    await self.code_host.give_up(item, reason)
+                elif item.outbound.operation == "customer_message" and self.customers is not None:
+                    await self.customers.give_up(item, reason)
+            except Exception:  # telling about a failure must not lose the other outcomes' bookkeeping
+                log.exception("outbox %s: could not report that it was given up", item.id)
 
     async def _send(self, item: OutboxItem) -> Posted | None:
         out = item.outbound
+        if out.operation == "code_host":
+            if self.code_host is None:
+                raise DeliveryError("no code host (GitHub) is configured", permanent=True)
+            reference = await self.code_host.deliver(item)
+            return Posted(Room(out.platform, ""), reference)
         if out.operation == "customer_message":
             if self.customers is None:
                 raise DeliveryError("customer messaging is not configured", permanent=True)
@@ -389,7 +408,8 @@ class OutboxSender:
 
     async def _mark(self, uow: Any, outcome: _Outcome, now: datetime) -> str | None:
         """Retry later, or give up; returns the reason when a customer message was given up on after retries
-        (its recipient's status is updated once this transaction has committed)."""
+        (its recipient's status is updated once this transaction has committed) or a code host job was given
+        up on (said in the incident's thread)."""
         item = outcome.item
         attempts = item.attempts + (1 if outcome.count else 0)
         if outcome.give_up is not None or attempts >= self.max_attempts:
@@ -398,6 +418,8 @@ class OutboxSender:
                       key_of(item.outbound.incident_number) if item.outbound.incident_number else "-", reason)
             await uow.outbox.give_up(item.id, now, reason)
             if item.outbound.operation == "customer_message" and outcome.give_up is None:
+                return reason
+            if item.outbound.operation == "code_host":  # said in the incident's thread, permanent or not
                 return reason
             return None
         retry_in = outcome.retry_in

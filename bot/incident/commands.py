@@ -19,7 +19,7 @@ from bot.incident.key import IncidentKey
 MAX_TEXT = 4000
 
 USAGE: dict[str, str] = {
-    "declare": 'declare [severity] "<title>" [impact="<who/what is affected>"] [tenant=<t1,t2>]',
+    "declare": 'declare [severity] "<title>" [impact="<who/what is affected>"] [tenant=<t1,t2>] [--issue]',
     "ack": "ack",
     "status": 'status "<what we know, what we are doing, next update>"',
     "sev": "sev <level>",
@@ -29,12 +29,12 @@ USAGE: dict[str, str] = {
     "snooze": "snooze <30m|1h>  (any 5m–4h)",
     "playbook": "playbook [name]",
     "freeze": "freeze on|off",
-    "action": 'action "<text>" [owner=@user] [due=YYYY-MM-DD]   |   action done <n>',
+    "action": 'action "<text>" [owner=@user] [due=YYYY-MM-DD] [--issue]   |   action done <n>   |   action sync',
     "mitigate": "mitigate",
     "resolve": 'resolve ["<summary>"]',
     "close": "close",
     "reopen": "reopen",
-    "postmortem": "postmortem [md|json]",
+    "postmortem": "postmortem [md|json|pr]",
     "affects": "affects <tenant>[,<tenant>…]",
     "follow": "follow [INC-n]",
     "unfollow": "unfollow [INC-n]",
@@ -60,12 +60,12 @@ HELP_SUMMARY = {
     "snooze": "postpone the next update nudge once",
     "playbook": "post a scenario playbook's steps (no name: list them)",
     "freeze": "turn the deploy freeze on or off",
-    "action": "add a follow-up action item, or mark one done",
+    "action": "add a follow-up action item (--issue: also as a GitHub issue), mark one done, or open issues for all (sync)",
     "mitigate": "impact stopped, fix not yet verified",
     "resolve": "fix verified; starts the post-mortem clock",
     "close": "close a resolved incident",
     "reopen": "reopen a resolved or closed incident",
-    "postmortem": "compile the timeline into a post-mortem and post it",
+    "postmortem": "compile the timeline into a post-mortem and post it; `pr` also opens or updates its pull request",
     "affects": "link affected customer tenants (for WhatsApp briefs)",
     "follow": "WhatsApp: get every update of an incident on this phone",
     "unfollow": "WhatsApp: stop getting an incident's updates",
@@ -112,6 +112,7 @@ class Declare(Command):
     severity: str | None = None
     impact: str | None = None
     tenants: tuple[str, ...] = ()
+    issue: bool = False  # --issue: a backlog severity (P3) is logged as a GitHub issue, nobody is paged
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -219,11 +220,17 @@ class AddAction(Command):
     text: str
     owner: str | None = None
     due: date | None = None
+    issue: bool = False  # --issue: also open it as an issue on the code host
 
 
 @dataclass(frozen=True, kw_only=True)
 class CompleteAction(Command):
     item: int
+
+
+@dataclass(frozen=True, kw_only=True)
+class SyncActions(Command):
+    """Open a code host issue for every action item that has none yet."""
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -249,6 +256,7 @@ class Reopen(Command):
 @dataclass(frozen=True, kw_only=True)
 class CompilePostmortem(Command):
     format: Literal["md", "json"] = "md"
+    pull_request: bool = False  # `postmortem pr`: also open or update the post-mortem's pull request
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -397,6 +405,8 @@ def _user(token: str) -> str:
 
 def _parse_declare(tokens: list[_Token], ref: int | None, severities: Collection[str] | None) -> Declare:
     usage = USAGE["declare"]
+    issue = any(not t.quoted and t.key is None and t.text.lower() == "--issue" for t in tokens)
+    tokens[:] = [t for t in tokens if t.quoted or t.key is not None or t.text.lower() != "--issue"]
     options = _options(tokens, ("impact", "sev", "severity", "tenant"), usage)
     if "sev" in options and "severity" in options:
         raise _Bad("Severity is given twice (sev= and severity=); give it once.", usage)
@@ -414,7 +424,7 @@ def _parse_declare(tokens: list[_Token], ref: int | None, severities: Collection
         raise _Bad('Missing title: say what is broken, e.g. /incident declare P1 "Payments down".', usage)
     tenants = _tenant_list(options["tenant"], usage) if "tenant" in options else ()
     return Declare(incident=ref, title=title, severity=severity.upper() if severity else None,
-                   impact=options.get("impact"), tenants=tenants)
+                   impact=options.get("impact"), tenants=tenants, issue=issue)
 
 
 _TENANT = re.compile(r"^[a-z0-9][a-z0-9_-]{0,63}$")
@@ -525,13 +535,17 @@ def _parse_note(tokens: list[_Token], ref: int | None) -> AddNote:
     return AddNote(incident=ref, text=text, tag=tag, at=at)  # type: ignore[arg-type]
 
 
-def _parse_action(tokens: list[_Token], ref: int | None) -> AddAction | CompleteAction:
+def _parse_action(tokens: list[_Token], ref: int | None) -> AddAction | CompleteAction | SyncActions:
     usage = USAGE["action"]
     if tokens and not tokens[0].quoted and tokens[0].key is None and tokens[0].text.lower() == "done":
         tokens.pop(0)
         if len(tokens) != 1:
             raise _Bad("Say which action item is done, e.g. /incident action done 2.", usage)
         return CompleteAction(incident=ref, item=_positive_int(tokens[0].text, "action item number", usage))
+    if len(tokens) == 1 and not tokens[0].quoted and tokens[0].key is None and tokens[0].text.lower() == "sync":
+        return SyncActions(incident=ref)
+    issue = any(not t.quoted and t.key is None and t.text.lower() == "--issue" for t in tokens)
+    tokens[:] = [t for t in tokens if t.quoted or t.key is not None or t.text.lower() != "--issue"]
     options = _options(tokens, ("owner", "due"), usage)
     due = None
     if "due" in options:
@@ -540,7 +554,8 @@ def _parse_action(tokens: list[_Token], ref: int | None) -> AddAction | Complete
         except ValueError:
             raise _Bad(f"Bad date '{options['due']}' for due=; use YYYY-MM-DD, e.g. due=2026-12-01.", usage) from None
     text = _required_text(tokens, "action item text", usage)
-    return AddAction(incident=ref, text=text, owner=_user(options["owner"]) if "owner" in options else None, due=due)
+    return AddAction(incident=ref, text=text, owner=_user(options["owner"]) if "owner" in options else None, due=due,
+                     issue=issue)
 
 
 def _parse_snooze(tokens: list[_Token], ref: int | None) -> Snooze:
@@ -609,10 +624,15 @@ def _parse_resolve(tokens: list[_Token], ref: int | None) -> Resolve:
 
 
 def _parse_postmortem(tokens: list[_Token], ref: int | None) -> CompilePostmortem:
-    value = _words(tokens).lower() or "md"
+    words = _words(tokens).lower().split()
+    pull_request = "pr" in words
+    words = [word for word in words if word != "pr"]
+    value = " ".join(words) or "md"
     if value not in ("md", "json"):
-        raise _Bad(f"Unknown post-mortem format '{value}'; use md or json.", USAGE["postmortem"])
-    return CompilePostmortem(incident=ref, format=value)  # type: ignore[arg-type]
+        raise _Bad(f"Unknown post-mortem format '{value}'; use md, json or pr.", USAGE["postmortem"])
+    if pull_request and value != "md":
+        raise _Bad("The pull request carries the Markdown post-mortem; use `postmortem pr`.", USAGE["postmortem"])
+    return CompilePostmortem(incident=ref, format=value, pull_request=pull_request)  # type: ignore[arg-type]
 
 
 def _parse_show(tokens: list[_Token], ref: int | None) -> ShowIncident:

@@ -64,6 +64,7 @@ class EventKind(StrEnum):
     FREEZE = "freeze"
     ACTION_ADDED = "action_added"
     ACTION_DONE = "action_done"
+    ACTION_REOPENED = "action_reopened"
     MITIGATED = "mitigated"
     RESOLVED = "resolved"
     CLOSED = "closed"
@@ -81,6 +82,7 @@ class EventKind(StrEnum):
     CUSTOMER_UPDATE_DUE = "customer_update_due"
     ALERT = "alert"
     PUBLIC_UPDATE = "public_update"
+    FOLLOWUP = "followup"  # where the paper trail went: a post-mortem pull request, an issue
 
 
 # Note kinds a user can tag; each fills a section of the post-mortem.
@@ -164,6 +166,8 @@ class ActionItem:
     done_at: datetime | None = None
     done_by: str | None = None
     overdue_reminded: bool = False
+    issue: int | None = None  # its issue on the code host (GitHub), once opened
+    issue_url: str | None = None
 
     @property
     def is_done(self) -> bool:
@@ -345,6 +349,31 @@ class Incident:
         self._record(EventKind.ACTION_DONE, by, now, f"action {number} done: {item.text}")
         return item
 
+    def reopen_action(self, *, by: str, number: int, now: datetime) -> ActionItem:
+        item = self.action(number)
+        if not item.is_done:
+            raise DomainError(f"Action item {number} is not done.")
+        item.done_at = item.done_by = None
+        self._record(EventKind.ACTION_REOPENED, by, now, f"action {number} reopened: {item.text}")
+        return item
+
+    def action(self, number: int) -> ActionItem:
+        if not 1 <= number <= len(self.actions):
+            valid = f"1–{len(self.actions)}" if self.actions else "none yet"
+            raise DomainError(f"No action item {number}; {self.key}'s action items: {valid}.")
+        return self.actions[number - 1]
+
+    def action_of_issue(self, issue: int) -> ActionItem | None:
+        return next((item for item in self.actions if item.issue == issue), None)
+
+    def link_action_issue(self, *, number: int, issue: int, url: str, now: datetime) -> ActionItem:
+        """Remember an action item's issue (once: a second link for the same item keeps the first)."""
+        item = self.action(number)
+        if item.issue is None:
+            item.issue, item.issue_url = issue, url
+            self._record(EventKind.FOLLOWUP, BOT_AUTHOR, now, f"action {number} is issue #{issue}: {url}")
+        return item
+
     def mitigate(self, *, by: str, now: datetime) -> None:
         self._require_open("mitigate")
         if self.status is Status.MITIGATED:
@@ -384,6 +413,10 @@ class Incident:
         self.postmortem_at = now
         where = f" → {path}" if path else ""
         self._record(EventKind.POSTMORTEM, by, now, f"post-mortem {'compiled' if first else 'recompiled'}{where}")
+
+    def record_followup(self, *, now: datetime, text: str) -> None:
+        """Where the paper trail went (a pull request's link); not part of the post-mortem it points to."""
+        self._record(EventKind.FOLLOWUP, BOT_AUTHOR, now, text)
 
     def link_tenants(self, *, by: str, tenants: list[str], now: datetime) -> list[str]:
         """Mark customer tenants as affected; returns the ones newly linked."""

@@ -61,6 +61,23 @@ class TimelineLine:
     deleted: bool
 
 
+# Events about the post-mortem itself (compiled, its pull request opened) are not part of it: compiling again
+# after a pull request was opened must give the same document.
+_ABOUT_THE_DOCUMENT = {EventKind.POSTMORTEM, EventKind.FOLLOWUP}
+
+
+def compile_document(compiler: "PostmortemCompiler", ladder: Ladder, incident: Incident,
+                     timeline: list[TimelineEvent], fmt: str = "md", deliveries: Deliveries = ()) -> str:
+    """The post-mortem of an incident as Markdown or JSON, at its severity's level of the ladder, with the
+    per-recipient outcome of its customer briefs."""
+    level = ladder.level(incident.severity) or ladder.level(ladder.default)
+    assert level is not None  # the ladder's default is one of its levels (checked when it loads)
+    timeline = [event for event in timeline if event.kind not in _ABOUT_THE_DOCUMENT]
+    if fmt == "json":
+        return compiler.json(incident, level, timeline, ladder=ladder, deliveries=deliveries)
+    return compiler.markdown(incident, level, timeline, ladder=ladder, deliveries=deliveries)
+
+
 class PostmortemCompiler:
     def __init__(self, *, tz: tzinfo, template: string.Template) -> None:
         self._tz = tz

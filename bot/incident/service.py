@@ -19,6 +19,7 @@ from bot.briefs.report import Deliveries, delivery_lines
 from bot.briefs.service import BriefService
 from bot.delivery.batching import GroupCommit
 from bot.delivery.notifier import Notifier
+from bot.followups.service import FollowupService
 from bot.incident import commands as cmd
 from bot.incident import render
 from bot.incident.declare import Declarer
@@ -35,7 +36,7 @@ from bot.incident.domain import (
     format_duration,
 )
 from bot.incident.key import key_of
-from bot.incident.postmortem import PostmortemCompiler, postmortem_filename
+from bot.incident.postmortem import PostmortemCompiler, compile_document, postmortem_filename
 from bot.incident.reminders import escalation_target, plan
 from bot.ports import (
     Actor,
@@ -62,6 +63,8 @@ log = logging.getLogger("warroom.service")
 
 
 FIRST_MINUTES = "first minutes"
+NO_ISSUES = ("No GitHub repository is configured, so action items cannot become issues: set "
+             "WARROOM_GITHUB_REPOSITORY and WARROOM_GITHUB_TOKEN (docs/github.md).")
 TRIAGE = "triage"
 REMINDER_BATCH = 500
 
@@ -120,6 +123,8 @@ class _Change:
     announce: Message | None = None
     card_changed: bool = True
     reply: Reply | None = None
+    # code host work to queue in the same transaction (open an action item's issue, close it)
+    followups: tuple[Callable[[UnitOfWork, Incident], Awaitable[None]], ...] = ()
 
 
 class IncidentService:
@@ -129,7 +134,7 @@ class IncidentService:
                  ladder: Ladder, clock: Clock, tz: tzinfo, postmortem_dir: Path, notifier: Notifier,
                  declarer: Declarer, briefs: BriefService, alerts: AlertProposals | None = None,
                  postmortem_template: str = "blameless", metrics: Metrics | None = None,
-                 sign_in: SignInLinks | None = None) -> None:
+                 sign_in: SignInLinks | None = None, followups: FollowupService | None = None) -> None:
         self._uow = uow
         self._chat = chat
         self._playbooks = playbooks
@@ -145,6 +150,8 @@ class IncidentService:
         self._alerts = alerts
         self.metrics: Metrics = metrics or NoMetrics()
         self._sign_in = sign_in
+        # The code host (GitHub): post-mortem pull requests; None when no repository is configured.
+        self._followups = followups
         # Chat messages are most of the traffic: those that arrive together are written in one transaction, and
         # under load a batch waits up to 5 ms for more (a person's message is none the worse for it).
         self._said: GroupCommit[_Said, bool] = GroupCommit(self._capture_batch, delay=0.005)
@@ -166,6 +173,7 @@ class IncidentService:
             cmd.Stats: self._stats,
             cmd.PublishUpdate: self._publish,
             cmd.WebSignIn: self._web_link,
+            cmd.SyncActions: self._sync_actions,
         }
         self._changes: dict[type, Callable[[Context, Incident, Any, datetime], _Change]] = {
             cmd.Acknowledge: self._ack, cmd.PostStatus: self._status, cmd.ChangeSeverity: self._severity,
@@ -366,6 +374,8 @@ class IncidentService:
 
     async def _declare(self, ctx: Context, command: cmd.Declare) -> Reply | None:
         level = self.level(command.severity or self.ladder.default)
+        if command.issue:
+            return await self._log_as_issue(ctx, command, level)
         if command.tenants:
             async with self._uow() as uow:
                 await self.briefs.known_tenants(uow, command.tenants)
@@ -381,6 +391,23 @@ class IncidentService:
         else:
             text = f"Declared {incident.key} ({level.name}): {incident.title}. Work it in its thread."
         return Reply(Message(text=text, kind="reply"), incident=incident.number)
+
+    async def _log_as_issue(self, ctx: Context, command: cmd.Declare, level: SeverityLevel) -> Reply | None:
+        """000 "Log it": a backlog severity becomes an issue on the code host; no incident, no room, no pages."""
+        followups = self._followups
+        if followups is None or not followups.issues:
+            return _error(NO_ISSUES)
+        if level.update_cadence is not None:  # a severity someone is nudged to update is worked, not logged
+            return _error(f"{level.name} ({level.label}) is worked as an incident, not logged: --issue is for "
+                          f"severities without an update cadence (P3: \"log it\").")
+        async with self._uow() as uow:
+            if not await self._notify.first_delivery(uow, ctx.delivery_id):
+                return None
+            await followups.queue_logged_issue(uow, room=ctx.room, title=command.title, impact=command.impact,
+                                               severity=level.name, by=ctx.actor.name)
+            await uow.commit()
+        await self._notify.deliver()
+        return _info(f"Logging {level.name} \"{command.title}\" as an issue; nobody is paged. The link follows here.")
 
     # -- state changes ------------------------------------------------------------------------------
 
@@ -398,6 +425,8 @@ class IncidentService:
                 await self._notify.queue(uow, incident, outcome.announce, originator=ctx.origin)
             if outcome.card_changed:
                 await self._notify.queue_card(uow, incident)
+            for queue in outcome.followups:
+                await queue(uow, incident)
             await uow.commit()
         await self._notify.deliver()
         if outcome.reply is not None:
@@ -482,15 +511,70 @@ class IncidentService:
         return _Change(Message(text=text, incident_key=incident.key, kind="update"))
 
     def _action(self, ctx: Context, incident: Incident, command: cmd.AddAction, now: datetime) -> _Change:
+        followups = self._followups
+        if command.issue and (followups is None or not followups.issues):
+            raise DomainError(NO_ISSUES)
         item = incident.add_action(by=ctx.actor.name, text=command.text, owner=command.owner, due=command.due, now=now)
         details = "".join((f", owner {item.owner}" if item.owner else "", f", due {item.due}" if item.due else ""))
-        return _Change(Message(text=f"Action item {item.number} added{details}: {item.text}",
-                               incident_key=incident.key, kind="update"), card_changed=False)
+        issue = "; opening it as an issue" if command.issue else ""
+        queued = (lambda uow, incident: followups.queue_action_issue(uow, incident, item=item.number),) \
+            if command.issue and followups is not None else ()
+        return _Change(Message(text=f"Action item {item.number} added{details}: {item.text}{issue}",
+                               incident_key=incident.key, kind="update"), card_changed=False, followups=queued)
 
     def _action_done(self, ctx: Context, incident: Incident, command: cmd.CompleteAction, now: datetime) -> _Change:
         item = incident.complete_action(by=ctx.actor.name, number=command.item, now=now)
-        return _Change(Message(text=f"Action item {item.number} done ({ctx.actor.name}): {item.text}",
-                               incident_key=incident.key, kind="update"), card_changed=False)
+        followups = self._followups
+        issue = item.issue
+        queued = (lambda uow, incident: followups.queue_issue_state(uow, incident, issue=issue, open=False),) \
+            if issue is not None and followups is not None and followups.issues else ()
+        closing = f"; closing issue #{issue}" if queued else ""
+        return _Change(Message(text=f"Action item {item.number} done ({ctx.actor.name}): {item.text}{closing}",
+                               incident_key=incident.key, kind="update"), card_changed=False, followups=queued)
+
+    async def _sync_actions(self, ctx: Context, command: cmd.SyncActions) -> Reply | None:
+        followups = self._followups
+        if followups is None or not followups.issues:
+            return _error(NO_ISSUES)
+        async with self._uow() as uow:
+            if not await self._notify.first_delivery(uow, ctx.delivery_id):
+                return None
+            incident = await self._incident_for(uow, ctx, command)
+            missing = [item.number for item in incident.actions if item.issue is None and not item.is_done]
+            for number in missing:
+                await followups.queue_action_issue(uow, incident, item=number)
+            await uow.commit()
+        await self._notify.deliver()
+        if not missing:
+            return _info(f"Every open action item of {incident.key} has an issue already.")
+        return _info(f"Opening issues for {incident.key}'s action items {', '.join(map(str, missing))}; the links "
+                     "follow in the thread.")
+
+    async def issue_changed(self, *, issue: int, open: bool, actor: str, delivery_id: str | None = None) -> bool:
+        """The code host says an issue was closed or reopened (a signed webhook): its action item follows.
+        False when the issue is no action item's, or the delivery was seen before; nothing changes then."""
+        async with self._uow() as uow:
+            number = await uow.incidents.number_of_issue(issue)
+            incident = await uow.incidents.get(number) if number is not None else None
+            item = incident.action_of_issue(issue) if incident is not None else None
+            if incident is None or item is None or not await self._notify.first_delivery(uow, delivery_id):
+                return False
+            now = self._clock.now()
+            if open and item.is_done:
+                incident.reopen_action(by=actor, number=item.number, now=now)
+                text = f"Action item {item.number} reopened on GitHub by {actor} (#{issue}): {item.text}"
+            elif not open and not item.is_done:
+                incident.complete_action(by=actor, number=item.number, now=now)
+                text = f"Action item {item.number} done — issue #{issue} closed on GitHub by {actor}: {item.text}"
+            else:
+                await uow.commit()  # already so (our own close coming back): only the delivery id is kept
+                return True
+            await uow.incidents.save(incident)
+            await self._notify.replan(uow, incident)
+            await self._notify.queue(uow, incident, Message(text=text, incident_key=incident.key, kind="update"))
+            await uow.commit()
+        await self._notify.deliver()
+        return True
 
     def _mitigate(self, ctx: Context, incident: Incident, command: cmd.Mitigate, now: datetime) -> _Change:
         incident.mitigate(by=ctx.actor.name, now=now)
@@ -754,6 +838,13 @@ class IncidentService:
         return None if self._is_home(incident, ctx) else _info(f"Posted {scenario.name} in {incident.key}'s thread.")
 
     async def _postmortem(self, ctx: Context, command: cmd.CompilePostmortem) -> Reply | None:
+        followups = self._followups
+        if command.pull_request and (followups is None or not followups.pull_requests):
+            return _error("No GitHub repository is configured, so there is no pull request to open: set "
+                          "WARROOM_GITHUB_REPOSITORY and WARROOM_GITHUB_TOKEN (docs/github.md), or commit the "
+                          "post-mortem to a clone with `warroom postmortem INC-n --git PATH`.")
+        open_pr = followups is not None and (command.pull_request or (command.format == "md"
+                                                                      and followups.pr_on_compile))
         async with self._uow() as uow:
             if not await self._notify.first_delivery(uow, ctx.delivery_id):
                 return None
@@ -774,17 +865,16 @@ class IncidentService:
                 attachment=Attachment(filename=path.name, content=document.encode("utf-8"), mime_type=mime,
                                       title=f"{incident.key} post-mortem"),
                 incident_key=incident.key, kind="postmortem"), originator=ctx.origin)
+            if open_pr and followups is not None:
+                await followups.queue_postmortem_pr(uow, incident, by=ctx.actor.name)
             await uow.commit()
         await self._notify.deliver()
-        return _info(f"Post-mortem for {incident.key} written to {path}.")
+        pr = " Its pull request is being opened or updated; the link follows in the thread." if open_pr else ""
+        return _info(f"Post-mortem for {incident.key} written to {path}.{pr}")
 
     def _compile(self, incident: Incident, timeline: list[TimelineEvent], fmt: str,
                  deliveries: Deliveries = ()) -> str:
-        level = self.ladder.level(incident.severity) or self.level(self.ladder.default)
-        timeline = [event for event in timeline if event.kind is not EventKind.POSTMORTEM]
-        if fmt == "json":
-            return self._compiler.json(incident, level, timeline, ladder=self.ladder, deliveries=deliveries)
-        return self._compiler.markdown(incident, level, timeline, ladder=self.ladder, deliveries=deliveries)
+        return compile_document(self._compiler, self.ladder, incident, timeline, fmt, deliveries)
 
     # -- reminders ----------------------------------------------------------------------------------
 
@@ -890,7 +980,7 @@ class IncidentService:
 _COMMAND_WORDS = {
     cmd.Acknowledge: "ack", cmd.PostStatus: "status", cmd.ChangeSeverity: "sev", cmd.AssignRole: "role",
     cmd.AddNote: "note", cmd.TickChecklist: "check", cmd.Snooze: "snooze", cmd.SetFreeze: "freeze",
-    cmd.AddAction: "action", cmd.CompleteAction: "action", cmd.Mitigate: "mitigate", cmd.Resolve: "resolve",
+    cmd.AddAction: "action", cmd.CompleteAction: "action", cmd.SyncActions: "action", cmd.Mitigate: "mitigate", cmd.Resolve: "resolve",
     cmd.Close: "close", cmd.Reopen: "reopen", cmd.CompilePostmortem: "postmortem", cmd.ShowIncident: "show",
     cmd.ShowPlaybook: "playbook",
 }

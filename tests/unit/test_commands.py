@@ -514,7 +514,18 @@ def test_postmortem_compiles_markdown_or_json(text: str, fmt: str) -> None:
 
 @pytest.mark.parametrize("value", ["pdf", "md json", "--format json"])
 def test_postmortem_with_a_bad_format_says_md_or_json(value: str) -> None:
-    assert err(f"postmortem {value}").message == f"Unknown post-mortem format '{value}'; use md or json."
+    assert err(f"postmortem {value}").message == f"Unknown post-mortem format '{value}'; use md, json or pr."
+
+
+def test_postmortem_pr_compiles_markdown_and_asks_for_the_pull_request() -> None:
+    assert ok("postmortem pr", CompilePostmortem) == CompilePostmortem(format="md", pull_request=True)
+    assert ok("postmortem INC-7 md pr", CompilePostmortem) == CompilePostmortem(incident=7, format="md",
+                                                                               pull_request=True)
+    assert ok("postmortem", CompilePostmortem).pull_request is False
+
+
+def test_postmortem_pr_with_json_is_refused() -> None:
+    assert "Markdown" in err("postmortem json pr").message
 
 
 # ------------------------------------------------------------------------------------------------------- show/help
@@ -1012,3 +1023,9 @@ def test_public_update_reads_state_text_areas_and_brief() -> None:
     assert cmd.parse('public INC-4 "We are looking"') == cmd.PublishUpdate(incident=4, text="We are looking")
     assert cmd.parse("public resolved brief 3") == cmd.PublishUpdate(state="resolved", brief_id=3)
     assert cmd.parse("web") == cmd.WebSignIn()
+
+
+def test_declare_with_issue_asks_to_log_it_as_an_issue() -> None:
+    assert ok('declare P3 "Typo on pricing" --issue', Declare).issue is True
+    assert ok('declare P3 "Typo on pricing"', Declare).issue is False
+    assert ok('declare P3 "--issue"', Declare) == Declare(title="--issue", severity="P3")  # quoted: the title
