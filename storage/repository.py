@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Collection, Sequence
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import datetime, time, timedelta
 from typing import Any
 
 import sqlalchemy as sa
@@ -20,12 +20,15 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 
 from bot.briefs.templates import Brief, Contact, Recipient
 from bot.operators.roster import Operator
+from bot.oncall.roster import Person
+from bot.oncall.rotation import Override, Rotation
 from bot.incident.domain import ActionItem, ChecklistItem, EventKind, Incident, Role, Status, TimelineEvent
 from bot.delivery.outbox import message_from_json, message_to_json
 from bot.ports import (AlertGroupRecord, AlertRecord, ConcurrentChange, DueReminder, FreezeEntry, MetricsSnapshot,
                        Outbound, OutboxItem, ReminderPlan, Room)
 from storage.tables import (ActionRow, AlertGroupRow, AlertRow, BriefRecipientRow, BriefRow, ContactRow, CounterRow,
-                            DeliveryRow, FollowerRow, IncidentRow, IncidentTenantRow, OperatorRow, OutboxRow,
+                            DeliveryRow, FollowerRow, IncidentRow, IncidentTenantRow, OnCallOverrideRow, OnCallPersonRow,
+                            OnCallRotationRow, OperatorRow, OutboxRow,
                             ReminderRow, ScheduleRow, TimelineRow)
 
 _INCIDENT_COUNTER = "incident"
@@ -999,6 +1002,96 @@ class SqlReportRepository:
         )
 
 
+def _person(row: OnCallPersonRow) -> Person:
+    return Person(name=row.name, slack=row.slack, discord=row.discord, whatsapp=row.whatsapp,
+                  pagerduty=row.pagerduty)
+
+
+def _rotation(row: OnCallRotationRow) -> Rotation:
+    hours, minutes = row.handoff_time.split(":")
+    return Rotation(role=row.role, people=tuple(row.people), weekday=row.weekday, at=time(int(hours), int(minutes)),
+                    timezone=row.timezone, starts_at=row.starts_at)
+
+
+def _override(row: OnCallOverrideRow) -> Override:
+    return Override(role=row.role, person=row.person, starts_at=row.starts_at, ends_at=row.ends_at, id=row.id,
+                    created_by=row.created_by)
+
+
+class SqlOnCallRepository:
+    """People, rotations and overrides of the on-call roster."""
+
+    def __init__(self, session: AsyncSession) -> None:
+        self._session = session
+
+    async def save_person(self, person: Person, *, now: datetime, replace: bool) -> bool:
+        row = await self._session.get(OnCallPersonRow, person.name)
+        if row is not None and not replace:
+            return False
+        row = row or OnCallPersonRow(name=person.name, added_at=now)
+        row.slack, row.discord, row.whatsapp, row.pagerduty = (person.slack, person.discord, person.whatsapp,
+                                                               person.pagerduty)
+        self._session.add(row)
+        try:
+            await self._session.flush()
+        except IntegrityError:  # another process added the same name between our read and write
+            raise ConcurrentChange(f"person {person.name} was added concurrently") from None
+        return True
+
+    async def person(self, name: str) -> Person | None:
+        row = await self._session.get(OnCallPersonRow, name)
+        return _person(row) if row else None
+
+    async def person_by_address(self, address: str) -> Person | None:
+        rows = await self._session.exec(select(OnCallPersonRow).where(sa.or_(
+            OnCallPersonRow.slack == address, OnCallPersonRow.discord == address,
+            OnCallPersonRow.whatsapp == address)).limit(1))
+        row = rows.first()
+        return _person(row) if row else None
+
+    async def people(self) -> list[Person]:
+        rows = await self._session.exec(select(OnCallPersonRow).order_by(OnCallPersonRow.name))
+        return [_person(r) for r in rows.all()]
+
+    async def remove_person(self, name: str) -> None:
+        await self._session.exec(sa.delete(OnCallOverrideRow).where(OnCallOverrideRow.person == name))
+        await self._session.exec(sa.delete(OnCallPersonRow).where(OnCallPersonRow.name == name))
+
+    async def save_rotation(self, rotation: Rotation, *, now: datetime) -> None:
+        row = await self._session.get(OnCallRotationRow, rotation.role) or OnCallRotationRow(role=rotation.role)
+        row.people, row.weekday, row.handoff_time = list(rotation.people), rotation.weekday, f"{rotation.at:%H:%M}"
+        row.timezone, row.starts_at, row.updated_at = rotation.timezone, rotation.starts_at, now
+        self._session.add(row)
+        await self._session.flush()
+
+    async def rotation(self, role: str) -> Rotation | None:
+        row = await self._session.get(OnCallRotationRow, role)
+        return _rotation(row) if row else None
+
+    async def rotations(self) -> list[Rotation]:
+        rows = await self._session.exec(select(OnCallRotationRow).order_by(OnCallRotationRow.role))
+        return [_rotation(r) for r in rows.all()]
+
+    async def add_override(self, override: Override, *, now: datetime) -> int:
+        row = OnCallOverrideRow(role=override.role, person=override.person, starts_at=override.starts_at,
+                                ends_at=override.ends_at, created_by=override.created_by, created_at=now)
+        self._session.add(row)
+        await self._session.flush()
+        assert row.id is not None
+        return row.id
+
+    async def overrides(self, *, ending_after: datetime, role: str | None = None) -> list[Override]:
+        query = select(OnCallOverrideRow).where(OnCallOverrideRow.ends_at > ending_after)
+        if role is not None:
+            query = query.where(OnCallOverrideRow.role == role)
+        rows = await self._session.exec(query.order_by(OnCallOverrideRow.starts_at))
+        return [_override(r) for r in rows.all()]
+
+    async def remove_override(self, override_id: int) -> bool:
+        result = await self._session.exec(sa.delete(OnCallOverrideRow).where(OnCallOverrideRow.id == override_id))
+        return result.rowcount > 0
+
+
 class SqlUnitOfWork:
     def __init__(self, sessions: async_sessionmaker[AsyncSession],
                  outbox_listeners: Sequence[Callable[[], None]] = ()) -> None:
@@ -1013,6 +1106,7 @@ class SqlUnitOfWork:
         self.outbox = SqlOutboxRepository(self.session)
         self.customers = SqlCustomerRepository(self.session)
         self.operators = SqlOperatorRepository(self.session)
+        self.oncall = SqlOnCallRepository(self.session)
         self.alerts = SqlAlertRepository(self.session)
         self.schedules = SqlScheduleRepository(self.session)
         self.reports = SqlReportRepository(self.session, self.incidents)

@@ -292,3 +292,45 @@ class ScheduleRow(SQLModel, table=True):
     name: str = Field(primary_key=True, max_length=32)
     due_at: datetime = Field(sa_type=UTCDateTime, nullable=False)
     last_run_at: datetime | None = _when()
+
+
+class OnCallPersonRow(SQLModel, table=True):
+    """Someone who can be on call, and where they can be reached (any may be empty)."""
+
+    __tablename__ = "oncall_person"
+
+    name: str = Field(primary_key=True, max_length=64)
+    slack: str | None = Field(default=None, max_length=64)
+    discord: str | None = Field(default=None, max_length=64)
+    whatsapp: str | None = Field(default=None, max_length=20)
+    pagerduty: str | None = Field(default=None, max_length=64)  # an Events API v2 routing (integration) key
+    added_at: datetime = Field(sa_type=UTCDateTime, nullable=False)
+
+
+class OnCallRotationRow(SQLModel, table=True):
+    """A role's rotation as a rule (weekly hand-off in a timezone, people in order); shifts are computed."""
+
+    __tablename__ = "oncall_rotation"
+
+    role: str = Field(primary_key=True, max_length=60)
+    people: list = Field(default_factory=list, sa_type=sa.JSON, nullable=False)
+    weekday: int
+    handoff_time: str = Field(max_length=5)  # HH:MM, wall clock in `timezone`
+    timezone: str = Field(max_length=64)
+    starts_at: datetime = Field(sa_type=UTCDateTime, nullable=False)
+    updated_at: datetime = Field(sa_type=UTCDateTime, nullable=False)
+
+
+class OnCallOverrideRow(SQLModel, table=True):
+    """Someone holds a role for a while instead of whoever the rotation says."""
+
+    __tablename__ = "oncall_override"
+    __table_args__ = (sa.Index("ix_oncall_override_role", "role", "ends_at"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    role: str = Field(max_length=60)
+    person: str = Field(foreign_key="oncall_person.name", max_length=64)
+    starts_at: datetime = Field(sa_type=UTCDateTime, nullable=False)
+    ends_at: datetime = Field(sa_type=UTCDateTime, nullable=False)
+    created_by: str | None = Field(default=None, max_length=200)
+    created_at: datetime = Field(sa_type=UTCDateTime, nullable=False)

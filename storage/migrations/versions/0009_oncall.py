@@ -1,0 +1,56 @@
+"""on-call: people and their contact points, rotations as rules, overrides
+
+Revision ID: 0009
+Revises: 0006
+"""
+from alembic import op
+import sqlalchemy as sa
+
+revision = '0009'
+down_revision = '0006'
+branch_labels = None
+depends_on = None
+
+
+def upgrade() -> None:
+    op.create_table(
+        'oncall_person',
+        sa.Column('name', sa.String(length=64), nullable=False),
+        sa.Column('slack', sa.String(length=64), nullable=True),
+        sa.Column('discord', sa.String(length=64), nullable=True),
+        sa.Column('whatsapp', sa.String(length=20), nullable=True),
+        sa.Column('pagerduty', sa.String(length=64), nullable=True),
+        sa.Column('added_at', sa.DateTime(timezone=True), nullable=False),
+        sa.PrimaryKeyConstraint('name'),
+    )
+    op.create_table(
+        'oncall_rotation',
+        sa.Column('role', sa.String(length=60), nullable=False),
+        sa.Column('people', sa.JSON(), nullable=False),
+        sa.Column('weekday', sa.Integer(), nullable=False),
+        sa.Column('handoff_time', sa.String(length=5), nullable=False),
+        sa.Column('timezone', sa.String(length=64), nullable=False),
+        sa.Column('starts_at', sa.DateTime(timezone=True), nullable=False),
+        sa.Column('updated_at', sa.DateTime(timezone=True), nullable=False),
+        sa.PrimaryKeyConstraint('role'),
+    )
+    op.create_table(
+        'oncall_override',
+        sa.Column('id', sa.Integer(), nullable=False),
+        sa.Column('role', sa.String(length=60), nullable=False),
+        sa.Column('person', sa.String(length=64), nullable=False),
+        sa.Column('starts_at', sa.DateTime(timezone=True), nullable=False),
+        sa.Column('ends_at', sa.DateTime(timezone=True), nullable=False),
+        sa.Column('created_by', sa.String(length=200), nullable=True),
+        sa.Column('created_at', sa.DateTime(timezone=True), nullable=False),
+        sa.ForeignKeyConstraint(['person'], ['oncall_person.name']),
+        sa.PrimaryKeyConstraint('id'),
+    )
+    op.create_index('ix_oncall_override_role', 'oncall_override', ['role', 'ends_at'])
+
+
+def downgrade() -> None:
+    op.drop_index('ix_oncall_override_role', table_name='oncall_override')
+    op.drop_table('oncall_override')
+    op.drop_table('oncall_rotation')
+    op.drop_table('oncall_person')
