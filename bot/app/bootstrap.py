@@ -22,6 +22,7 @@ from bot.delivery.outbox import OutboxHints, OutboxSender
 from bot.delivery.scheduler import ReminderTicker
 from bot.incident.declare import Declarer
 from bot.incident.service import IncidentService
+from bot.oncall.roster import Roster
 from bot.operators.desk import OperatorDesk
 from bot.ports import ChatAdapter, Clock, Metrics, Room, SystemClock
 from bot.reports.digest import DigestSchedule
@@ -47,6 +48,7 @@ class Warroom:
     alerts: AlertIntake
     operations: Operations
     metrics: Metrics
+    oncall: Roster
     _takeover: "asyncio.Task[int] | None" = None
 
     async def tick(self) -> int:
@@ -85,6 +87,7 @@ def load_configured_playbooks(settings: Settings) -> Playbooks:
     playbooks.ladder(settings.ladder)  # fail at start-up on an unknown ladder name
     playbooks.postmortem_template(settings.postmortem_template)
     playbooks.alert_rules_for(settings.operations.alert_rules, playbooks.ladder(settings.ladder))  # levels exist in the ladder
+    playbooks.oncall_plan(settings.oncall)  # fail at start-up on an unknown on-call plan
     return playbooks
 
 
@@ -124,12 +127,13 @@ async def build(settings: Settings, *, chat: Mapping[str, ChatAdapter], clock: C
                         deliver_inline=deliver_inline)
     declarer = Declarer(playbooks=playbooks, outbox=notifier, clock=clock, tz=settings.tz)
     room = alert_room(settings, chat)
+    roster = Roster(uow=uow, clock=clock, plan=playbooks.oncall_plan(settings.oncall), tz=settings.tz)
     alerts = AlertIntake(notifier=notifier, declarer=declarer, uow=uow, ladder=ladder, room=room, clock=clock,
                          rules=playbooks.alert_rules_for(settings.operations.alert_rules, ladder))
     service = IncidentService(
         uow=uow, chat=chat, playbooks=playbooks, ladder=ladder, clock=clock, tz=settings.tz,
         postmortem_dir=settings.postmortem_dir, postmortem_template=settings.postmortem_template,
-        notifier=notifier, declarer=declarer, briefs=briefs, alerts=alerts, metrics=metrics,
+        notifier=notifier, declarer=declarer, briefs=briefs, alerts=alerts, metrics=metrics, oncall=roster,
     )
     operators_desk = OperatorDesk(service=service, notifier=notifier, uow=uow, clock=clock)
     digest_at, digest_tz = settings.operations.digest_at, settings.operations.digest_tz
@@ -158,7 +162,7 @@ async def build(settings: Settings, *, chat: Mapping[str, ChatAdapter], clock: C
     return Warroom(settings=settings, service=service, operators=operators_desk, outbox=sender,
                    playbooks=playbooks, ticker=ticker, heartbeat=heartbeat, engine=engine,
                    scheduler_lock=SchedulerLock(settings.database_url), alerts=alerts, operations=operations,
-                   metrics=metrics)
+                   metrics=metrics, oncall=roster)
 
 
 @asynccontextmanager

@@ -99,6 +99,7 @@ class Settings(BaseSettings):
     playbooks: Path | None = Field(None, alias="WARROOM_PLAYBOOKS")
     timezone: str = Field("UTC", alias="WARROOM_TIMEZONE")
     postmortem_template: str = Field("blameless", alias="WARROOM_POSTMORTEM_TEMPLATE")
+    oncall: str = Field("default", alias="WARROOM_ONCALL")  # playbooks/oncall/<name>.yaml
     postmortem_dir: Path = Field(Path("postmortems"), alias="WARROOM_POSTMORTEM_DIR")
     incidents_channel: str = Field("#incidents", alias="WARROOM_INCIDENTS_CHANNEL")
     tick_seconds: float = Field(1.0, gt=0, le=60, alias="WARROOM_TICK_SECONDS")

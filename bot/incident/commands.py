@@ -38,6 +38,7 @@ USAGE: dict[str, str] = {
     "unfollow": "unfollow [INC-n]",
     "use": "use INC-n",
     "brief": "brief <tenant[,tenant]|all-affected> [template] [area=<what>] [eta=<minutes>] [--send]   |   brief send <id>",
+    "oncall": "oncall   |   oncall override <role> @person <from YYYY-MM-DD[THH:MM]> <to YYYY-MM-DD[THH:MM]>",
     "list": "list",
     "stats": "stats [30d]  (a period: 1h–365d, or weeks like 4w)",
     "show": "show [INC-n]",
@@ -67,6 +68,7 @@ HELP_SUMMARY = {
     "unfollow": "WhatsApp: stop getting an incident's updates",
     "use": "WhatsApp: make INC-n the incident your messages and commands go to",
     "brief": "preview a WhatsApp brief to affected customers; send on confirm",
+    "oncall": "who is on call now and next per role; override hands a role to someone for a while",
     "list": "list open incidents",
     "stats": "response and resolution times per severity against their targets (default: last 30 days)",
     "show": "one incident's summary",
@@ -227,6 +229,19 @@ class Reopen(Command):
 @dataclass(frozen=True, kw_only=True)
 class CompilePostmortem(Command):
     format: Literal["md", "json"] = "md"
+
+
+@dataclass(frozen=True, kw_only=True)
+class ShowOnCall(Command):
+    pass
+
+
+@dataclass(frozen=True, kw_only=True)
+class OverrideOnCall(Command):
+    role: str
+    person: str  # as typed: a name, @name, or a platform mention (<@U123>)
+    starts: str  # YYYY-MM-DD or YYYY-MM-DDTHH:MM, local to the role's rotation; checked by the roster
+    ends: str  # the same; a date alone is inclusive (to the end of that day)
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -593,6 +608,26 @@ def _parse_stats(tokens: list[_Token], ref: int | None) -> Stats:
     return Stats(incident=ref, period=timedelta(hours=hours))
 
 
+_WHEN = re.compile(r"^[0-9]{4}-[0-9]{2}-[0-9]{2}(?:[Tt][0-9]{1,2}:[0-9]{2})?$")
+
+
+def _parse_oncall(tokens: list[_Token], ref: int | None) -> ShowOnCall | OverrideOnCall:
+    usage = USAGE["oncall"]
+    if not tokens:
+        return ShowOnCall(incident=ref)
+    if tokens[0].text.lower() != "override":
+        raise _Bad(f"'oncall' takes nothing or 'override …', got '{_words(tokens)[:60]}'.", usage)
+    words = [token.text for token in tokens[1:]]
+    if len(words) != 4:
+        raise _Bad("Give a role, a person and two dates, e.g. oncall override platform @dave 2026-12-24 "
+                   "2026-12-27.", usage)
+    role, person, starts, ends = words
+    for when in (starts, ends):
+        if not _WHEN.match(when):
+            raise _Bad(f"'{when[:40]}' is not a date: use YYYY-MM-DD or YYYY-MM-DDTHH:MM.", usage)
+    return OverrideOnCall(incident=ref, role=role.lower(), person=person, starts=starts, ends=ends)
+
+
 def _parse_help(tokens: list[_Token], ref: int | None) -> Help:
     topic = _words(tokens).lower().lstrip("/") or None
     if topic is not None and topic == "unfreeze":
@@ -625,13 +660,15 @@ _PARSERS = {
     "unfollow": _no_arguments(Unfollow, "unfollow"),
     "use": _parse_use,
     "brief": _parse_brief,
+    "oncall": _parse_oncall,
     "list": _no_arguments(ListIncidents, "list"),
     "stats": _parse_stats,
     "show": _parse_show,
     "help": _parse_help,
 }
 _ALIASES = {"acknowledge": "ack", "severity": "sev", "update": "status", "actions": "action", "pm": "postmortem",
-            "ls": "list", "unfreeze": "freeze"}
+            "ls": "list", "unfreeze": "freeze",
+            "on-call": "oncall"}
 
 
 def _usage_for(text: str) -> str | None:

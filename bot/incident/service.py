@@ -33,6 +33,8 @@ from bot.incident.domain import (
 )
 from bot.incident.postmortem import PostmortemCompiler, postmortem_filename
 from bot.incident.reminders import escalation_target, plan
+from bot.oncall.render import board_message, saved_text
+from bot.oncall.roster import Roster, RosterError
 from bot.ports import (
     Actor,
     Attachment,
@@ -116,7 +118,7 @@ class IncidentService:
 
     def __init__(self, *, uow: UnitOfWorkFactory, chat: Mapping[str, ChatAdapter], playbooks: Playbooks,
                  ladder: Ladder, clock: Clock, tz: tzinfo, postmortem_dir: Path, notifier: Notifier,
-                 declarer: Declarer, briefs: BriefService, alerts: AlertProposals | None = None,
+                 declarer: Declarer, briefs: BriefService, oncall: Roster, alerts: AlertProposals | None = None,
                  postmortem_template: str = "blameless", metrics: Metrics | None = None) -> None:
         self._uow = uow
         self._chat = chat
@@ -129,6 +131,7 @@ class IncidentService:
         self._notify = notifier
         self._declarer = declarer
         self.briefs = briefs
+        self.oncall = oncall
         # Alert intake: its Declare buttons come back through press_button.
         self._alerts = alerts
         self.metrics: Metrics = metrics or NoMetrics()
@@ -151,6 +154,8 @@ class IncidentService:
             cmd.PrepareBrief: self._prepare_brief,
             cmd.SendBrief: self._send_brief,
             cmd.Stats: self._stats,
+            cmd.ShowOnCall: self._show_oncall,
+            cmd.OverrideOnCall: self._override_oncall,
         }
         self._changes: dict[type, Callable[[Context, Incident, Any, datetime], _Change]] = {
             cmd.Acknowledge: self._ack, cmd.PostStatus: self._status, cmd.ChangeSeverity: self._severity,
@@ -625,6 +630,18 @@ class IncidentService:
             incidents = await uow.reports.declared_since(since)
         report = compute_stats(incidents, self.ladder, now=now, since=since)
         return Reply(render_stats(report, self._tz, period=command.period))
+
+    async def _show_oncall(self, ctx: Context, command: cmd.ShowOnCall) -> Reply:
+        board = await self.oncall.board()
+        return Reply(board_message(board, show=self.oncall.show, plan=self.oncall.plan.name))
+
+    async def _override_oncall(self, ctx: Context, command: cmd.OverrideOnCall) -> Reply:
+        try:
+            saved = await self.oncall.add_override(role=command.role, person=command.person, starts=command.starts,
+                                                   ends=command.ends, by=ctx.actor.name)
+        except RosterError as problem:
+            return _error(str(problem))
+        return _info(saved_text(saved, show=self.oncall.show))
 
     async def _playbook(self, ctx: Context, command: cmd.ShowPlaybook) -> Reply | None:
         async with self._uow() as uow:

@@ -796,6 +796,9 @@ ERRORS: list[tuple[str, str]] = [
     ("stats 0d", "stats"),
     ("stats 400d", "stats"),
     ("stats 30d extra", "stats"),
+    ("oncall everyone", "oncall"),
+    ("oncall override platform @dave 2026-12-24", "oncall"),
+    ("oncall override platform @dave 24/12 2026-12-27", "oncall"),
     ("ls all", "list"),
     ("show seven", "show"),
     ("help nonsense", "help"),
@@ -827,7 +830,17 @@ HAPPY: dict[str, str] = {
     "reopen": "reopen", "postmortem": "postmortem", "list": "list", "show": "show", "help": "help",
     "affects": "affects acme", "brief": "brief all-affected", "stats": "stats 7d",
     "follow": "follow INC-3", "unfollow": "unfollow", "use": "use INC-9",
+    "oncall": "oncall override platform @dave 2026-12-24 2026-12-27T09:00",
 }
+
+
+def test_oncall_parses_to_show_or_override() -> None:
+    from bot.incident.commands import OverrideOnCall, ShowOnCall
+
+    assert ok("oncall", ShowOnCall) == ShowOnCall()
+    assert ok("on-call", ShowOnCall) == ShowOnCall()
+    assert ok("oncall override Platform <@U1> 2026-12-24 2026-12-27t09:00", OverrideOnCall) == OverrideOnCall(
+        role="platform", person="<@U1>", starts="2026-12-24", ends="2026-12-27t09:00")
 
 
 @pytest.mark.parametrize("name", SUBCOMMANDS)
