@@ -250,6 +250,42 @@ class CustomerMessageStatus:
     error_title: str | None = None
 
 
+# -- paging ---------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class PageRequest:
+    """One page to one person through one pager. `incident_key` (INC-7) is the dedup key the pager groups by, so
+    a retry after a lost answer does not page twice and `acknowledge`/`resolve` find the page."""
+
+    action: Literal["trigger", "acknowledge", "resolve"]
+    incident_key: str
+    address: str  # where on that pager: a PagerDuty routing (integration) key
+    summary: str
+    severity: Literal["critical", "error", "warning", "info"] = "critical"
+    person: str = ""
+
+
+@dataclass(frozen=True)
+class PagerCapabilities:
+    acknowledge: bool  # the page can be acknowledged (and resolved) from our side
+    inbound_acks: bool  # the pager reports acknowledgements back (a signed webhook)
+
+
+class Pager(Protocol):
+    """A paging service as the core sees it. Raises `DeliveryError` (permanent on a rejected payload,
+    `retry_after` on a rate limit). Returns the pager's own id for the page.
+
+    Example: ``await pagerduty.page(request=PageRequest(action="trigger", incident_key="INC-7", address=key,
+    summary="P1 Payments down"))``
+    """
+
+    channel: str
+    capabilities: PagerCapabilities
+
+    async def page(self, *, request: PageRequest) -> str: ...
+
+
 # -- time ---------------------------------------------------------------------------------------------------
 
 
@@ -364,7 +400,7 @@ class DeliveryError(Exception):
         self.code = code  # the platform's error code where it has one (WhatsApp: 131047, 130429, …)
 
 
-OutboundOperation = Literal["open_room", "post", "update_card", "customer_message"]
+OutboundOperation = Literal["open_room", "post", "update_card", "customer_message", "page"]
 
 
 @dataclass(frozen=True)
@@ -383,6 +419,9 @@ class Outbound:
     room: Room | None = None
     # customer_message: {"recipient_id", "incident_number", "template", "language", "parameters", "text"}
     customer: dict | None = None
+    # page: PageRequest fields ({"action", "incident_key", "address", "summary", "severity", "person"}); `platform`
+    # names the pager (pagerduty). Pages carry no incident_number: a failing pager never holds the thread's chain.
+    page: dict | None = None
 
 
 @dataclass(frozen=True)
@@ -594,6 +633,32 @@ class OnCallRepository(Protocol):
     async def remove_override(self, override_id: int) -> bool: ...
 
 
+@dataclass(frozen=True)
+class EscalationRecord:
+    """An incident's escalation state as stored, with the version a compare-and-set saves against."""
+
+    incident_number: int
+    state: object  # bot.oncall.escalation.Escalation
+    version: int
+    paged: tuple[tuple[str, str, str], ...] = ()  # (person, pager, address) paged so far, for acknowledge/resolve
+
+
+class EscalationRepository(Protocol):
+    async def start(self, incident_number: int, state: object, *, now: datetime) -> None: ...
+    async def get(self, incident_number: int) -> EscalationRecord | None: ...
+    async def due(self, now: datetime, limit: int) -> list[EscalationRecord]: ...
+    async def next_due(self) -> datetime | None: ...
+
+    async def save(self, record: EscalationRecord, state: object, *,
+                   paged: Sequence[tuple[str, str, str]] = ()) -> bool:
+        """Compare-and-set on the record's version (adding to `paged`); False when another process moved first."""
+        ...
+
+    async def cancel_pages(self, incident_number: int) -> int:
+        """Pending pages of the incident are not sent (someone answered)."""
+        ...
+
+
 class UnitOfWork(Protocol):
     """One transaction. `async with uow: ...; await uow.commit()` — leaving without commit rolls back."""
 
@@ -607,6 +672,7 @@ class UnitOfWork(Protocol):
     reports: ReportRepository
     operators: "OperatorRepository"
     oncall: OnCallRepository
+    escalations: EscalationRepository
 
     async def __aenter__(self) -> "UnitOfWork": ...
     async def __aexit__(self, *exc: object) -> None: ...

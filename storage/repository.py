@@ -21,14 +21,15 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 from bot.briefs.templates import Brief, Contact, Recipient
 from bot.operators.roster import Operator
 from bot.oncall.roster import Person
+from bot.oncall.escalation import Escalation
 from bot.oncall.rotation import Override, Rotation
 from bot.incident.domain import ActionItem, ChecklistItem, EventKind, Incident, Role, Status, TimelineEvent
 from bot.delivery.outbox import message_from_json, message_to_json
-from bot.ports import (AlertGroupRecord, AlertRecord, ConcurrentChange, DueReminder, FreezeEntry, MetricsSnapshot,
+from bot.ports import (AlertGroupRecord, AlertRecord, ConcurrentChange, DueReminder, EscalationRecord, FreezeEntry, MetricsSnapshot,
                        Outbound, OutboxItem, ReminderPlan, Room)
 from storage.tables import (ActionRow, AlertGroupRow, AlertRow, BriefRecipientRow, BriefRow, ContactRow, CounterRow,
                             DeliveryRow, FollowerRow, IncidentRow, IncidentTenantRow, OnCallOverrideRow, OnCallPersonRow,
-                            OnCallRotationRow, OperatorRow, OutboxRow,
+                            OnCallRotationRow, EscalationRow, OperatorRow, OutboxRow,
                             ReminderRow, ScheduleRow, TimelineRow)
 
 _INCIDENT_COUNTER = "incident"
@@ -524,7 +525,7 @@ class SqlOutboxRepository:
             "room_thread": outbound.room.thread if outbound.room else None,
             "message": message_to_json(outbound.message), "status": "pending", "attempts": 0,
             "next_attempt_at": now, "claimed_until": None, "delivered_at": None, "platform_message_id": None,
-            "last_error": None, "created_at": now, "customer": outbound.customer,
+            "last_error": None, "created_at": now, "customer": outbound.customer, "page": outbound.page,
         }
         self._queued.append(values)
 
@@ -571,7 +572,7 @@ class SqlOutboxRepository:
         room = Room(row.platform, row.room_channel, row.room_thread) if row.room_channel else None
         outbound = Outbound(platform=row.platform, operation=row.operation, message=message_from_json(row.message),  # type: ignore[arg-type]
                             dedupe_key=row.dedupe_key, incident_number=row.incident_number, room=room,
-                            customer=row.customer)
+                            customer=row.customer, page=row.page)
         return OutboxItem(id=row.id, outbound=outbound, attempts=row.attempts, reclaimed=reclaimed)  # type: ignore[arg-type]
 
     async def delivered_many(self, sent: Sequence[tuple[int, str | None]], now: datetime) -> None:
@@ -1092,6 +1093,64 @@ class SqlOnCallRepository:
         return result.rowcount > 0
 
 
+def _escalation(row: EscalationRow) -> EscalationRecord:
+    state = Escalation(severity=row.severity, level=row.level, attempt=row.attempt, level_since=row.level_since,
+                       due_at=row.due_at, state=row.state, waiting_until=row.waiting_until)  # type: ignore[arg-type]
+    return EscalationRecord(incident_number=row.incident_number, state=state, version=row.version,
+                            paged=tuple(tuple(p) for p in row.paged or ()))  # type: ignore[misc]
+
+
+class SqlEscalationRepository:
+    """Escalation state per incident. Steps are saved with a compare-and-set on `version`: when two replicas
+    take the same due step, one update matches and the other's matches nothing (on PostgreSQL it waits for the
+    first to commit, then sees the new version)."""
+
+    def __init__(self, session: AsyncSession) -> None:
+        self._session = session
+
+    async def start(self, incident_number: int, state: Escalation, *, now: datetime) -> None:  # type: ignore[override]
+        self._session.add(EscalationRow(incident_number=incident_number, severity=state.severity, level=state.level,
+                                        attempt=state.attempt, level_since=state.level_since, due_at=state.due_at,
+                                        state=state.state, waiting_until=state.waiting_until, paged=[], version=0,
+                                        updated_at=now))
+        await self._session.flush()
+
+    async def get(self, incident_number: int) -> EscalationRecord | None:
+        row = await self._session.get(EscalationRow, incident_number)
+        return _escalation(row) if row else None
+
+    async def due(self, now: datetime, limit: int) -> list[EscalationRecord]:
+        rows = await self._session.exec(select(EscalationRow).where(
+            EscalationRow.state == "paging", EscalationRow.due_at <= now)  # type: ignore[operator]
+            .order_by(EscalationRow.due_at).limit(limit))  # type: ignore[arg-type]
+        return [_escalation(r) for r in rows.all()]
+
+    async def next_due(self) -> datetime | None:
+        return (await self._session.exec(select(sa.func.min(EscalationRow.due_at)).where(
+            EscalationRow.state == "paging"))).one()
+
+    async def save(self, record: EscalationRecord, state: Escalation, *,  # type: ignore[override]
+                   paged: Sequence[tuple[str, str, str]] = ()) -> bool:
+        merged = list(record.paged) + [p for p in paged if p not in record.paged]
+        table = EscalationRow.__table__
+        result = await self._session.exec(
+            sa.update(table).where(table.c.incident_number == record.incident_number,
+                                   table.c.version == record.version)
+            .values(severity=state.severity, level=state.level, attempt=state.attempt,
+                    level_since=state.level_since, due_at=state.due_at, state=state.state,
+                    waiting_until=state.waiting_until, paged=[list(p) for p in merged],
+                    version=record.version + 1, updated_at=sa.func.now()))
+        self._session.expire_all()  # the ORM's copy of the row is stale now
+        return result.rowcount == 1
+
+    async def cancel_pages(self, incident_number: int) -> int:
+        result = await self._session.exec(
+            sa.update(OutboxRow).where(OutboxRow.dedupe_key.like(f"page:{incident_number}:%"),  # type: ignore[attr-defined]
+                                       OutboxRow.status.in_(("pending", "failed")))  # type: ignore[attr-defined]
+            .values(status="cancelled", last_error="acknowledged"))
+        return result.rowcount
+
+
 class SqlUnitOfWork:
     def __init__(self, sessions: async_sessionmaker[AsyncSession],
                  outbox_listeners: Sequence[Callable[[], None]] = ()) -> None:
@@ -1107,6 +1166,7 @@ class SqlUnitOfWork:
         self.customers = SqlCustomerRepository(self.session)
         self.operators = SqlOperatorRepository(self.session)
         self.oncall = SqlOnCallRepository(self.session)
+        self.escalations = SqlEscalationRepository(self.session)
         self.alerts = SqlAlertRepository(self.session)
         self.schedules = SqlScheduleRepository(self.session)
         self.reports = SqlReportRepository(self.session, self.incidents)

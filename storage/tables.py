@@ -154,6 +154,7 @@ class OutboxRow(SQLModel, table=True):
     room_thread: str | None = Field(default=None, max_length=128)
     message: dict = Field(sa_type=sa.JSON, nullable=False)
     customer: dict | None = Field(default=None, sa_type=sa.JSON)  # a customer send: recipient, template, text
+    page: dict | None = Field(default=None, sa_type=sa.JSON)  # a page: bot.ports.PageRequest's fields
     status: str = Field(default="pending", max_length=16)  # pending | sending | delivered | failed
     attempts: int = 0
     next_attempt_at: datetime = Field(sa_type=UTCDateTime, nullable=False)
@@ -334,3 +335,22 @@ class OnCallOverrideRow(SQLModel, table=True):
     ends_at: datetime = Field(sa_type=UTCDateTime, nullable=False)
     created_by: str | None = Field(default=None, max_length=200)
     created_at: datetime = Field(sa_type=UTCDateTime, nullable=False)
+
+
+class EscalationRow(SQLModel, table=True):
+    """An incident's place on its escalation policy; the tick claims rows whose `due_at` passed (compare-and-set
+    on `version`), so one process takes each step."""
+
+    __tablename__ = "escalation"
+
+    incident_number: int = Field(foreign_key="incident.number", primary_key=True, sa_column_kwargs={"autoincrement": False})
+    severity: str = Field(max_length=16)
+    level: int = 0
+    attempt: int = 0
+    level_since: datetime = Field(sa_type=UTCDateTime, nullable=False)
+    due_at: datetime | None = _when(index=True)
+    state: str = Field(max_length=16)  # paging | acknowledged | resolved | exhausted
+    waiting_until: datetime | None = _when()
+    paged: list = Field(default_factory=list, sa_type=sa.JSON, nullable=False)  # [person, pager, address]
+    version: int = 0
+    updated_at: datetime = Field(sa_type=UTCDateTime, nullable=False)

@@ -1,4 +1,4 @@
-"""on-call: people and their contact points, rotations as rules, overrides
+"""on-call: people and their contact points, rotations as rules, overrides; escalation state; outbox.page
 
 Revision ID: 0009
 Revises: 0006
@@ -47,9 +47,32 @@ def upgrade() -> None:
         sa.PrimaryKeyConstraint('id'),
     )
     op.create_index('ix_oncall_override_role', 'oncall_override', ['role', 'ends_at'])
+    op.create_table(
+        'escalation',
+        sa.Column('incident_number', sa.Integer(), autoincrement=False, nullable=False),
+        sa.Column('severity', sa.String(length=16), nullable=False),
+        sa.Column('level', sa.Integer(), nullable=False),
+        sa.Column('attempt', sa.Integer(), nullable=False),
+        sa.Column('level_since', sa.DateTime(timezone=True), nullable=False),
+        sa.Column('due_at', sa.DateTime(timezone=True), nullable=True),
+        sa.Column('state', sa.String(length=16), nullable=False),
+        sa.Column('waiting_until', sa.DateTime(timezone=True), nullable=True),
+        sa.Column('paged', sa.JSON(), nullable=False),
+        sa.Column('version', sa.Integer(), nullable=False),
+        sa.Column('updated_at', sa.DateTime(timezone=True), nullable=False),
+        sa.ForeignKeyConstraint(['incident_number'], ['incident.number']),
+        sa.PrimaryKeyConstraint('incident_number'),
+    )
+    op.create_index('ix_escalation_due_at', 'escalation', ['due_at'])
+    with op.batch_alter_table('outbox') as batch:
+        batch.add_column(sa.Column('page', sa.JSON(), nullable=True))
 
 
 def downgrade() -> None:
+    with op.batch_alter_table('outbox') as batch:
+        batch.drop_column('page')
+    op.drop_index('ix_escalation_due_at', table_name='escalation')
+    op.drop_table('escalation')
     op.drop_index('ix_oncall_override_role', table_name='oncall_override')
     op.drop_table('oncall_override')
     op.drop_table('oncall_rotation')
