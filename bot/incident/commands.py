@@ -38,6 +38,8 @@ USAGE: dict[str, str] = {
     "unfollow": "unfollow [INC-n]",
     "use": "use INC-n",
     "brief": "brief <tenant[,tenant]|all-affected> [template] [area=<what>] [eta=<minutes>] [--send]   |   brief send <id>",
+    "page": 'page <role|@person> "<reason>"',
+    "escalate": 'escalate ["<reason>"]',
     "oncall": "oncall   |   oncall override <role> @person <from YYYY-MM-DD[THH:MM]> <to YYYY-MM-DD[THH:MM]>",
     "list": "list",
     "stats": "stats [30d]  (a period: 1h–365d, or weeks like 4w)",
@@ -68,6 +70,8 @@ HELP_SUMMARY = {
     "unfollow": "WhatsApp: stop getting an incident's updates",
     "use": "WhatsApp: make INC-n the incident your messages and commands go to",
     "brief": "preview a WhatsApp brief to affected customers; send on confirm",
+    "page": "page whoever holds a role (or one person) now, by hand",
+    "escalate": "page the next level of the severity's escalation policy now",
     "oncall": "who is on call now and next per role; override hands a role to someone for a while",
     "list": "list open incidents",
     "stats": "response and resolution times per severity against their targets (default: last 30 days)",
@@ -229,6 +233,17 @@ class Reopen(Command):
 @dataclass(frozen=True, kw_only=True)
 class CompilePostmortem(Command):
     format: Literal["md", "json"] = "md"
+
+
+@dataclass(frozen=True, kw_only=True)
+class PageByHand(Command):
+    target: str  # a role, or @person
+    reason: str
+
+
+@dataclass(frozen=True, kw_only=True)
+class Escalate(Command):
+    reason: str | None = None
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -628,6 +643,18 @@ def _parse_oncall(tokens: list[_Token], ref: int | None) -> ShowOnCall | Overrid
     return OverrideOnCall(incident=ref, role=role.lower(), person=person, starts=starts, ends=ends)
 
 
+def _parse_page(tokens: list[_Token], ref: int | None) -> PageByHand:
+    usage = USAGE["page"]
+    if not tokens or tokens[0].quoted:
+        raise _Bad("Name a role or a person to page, e.g. page platform \"callbacks failing\".", usage)
+    target = tokens.pop(0).text
+    return PageByHand(incident=ref, target=target, reason=_required_text(tokens, "a reason", usage))
+
+
+def _parse_escalate(tokens: list[_Token], ref: int | None) -> Escalate:
+    return Escalate(incident=ref, reason=_words(tokens) or None)
+
+
 def _parse_help(tokens: list[_Token], ref: int | None) -> Help:
     topic = _words(tokens).lower().lstrip("/") or None
     if topic is not None and topic == "unfreeze":
@@ -661,6 +688,8 @@ _PARSERS = {
     "use": _parse_use,
     "brief": _parse_brief,
     "oncall": _parse_oncall,
+    "page": _parse_page,
+    "escalate": _parse_escalate,
     "list": _no_arguments(ListIncidents, "list"),
     "stats": _parse_stats,
     "show": _parse_show,

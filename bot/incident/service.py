@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import logging
 import time
+import uuid
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta, tzinfo
@@ -34,6 +35,7 @@ from bot.incident.domain import (
 from bot.incident.postmortem import PostmortemCompiler, postmortem_filename
 from bot.incident.reminders import escalation_target, plan
 from bot.oncall.render import board_message, saved_text
+from bot.oncall.paging import Paging
 from bot.oncall.roster import Roster, RosterError
 from bot.ports import (
     Actor,
@@ -118,7 +120,7 @@ class IncidentService:
 
     def __init__(self, *, uow: UnitOfWorkFactory, chat: Mapping[str, ChatAdapter], playbooks: Playbooks,
                  ladder: Ladder, clock: Clock, tz: tzinfo, postmortem_dir: Path, notifier: Notifier,
-                 declarer: Declarer, briefs: BriefService, oncall: Roster, alerts: AlertProposals | None = None,
+                 declarer: Declarer, briefs: BriefService, oncall: Roster, paging: Paging, alerts: AlertProposals | None = None,
                  postmortem_template: str = "blameless", metrics: Metrics | None = None) -> None:
         self._uow = uow
         self._chat = chat
@@ -132,6 +134,7 @@ class IncidentService:
         self._declarer = declarer
         self.briefs = briefs
         self.oncall = oncall
+        self.paging = paging
         # Alert intake: its Declare buttons come back through press_button.
         self._alerts = alerts
         self.metrics: Metrics = metrics or NoMetrics()
@@ -156,6 +159,8 @@ class IncidentService:
             cmd.Stats: self._stats,
             cmd.ShowOnCall: self._show_oncall,
             cmd.OverrideOnCall: self._override_oncall,
+            cmd.PageByHand: self._page_by_hand,
+            cmd.Escalate: self._escalate,
         }
         self._changes: dict[type, Callable[[Context, Incident, Any, datetime], _Change]] = {
             cmd.Acknowledge: self._ack, cmd.PostStatus: self._status, cmd.ChangeSeverity: self._severity,
@@ -337,6 +342,7 @@ class IncidentService:
             outcome = change(ctx, incident, command, now)
             await uow.incidents.save(incident)
             await self._notify.replan(uow, incident)
+            await self.paging.follow(uow, incident, by=ctx.actor.name)  # answered: pages stop; resolved: resolve
             if outcome.announce is not None:
                 await self._notify.queue(uow, incident, outcome.announce, originator=ctx.origin)
             if outcome.card_changed:
@@ -642,6 +648,36 @@ class IncidentService:
         except RosterError as problem:
             return _error(str(problem))
         return _info(saved_text(saved, show=self.oncall.show))
+
+    async def _page_by_hand(self, ctx: Context, command: cmd.PageByHand) -> Reply | None:
+        async with self._uow() as uow:
+            if not await self._notify.first_delivery(uow, ctx.delivery_id):
+                return None
+            incident = await self._incident_for(uow, ctx, command)
+            try:
+                said = await self.paging.page_by_hand(uow, incident, target=command.target, reason=command.reason,
+                                                      by=ctx.actor.name, roles=self.oncall.roles,
+                                                      key=ctx.delivery_id or uuid.uuid4().hex)
+            except ValueError as problem:
+                return _error(str(problem))
+            announce = Message(text=said, incident_key=incident.key, kind="escalation")
+            await self._notify.queue(uow, incident, announce, originator=ctx.origin)
+            await uow.commit()
+        await self._notify.deliver()
+        return self._confirmation(incident, ctx, announce)
+
+    async def _escalate(self, ctx: Context, command: cmd.Escalate) -> Reply | None:
+        async with self._uow() as uow:
+            if not await self._notify.first_delivery(uow, ctx.delivery_id):
+                return None
+            incident = await self._incident_for(uow, ctx, command)
+            said = await self.paging.escalate(uow, incident, by=ctx.actor.name, reason=command.reason)
+            announce = Message(text=said, incident_key=incident.key, kind="escalation")
+            await self._notify.queue(uow, incident, announce, originator=ctx.origin)
+            await uow.commit()
+        await self.paging.fire_due()  # the next level now, not at the next tick
+        await self._notify.deliver()
+        return self._confirmation(incident, ctx, announce)
 
     async def _playbook(self, ctx: Context, command: cmd.ShowPlaybook) -> Reply | None:
         async with self._uow() as uow:
