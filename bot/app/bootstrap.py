@@ -22,9 +22,10 @@ from bot.delivery.outbox import OutboxHints, OutboxSender
 from bot.delivery.scheduler import ReminderTicker
 from bot.incident.declare import Declarer
 from bot.incident.service import IncidentService
+from bot.oncall.paging import Paging
 from bot.oncall.roster import Roster
 from bot.operators.desk import OperatorDesk
-from bot.ports import ChatAdapter, Clock, Metrics, Room, SystemClock
+from bot.ports import ChatAdapter, Clock, Metrics, Pager, Room, SystemClock
 from bot.reports.digest import DigestSchedule
 from bot.reports.operations import Operations
 from playbooks.loader import PlaybookError, Playbooks, load_playbooks
@@ -105,7 +106,8 @@ def alert_room(settings: Settings, chat: Mapping[str, ChatAdapter]) -> Room:
 
 
 async def build(settings: Settings, *, chat: Mapping[str, ChatAdapter], clock: Clock | None = None,
-                migrate: bool = True, deliver_inline: bool = True, messenger: Any = None) -> Warroom:
+                migrate: bool = True, deliver_inline: bool = True, messenger: Any = None,
+                pagers: Mapping[str, Pager] | None = None) -> Warroom:
     from storage.engine import SchedulerLock, open_database
     from storage.repository import SqlUnitOfWorkFactory
 
@@ -121,19 +123,23 @@ async def build(settings: Settings, *, chat: Mapping[str, ChatAdapter], clock: C
     uow = SqlUnitOfWorkFactory(engine, on_outbox_written=hints.outbox_written)
     writer = OutboxWriter(clock=clock, ladder=ladder, tz=settings.tz, hints=hints)
     briefs = BriefService(uow=uow, clock=clock, playbooks=playbooks, queue=writer.queue, messenger=messenger)
-    sender = OutboxSender(uow=uow, chat=chat, clock=clock, customers=briefs, hints=hints,
+    pagers = pagers or {}
+    sender = OutboxSender(uow=uow, chat=chat, clock=clock, customers=briefs, hints=hints, pagers=pagers,
                           lease=timedelta(seconds=settings.outbox_lease_seconds))
     notifier = Notifier(uow=uow, clock=clock, ladder=ladder, tz=settings.tz, hints=hints, sender=sender,
                         deliver_inline=deliver_inline)
-    declarer = Declarer(playbooks=playbooks, outbox=notifier, clock=clock, tz=settings.tz)
+    plan = playbooks.oncall_plan(settings.oncall)
+    paging = Paging(plan=plan, ladder=ladder, notifier=notifier, clock=clock, tz=settings.tz, pagers=pagers, uow=uow)
+    declarer = Declarer(playbooks=playbooks, outbox=notifier, clock=clock, tz=settings.tz, paging=paging)
     room = alert_room(settings, chat)
-    roster = Roster(uow=uow, clock=clock, plan=playbooks.oncall_plan(settings.oncall), tz=settings.tz)
+    roster = Roster(uow=uow, clock=clock, plan=plan, tz=settings.tz)
     alerts = AlertIntake(notifier=notifier, declarer=declarer, uow=uow, ladder=ladder, room=room, clock=clock,
                          rules=playbooks.alert_rules_for(settings.operations.alert_rules, ladder))
     service = IncidentService(
         uow=uow, chat=chat, playbooks=playbooks, ladder=ladder, clock=clock, tz=settings.tz,
         postmortem_dir=settings.postmortem_dir, postmortem_template=settings.postmortem_template,
         notifier=notifier, declarer=declarer, briefs=briefs, alerts=alerts, metrics=metrics, oncall=roster,
+        paging=paging,
     )
     operators_desk = OperatorDesk(service=service, notifier=notifier, uow=uow, clock=clock)
     digest_at, digest_tz = settings.operations.digest_at, settings.operations.digest_tz
@@ -154,11 +160,16 @@ async def build(settings: Settings, *, chat: Mapping[str, ChatAdapter], clock: C
             await operations.run_due()
         except Exception:  # the digest must never stop reminders; the next tick tries again
             log.exception("daily digest failed; the next tick retries")
+        try:
+            await paging.fire_due()
+        except Exception:  # paging must never stop reminders either
+            log.exception("paging round failed; the next tick retries")
         return await service.tick()
 
     # digest, reminders, outbox; woken early for a reminder due before the next beat
     ticker = ReminderTicker(heartbeat, interval_seconds=settings.tick_seconds,
-                            next_due=lambda: service.next_reminder_due, clock=clock)
+                            next_due=lambda: min((t for t in (service.next_reminder_due, paging.next_due) if t),
+                                                 default=None), clock=clock)
     return Warroom(settings=settings, service=service, operators=operators_desk, outbox=sender,
                    playbooks=playbooks, ticker=ticker, heartbeat=heartbeat, engine=engine,
                    scheduler_lock=SchedulerLock(settings.database_url), alerts=alerts, operations=operations,
@@ -246,7 +257,13 @@ async def build_server(settings: Settings, *, host: str | None = None, port: int
                     "SLACK_APP_TOKEN, or DISCORD_BOT_TOKEN); serving /health only.")
     # Background delivery: a request is answered once its change is committed; the outbox talks to chat
     # platforms afterwards, so a slow or failing chat API never delays an acknowledgement.
-    app = await build(settings, chat=chat, messenger=messenger, deliver_inline=False)
+    from adapters.pagerduty.events import PagerDutyEvents
+
+    # PagerDuty needs no account-wide credential: each person's routing key is in the roster.
+    pagerduty = PagerDutyEvents(url=settings.pagerduty.events_url)
+    close_last.append(pagerduty.aclose)
+    app = await build(settings, chat=chat, messenger=messenger, deliver_inline=False,
+                      pagers={"pagerduty": pagerduty})
     routes: list[Any] = []
     if settings.whatsapp.webhook_configured:
         from adapters.whatsapp.routes import whatsapp_routes

@@ -22,6 +22,7 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 # Sub-models of the platforms: pure pydantic modules (their packages import nothing on import), so reading
 # settings loads no SDK. This is the one place outside adapters/ that imports them at module level.
 from adapters.discord.settings import DiscordSettings
+from adapters.pagerduty.settings import PagerDutySettings
 from adapters.slack.settings import SlackSettings
 from adapters.whatsapp.settings import WhatsAppSettings
 
@@ -119,6 +120,7 @@ class Settings(BaseSettings):
     discord: DiscordSettings = Field(default_factory=lambda: DiscordSettings(_env_file=None))
     whatsapp: WhatsAppSettings = Field(
         default_factory=lambda: WhatsAppSettings(_env_file=None))
+    pagerduty: PagerDutySettings = Field(default_factory=lambda: PagerDutySettings(_env_file=None))
 
     @field_validator("log_level", "log_format", mode="before")
     @classmethod
@@ -147,4 +149,5 @@ def load_settings(env_file: Path | str | None = ".env") -> Settings:
         slack=SlackSettings(_env_file=env_file),
         discord=DiscordSettings(_env_file=env_file),
         whatsapp=WhatsAppSettings(_env_file=env_file),
+        pagerduty=PagerDutySettings(_env_file=env_file),
     )
