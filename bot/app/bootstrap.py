@@ -287,6 +287,13 @@ async def build_server(settings: Settings, *, host: str | None = None, port: int
         else:
             routes += slack_routes(inbound.app)
         stop_steps.append(inbound.close)
+    if settings.pagerduty.webhook_secret is not None:
+        from adapters.pagerduty.webhook import pagerduty_routes
+
+        async def pager_ack(ack: Any) -> None:
+            await app.service.pager_acknowledged(incident_key=ack.incident_key, by=ack.by, delivery_id=ack.event_id)
+
+        routes += pagerduty_routes(secret=settings.pagerduty.webhook_secret.get_secret_value(), on_ack=pager_ack)
     routes += ops_routes(app)  # alert intake, /api/freeze, /metrics
     if "discord" in chat:
         from adapters.discord.bot import start_discord

@@ -230,6 +230,17 @@ class IncidentService:
             return _error(f"Unknown button {action!r} for {value!r}.")
         return await self.execute(ctx, commands[action])
 
+    async def pager_acknowledged(self, *, incident_key: str, by: str, delivery_id: str) -> Reply | None:
+        """A pager (PagerDuty's webhook) says someone acknowledged the page for `incident_key` (INC-7): the
+        incident is acknowledged by them, which stops every other page. A redelivery (same id) is ignored."""
+        parsed = cmd.parse(f"show {incident_key}")
+        number = parsed.incident if isinstance(parsed, cmd.ShowIncident) else None
+        if number is None:
+            return _error(f"Not a warroom incident key: {incident_key!r}.")
+        ctx = Context(actor=Actor(id=f"pager:{by}", name=by), room=Room("pager", "webhook"),
+                      delivery_id=f"pager:{delivery_id}" if delivery_id else None)
+        return await self.execute(ctx, cmd.Acknowledge(incident=number))
+
     async def capture_message(self, *, room: Room, actor: Actor, text: str, message_id: str,
                               delivery_id: str | None = None) -> bool:
         """A human message in a room; recorded in the timeline when the room is an incident's. True if kept.
