@@ -1120,9 +1120,13 @@ class SqlEscalationRepository:
         return _escalation(row) if row else None
 
     async def due(self, now: datetime, limit: int) -> list[EscalationRecord]:
-        rows = await self._session.exec(select(EscalationRow).where(
+        query = select(EscalationRow).where(
             EscalationRow.state == "paging", EscalationRow.due_at <= now)  # type: ignore[operator]
-            .order_by(EscalationRow.due_at).limit(limit))  # type: ignore[arg-type]
+        query = query.order_by(EscalationRow.due_at).limit(limit)  # type: ignore[arg-type]
+        if self._session.bind.dialect.name == "postgresql":
+            # replicas take disjoint due steps (and never wait on each other's row locks: no deadlock)
+            query = query.with_for_update(skip_locked=True)
+        rows = await self._session.exec(query)
         return [_escalation(r) for r in rows.all()]
 
     async def next_due(self) -> datetime | None:
