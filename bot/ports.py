@@ -15,6 +15,8 @@ from typing import TYPE_CHECKING, Literal, Protocol
 if TYPE_CHECKING:
     from bot.briefs.templates import Brief, Recipient
     from bot.incident.domain import Incident, MessageRevision, TimelineEvent
+    from bot.oncall.roster import Person
+    from bot.oncall.rotation import Override, Rotation
 
 
 # -- neutral messages ----------------------------------------------------------------------------------
@@ -332,6 +334,42 @@ class CodeHost(Protocol):
         ...
 
 
+# -- paging ---------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class PageRequest:
+    """One page to one person through one pager. `incident_key` (INC-7) is the dedup key the pager groups by, so
+    a retry after a lost answer does not page twice and `acknowledge`/`resolve` find the page."""
+
+    action: Literal["trigger", "acknowledge", "resolve"]
+    incident_key: str
+    address: str  # where on that pager: a PagerDuty routing (integration) key
+    summary: str
+    severity: Literal["critical", "error", "warning", "info"] = "critical"
+    person: str = ""
+
+
+@dataclass(frozen=True)
+class PagerCapabilities:
+    acknowledge: bool  # the page can be acknowledged (and resolved) from our side
+    inbound_acks: bool  # the pager reports acknowledgements back (a signed webhook)
+
+
+class Pager(Protocol):
+    """A paging service as the core sees it. Raises `DeliveryError` (permanent on a rejected payload,
+    `retry_after` on a rate limit). Returns the pager's own id for the page.
+
+    Example: ``await pagerduty.page(request=PageRequest(action="trigger", incident_key="INC-7", address=key,
+    summary="P1 Payments down"))``
+    """
+
+    channel: str
+    capabilities: PagerCapabilities
+
+    async def page(self, *, request: PageRequest) -> str: ...
+
+
 # -- time ---------------------------------------------------------------------------------------------------
 
 
@@ -454,7 +492,7 @@ class DeliveryError(Exception):
         self.window_closed = window_closed
 
 
-OutboundOperation = Literal["open_room", "post", "update_card", "customer_message", "code_host"]
+OutboundOperation = Literal["open_room", "post", "update_card", "customer_message", "code_host", "page"]
 
 
 @dataclass(frozen=True)
@@ -479,6 +517,9 @@ class Outbound:
     customer: dict | None = None
     # code_host: {"job": "postmortem_pr", "incident": 7, "by": "alice"} (see bot.followups.service)
     work: dict | None = None
+    # page: PageRequest fields ({"action", "incident_key", "address", "summary", "severity", "person"}); `platform`
+    # names the pager (pagerduty). Pages carry no incident_number: a failing pager never holds the thread's chain.
+    page: dict | None = None
 
 
 @dataclass(frozen=True)
@@ -706,6 +747,51 @@ class WebRepository(Protocol):
     async def briefs_of(self, incident_number: int) -> list: ...  # [(Brief, [Recipient, …]), …]
 
 
+class OnCallRepository(Protocol):
+    """People who can be on call, rotations (rules) and overrides (see storage.repository.SqlOnCallRepository)."""
+
+    async def save_person(self, person: "Person", *, now: datetime, replace: bool) -> bool:
+        """Add a person (or replace their contact points when `replace`); False when they exist and not `replace`."""
+        ...
+
+    async def person(self, name: str) -> "Person | None": ...
+    async def person_by_address(self, address: str) -> "Person | None": ...
+    async def people(self) -> "list[Person]": ...
+    async def remove_person(self, name: str) -> None: ...
+    async def save_rotation(self, rotation: "Rotation", *, now: datetime) -> None: ...
+    async def rotation(self, role: str) -> "Rotation | None": ...
+    async def rotations(self) -> "list[Rotation]": ...
+    async def add_override(self, override: "Override", *, now: datetime) -> int: ...
+    async def overrides(self, *, ending_after: datetime, role: str | None = None) -> "list[Override]": ...
+    async def remove_override(self, override_id: int) -> bool: ...
+
+
+@dataclass(frozen=True)
+class EscalationRecord:
+    """An incident's escalation state as stored, with the version a compare-and-set saves against."""
+
+    incident_number: int
+    state: object  # bot.oncall.escalation.Escalation
+    version: int
+    paged: tuple[tuple[str, str, str], ...] = ()  # (person, pager, address) paged so far, for acknowledge/resolve
+
+
+class EscalationRepository(Protocol):
+    async def start(self, incident_number: int, state: object, *, now: datetime) -> None: ...
+    async def get(self, incident_number: int) -> EscalationRecord | None: ...
+    async def due(self, now: datetime, limit: int) -> list[EscalationRecord]: ...
+    async def next_due(self) -> datetime | None: ...
+
+    async def save(self, record: EscalationRecord, state: object, *,
+                   paged: Sequence[tuple[str, str, str]] = ()) -> bool:
+        """Compare-and-set on the record's version (adding to `paged`); False when another process moved first."""
+        ...
+
+    async def cancel_pages(self, incident_number: int) -> int:
+        """Pending pages of the incident are not sent (someone answered)."""
+        ...
+
+
 class UnitOfWork(Protocol):
     """One transaction. `async with uow: ...; await uow.commit()` — leaving without commit rolls back."""
 
@@ -719,6 +805,8 @@ class UnitOfWork(Protocol):
     reports: ReportRepository
     operators: "OperatorRepository"
     web: WebRepository
+    oncall: OnCallRepository
+    escalations: EscalationRepository
 
     async def __aenter__(self) -> "UnitOfWork": ...
     async def __aexit__(self, *exc: object) -> None: ...

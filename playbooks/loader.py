@@ -7,6 +7,7 @@ Layout of a playbook folder (every part optional in a user's folder, which overl
     briefs/<name>.yaml           one customer brief template per file
     postmortem/<name>.md         post-mortem templates ($placeholders, see POSTMORTEM_PLACEHOLDERS)
     alerts/<name>.yaml           ordered alert rules: label matchers → level and action (WARROOM_ALERT_RULES)
+    oncall/<name>.yaml           on-call roles, escalation policies per severity, who-to-page rules (WARROOM_ONCALL)
 """
 
 from __future__ import annotations
@@ -19,7 +20,7 @@ from typing import TypeVar
 import yaml
 from pydantic import BaseModel, ValidationError
 
-from playbooks.schema import AlertRules, BriefTemplate, Ladder, Scenario
+from playbooks.schema import AlertRules, BriefTemplate, Ladder, OnCallPlan, Scenario
 
 BUNDLED = Path(__file__).resolve().parent
 
@@ -47,6 +48,15 @@ class Playbooks:
     postmortem_templates: dict[str, str] = field(default_factory=dict)
     alert_rules: dict[str, AlertRules] = field(default_factory=dict)
     sources: dict[str, Path] = field(default_factory=dict)  # "alerts/<name>" → the file it came from
+    oncall: dict[str, OnCallPlan] = field(default_factory=dict)
+
+    def oncall_plan(self, name: str) -> OnCallPlan:
+        try:
+            return self.oncall[name]
+        except KeyError:
+            raise PlaybookError(
+                f"Unknown on-call plan {name!r}; available: {', '.join(sorted(self.oncall)) or 'none'}"
+            ) from None
 
     def ladder(self, name: str) -> Ladder:
         try:
@@ -139,14 +149,34 @@ def _load_folder(root: Path, into: Playbooks) -> None:
         rules = _load_yaml_model(path, AlertRules)
         into.alert_rules[rules.name] = rules
         into.sources[f"alerts/{rules.name}"] = path
+    for path in sorted((root / "oncall").glob("*.yaml")):
+        plan = _load_yaml_model(path, OnCallPlan)
+        into.oncall[plan.name] = plan
+        into.sources[f"oncall/{plan.name}"] = path
+
+
+def _check_oncall(playbooks: Playbooks) -> None:
+    """Policies and rules name levels of the plan's ladder: the ladder must exist and have them."""
+    for name, plan in playbooks.oncall.items():
+        where = playbooks.sources.get(f"oncall/{name}", Path(f"oncall/{name}.yaml"))
+        ladder = playbooks.ladders.get(plan.ladder)
+        if ladder is None:
+            raise PlaybookError(f"{where}: field 'ladder': unknown severity ladder {plan.ladder!r}; available: "
+                                f"{', '.join(sorted(playbooks.ladders))}")
+        try:
+            plan.check_ladder(ladder)
+        except ValueError as exc:
+            raise PlaybookError(f"{where}: {exc}") from None
 
 
 def load_playbooks(extra: Path | None = None) -> Playbooks:
     """The bundled playbooks, overlaid by the files in `extra` (same name replaces), all validated."""
-    playbooks = Playbooks(ladders={}, scenarios={}, briefs={}, postmortem_templates={}, alert_rules={}, sources={})
+    playbooks = Playbooks(ladders={}, scenarios={}, briefs={}, postmortem_templates={}, alert_rules={}, sources={},
+                          oncall={})
     _load_folder(BUNDLED, playbooks)
     if extra is not None:
         if not extra.is_dir():
             raise PlaybookError(f"{extra}: playbook folder does not exist or is not a folder")
         _load_folder(extra, playbooks)
+    _check_oncall(playbooks)
     return playbooks

@@ -324,3 +324,124 @@ class AlertRules(_Strict):
                 rule.level_for(ladder)
             except ValueError as exc:
                 raise ValueError(f"field 'rules.{index}.level' (rule {rule.name!r}): {exc}") from None
+
+
+# -- on-call structure (playbooks/oncall/<name>.yaml): roles, escalation policies, who-to-page rules ----------
+
+
+class OnCallRole(_Strict):
+    name: Slug
+    description: NonEmptyText | None = None
+
+
+class BusinessHours(_Strict):
+    """When a level may page: `days` from `start` to `end`, wall-clock in `timezone`."""
+
+    timezone: NonEmptyText
+    days: tuple[Literal["mon", "tue", "wed", "thu", "fri", "sat", "sun"], ...] = ("mon", "tue", "wed", "thu", "fri")
+    start: Annotated[str, Field(pattern=r"^([01][0-9]|2[0-3]):[0-5][0-9]$")] = "09:00"
+    end: Annotated[str, Field(pattern=r"^([01][0-9]|2[0-4]):[0-5][0-9]$")] = "17:00"
+
+    @field_validator("timezone")
+    @classmethod
+    def _known_timezone(cls, value: str) -> str:
+        from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+        try:
+            ZoneInfo(value)
+        except (ZoneInfoNotFoundError, ValueError):
+            raise ValueError(f"unknown timezone {value!r}; use an IANA name such as Africa/Nairobi") from None
+        return value
+
+    @model_validator(mode="after")
+    def _start_before_end(self) -> "BusinessHours":
+        if self.start >= self.end:
+            raise ValueError(f"business hours start {self.start} must be before end {self.end}")
+        return self
+
+
+class PolicyLevel(_Strict):
+    """One rung of an escalation policy: page `roles`, repeat every `repeat` until acknowledged, climb to the
+    next level after `timeout`."""
+
+    roles: tuple[Slug, ...] = Field(min_length=1)
+    timeout: Duration = None
+    repeat: Duration = None
+    business_hours: BusinessHours | None = None
+
+    @field_validator("repeat", "timeout")
+    @classmethod
+    def _at_least_a_minute(cls, value: timedelta | None) -> timedelta | None:
+        if value is not None and value < timedelta(minutes=1):
+            raise ValueError("must be at least 1m (or none)")
+        return value
+
+
+class EscalationPolicy(_Strict):
+    severity: Annotated[str, Field(pattern=r"^[A-Za-z0-9]{1,8}$")]
+    levels: tuple[PolicyLevel, ...] = Field(min_length=1)
+
+
+class PageRule(_Strict):
+    """Extra roles to page on declare when an incident matches: its scenario playbook, an alert label, a
+    severity. Every condition given must hold."""
+
+    scenario: Slug | None = None
+    severity: Annotated[str, Field(pattern=r"^[A-Za-z0-9]{1,8}$")] | None = None
+    labels: dict[str, str] = Field(default_factory=dict)
+    page: tuple[Slug, ...] = Field(min_length=1)
+
+    @model_validator(mode="after")
+    def _has_a_condition(self) -> "PageRule":
+        if self.scenario is None and self.severity is None and not self.labels:
+            raise ValueError("a rule needs a condition: scenario, severity or labels")
+        return self
+
+
+class OnCallPlan(_Strict):
+    """Roles, escalation policies per severity and who-to-page rules. People and rotations are not here: they
+    live in the database (`warroom oncall …`), because names and phones are never committed."""
+
+    name: Slug
+    description: NonEmptyText
+    ladder: NonEmptyText  # the severity ladder the policies and rules name levels of
+    roles: tuple[OnCallRole, ...] = Field(min_length=1)
+    policies: tuple[EscalationPolicy, ...] = ()
+    rules: tuple[PageRule, ...] = ()
+
+    @model_validator(mode="after")
+    def _roles_exist(self) -> "OnCallPlan":
+        names = [role.name for role in self.roles]
+        repeated = sorted({n for n in names if names.count(n) > 1})
+        if repeated:
+            raise ValueError(f"role names must be unique, repeated: {', '.join(repeated)}")
+        valid = ", ".join(names)
+        for p, policy in enumerate(self.policies):
+            for lv, level in enumerate(policy.levels):
+                for role in level.roles:
+                    if role not in names:
+                        raise ValueError(f"policies.{p}.levels.{lv}.roles: unknown role {role!r}; roles: {valid}")
+        for r, rule in enumerate(self.rules):
+            for role in rule.page:
+                if role not in names:
+                    raise ValueError(f"rules.{r}.page: unknown role {role!r}; roles: {valid}")
+        severities = [policy.severity for policy in self.policies]
+        twice = sorted({s for s in severities if severities.count(s) > 1})
+        if twice:
+            raise ValueError(f"one policy per severity, repeated: {', '.join(twice)}")
+        return self
+
+    @property
+    def role_names(self) -> tuple[str, ...]:
+        return tuple(role.name for role in self.roles)
+
+    def check_ladder(self, ladder: Ladder) -> None:
+        """Raise ValueError naming the field when a policy's or rule's severity is not in `ladder`."""
+        for p, policy in enumerate(self.policies):
+            if ladder.level(policy.severity) is None:
+                raise ValueError(f"policies.{p}.severity: {policy.severity!r} is not in ladder {ladder.name}; "
+                                 f"allowed: {', '.join(ladder.level_names)}")
+        for r, rule in enumerate(self.rules):
+            if rule.severity is not None and ladder.level(rule.severity) is None:
+                raise ValueError(f"rules.{r}.severity: {rule.severity!r} is not in ladder {ladder.name}; "
+                                 f"allowed: {', '.join(ladder.level_names)}")

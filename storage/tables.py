@@ -173,6 +173,7 @@ class OutboxRow(SQLModel, table=True):
     message: dict = Field(sa_type=sa.JSON, nullable=False)
     customer: dict | None = Field(default=None, sa_type=sa.JSON)  # a customer send: recipient, template, text
     work: dict | None = Field(default=None, sa_type=sa.JSON)  # a code host job: post-mortem pull request, issue
+    page: dict | None = Field(default=None, sa_type=sa.JSON)  # a page: bot.ports.PageRequest's fields
     status: str = Field(default="pending", max_length=16)  # pending | sending | delivered | failed
     attempts: int = 0
     next_attempt_at: datetime = Field(sa_type=UTCDateTime, nullable=False)
@@ -359,3 +360,64 @@ class WebTokenRow(SQLModel, table=True):
     created_at: datetime = Field(sa_type=UTCDateTime, nullable=False)
     expires_at: datetime = Field(sa_type=UTCDateTime, nullable=False)
     used_at: datetime | None = _when()
+
+
+class OnCallPersonRow(SQLModel, table=True):
+    """Someone who can be on call, and where they can be reached (any may be empty)."""
+
+    __tablename__ = "oncall_person"
+
+    name: str = Field(primary_key=True, max_length=64)
+    slack: str | None = Field(default=None, max_length=64)
+    discord: str | None = Field(default=None, max_length=64)
+    whatsapp: str | None = Field(default=None, max_length=20)
+    pagerduty: str | None = Field(default=None, max_length=64)  # an Events API v2 routing (integration) key
+    added_at: datetime = Field(sa_type=UTCDateTime, nullable=False)
+
+
+class OnCallRotationRow(SQLModel, table=True):
+    """A role's rotation as a rule (weekly hand-off in a timezone, people in order); shifts are computed."""
+
+    __tablename__ = "oncall_rotation"
+
+    role: str = Field(primary_key=True, max_length=60)
+    people: list = Field(default_factory=list, sa_type=sa.JSON, nullable=False)
+    weekday: int
+    handoff_time: str = Field(max_length=5)  # HH:MM, wall clock in `timezone`
+    timezone: str = Field(max_length=64)
+    starts_at: datetime = Field(sa_type=UTCDateTime, nullable=False)
+    updated_at: datetime = Field(sa_type=UTCDateTime, nullable=False)
+
+
+class OnCallOverrideRow(SQLModel, table=True):
+    """Someone holds a role for a while instead of whoever the rotation says."""
+
+    __tablename__ = "oncall_override"
+    __table_args__ = (sa.Index("ix_oncall_override_role", "role", "ends_at"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    role: str = Field(max_length=60)
+    person: str = Field(foreign_key="oncall_person.name", max_length=64)
+    starts_at: datetime = Field(sa_type=UTCDateTime, nullable=False)
+    ends_at: datetime = Field(sa_type=UTCDateTime, nullable=False)
+    created_by: str | None = Field(default=None, max_length=200)
+    created_at: datetime = Field(sa_type=UTCDateTime, nullable=False)
+
+
+class EscalationRow(SQLModel, table=True):
+    """An incident's place on its escalation policy; the tick claims rows whose `due_at` passed (compare-and-set
+    on `version`), so one process takes each step."""
+
+    __tablename__ = "escalation"
+
+    incident_number: int = Field(foreign_key="incident.number", primary_key=True, sa_column_kwargs={"autoincrement": False})
+    severity: str = Field(max_length=16)
+    level: int = 0
+    attempt: int = 0
+    level_since: datetime = Field(sa_type=UTCDateTime, nullable=False)
+    due_at: datetime | None = _when(index=True)
+    state: str = Field(max_length=16)  # paging | acknowledged | resolved | exhausted
+    waiting_until: datetime | None = _when()
+    paged: list = Field(default_factory=list, sa_type=sa.JSON, nullable=False)  # [person, pager, address]
+    version: int = 0
+    updated_at: datetime = Field(sa_type=UTCDateTime, nullable=False)

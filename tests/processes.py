@@ -19,7 +19,7 @@ ROOT = Path(__file__).resolve().parents[1]
 
 # What a developer's shell or CI may export for the real platforms; a child process started by a test sees
 # none of it, only what the test sets (a stray SLACK_BOT_TOKEN would otherwise make `warroom serve` talk to Slack).
-PLATFORM_PREFIXES = ("SLACK_", "DISCORD_", "WHATSAPP_", "WARROOM_")
+PLATFORM_PREFIXES = ("SLACK_", "DISCORD_", "WHATSAPP_", "WARROOM_", "PAGERDUTY_")
 
 
 def child_env(**variables: str) -> dict[str, str]:

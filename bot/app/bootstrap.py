@@ -25,8 +25,10 @@ from bot.followups.values import FollowupConfig
 from bot.incident.declare import Declarer
 from bot.incident.postmortem import PostmortemCompiler, compile_document
 from bot.incident.service import IncidentService
+from bot.oncall.paging import Paging
+from bot.oncall.roster import Roster
 from bot.operators.desk import OperatorDesk
-from bot.ports import ChatAdapter, Clock, CodeHost, Metrics, Room, SystemClock
+from bot.ports import ChatAdapter, Clock, CodeHost, Metrics, Pager, Room, SystemClock
 from bot.reports.digest import DigestSchedule
 from bot.reports.operations import Operations
 from bot.web.signin import SignIn
@@ -55,6 +57,7 @@ class Warroom:
     sign_in: SignIn
     web: WebViews
     followups: FollowupService
+    oncall: Roster
     _takeover: "asyncio.Task[int] | None" = None
 
     async def tick(self) -> int:
@@ -102,6 +105,7 @@ def load_configured_playbooks(settings: Settings) -> Playbooks:
     playbooks.ladder(settings.ladder)  # fail at start-up on an unknown ladder name
     playbooks.postmortem_template(settings.postmortem_template)
     playbooks.alert_rules_for(settings.operations.alert_rules, playbooks.ladder(settings.ladder))  # levels exist in the ladder
+    playbooks.oncall_plan(settings.oncall)  # fail at start-up on an unknown on-call plan
     return playbooks
 
 
@@ -120,9 +124,10 @@ def alert_room(settings: Settings, chat: Mapping[str, ChatAdapter]) -> Room:
 
 async def build(settings: Settings, *, chat: Mapping[str, ChatAdapter], clock: Clock | None = None,
                 migrate: bool = True, deliver_inline: bool = True, messenger: Any = None,
-                code_host: CodeHost | None = None) -> Warroom:
+                code_host: CodeHost | None = None, pagers: Mapping[str, Pager] | None = None) -> Warroom:
     """The core. `code_host`: where post-mortem pull requests go (`build_server` and the console make a GitHub
-    one from WARROOM_GITHUB_*; tests hand in one on a fake)."""
+    one from WARROOM_GITHUB_*; tests hand in one on a fake). `pagers`: who pages people
+    (PagerDuty in `build_server`)."""
     from storage.engine import SchedulerLock, open_database
     from storage.repository import SqlUnitOfWorkFactory
 
@@ -148,15 +153,20 @@ async def build(settings: Settings, *, chat: Mapping[str, ChatAdapter], clock: C
                               playbook_dir=github.playbook_dir, pr_on_compile=github.pr_on_compile,
                               draft_after=timedelta(minutes=github.draft_after_minutes),
                               assignees=github.assignee_map))
+    pagers = pagers or {}
     sender = OutboxSender(uow=uow, chat=chat, clock=clock, customers=briefs, code_host=followups, hints=hints,
+                          pagers=pagers,
                           lease=timedelta(seconds=settings.outbox_lease_seconds),
                           instance=settings.instance_id or default_instance_id(settings),
                           # inline: a command returns once its messages went out, however slow (console, tests)
                           round_wait=None if deliver_inline else 1.0)
     notifier = Notifier(uow=uow, clock=clock, ladder=ladder, tz=settings.tz, hints=hints, sender=sender,
                         deliver_inline=deliver_inline)
-    declarer = Declarer(playbooks=playbooks, outbox=notifier, clock=clock, tz=settings.tz)
+    plan = playbooks.oncall_plan(settings.oncall)
+    paging = Paging(plan=plan, ladder=ladder, notifier=notifier, clock=clock, tz=settings.tz, pagers=pagers, uow=uow)
+    declarer = Declarer(playbooks=playbooks, outbox=notifier, clock=clock, tz=settings.tz, paging=paging)
     room = alert_room(settings, chat)
+    roster = Roster(uow=uow, clock=clock, plan=plan, tz=settings.tz)
     alerts = AlertIntake(notifier=notifier, declarer=declarer, uow=uow, ladder=ladder, room=room, clock=clock,
                          rules=playbooks.alert_rules_for(settings.operations.alert_rules, ladder))
     web = settings.web
@@ -166,7 +176,8 @@ async def build(settings: Settings, *, chat: Mapping[str, ChatAdapter], clock: C
         uow=uow, chat=chat, playbooks=playbooks, ladder=ladder, clock=clock, tz=settings.tz,
         postmortem_dir=settings.postmortem_dir, postmortem_template=settings.postmortem_template,
         notifier=notifier, declarer=declarer, briefs=briefs, alerts=alerts, metrics=metrics, sign_in=sign_in,
-        followups=followups,
+        followups=followups, oncall=roster,
+        paging=paging,
     )
     operators_desk = OperatorDesk(service=service, notifier=notifier, uow=uow, clock=clock)
     digest_at, digest_tz = settings.operations.digest_at, settings.operations.digest_tz
@@ -187,15 +198,20 @@ async def build(settings: Settings, *, chat: Mapping[str, ChatAdapter], clock: C
             await operations.run_due()
         except Exception:  # the digest must never stop reminders; the next tick tries again
             log.exception("daily digest failed; the next tick retries")
+        try:
+            await paging.fire_due()
+        except Exception:  # paging must never stop reminders either
+            log.exception("paging round failed; the next tick retries")
         return await service.tick()
 
     # digest, reminders, outbox; woken early for a reminder due before the next beat
     ticker = ReminderTicker(heartbeat, interval_seconds=settings.tick_seconds,
-                            next_due=lambda: service.next_reminder_due, clock=clock)
+                            next_due=lambda: min((t for t in (service.next_reminder_due, paging.next_due) if t),
+                                                 default=None), clock=clock)
     return Warroom(settings=settings, service=service, operators=operators_desk, outbox=sender,
                    playbooks=playbooks, ticker=ticker, heartbeat=heartbeat, engine=engine,
                    scheduler_lock=SchedulerLock(settings.database_url), alerts=alerts, operations=operations,
-                   metrics=metrics, sign_in=sign_in,
+                   metrics=metrics, sign_in=sign_in, oncall=roster,
                    followups=followups,
                    web=WebViews(uow=uow, clock=clock, ladder=ladder, tz=settings.tz, components=web.components))
 
@@ -284,7 +300,13 @@ async def build_server(settings: Settings, *, host: str | None = None, port: int
     code_host = github_code_host(settings)
     if code_host is not None:
         close_last.append(code_host.aclose)
-    app = await build(settings, chat=chat, messenger=messenger, deliver_inline=False, code_host=code_host)
+    from adapters.pagerduty.events import PagerDutyEvents
+
+    # PagerDuty needs no account-wide credential: each person's routing key is in the roster.
+    pagerduty = PagerDutyEvents(url=settings.pagerduty.events_url)
+    close_last.append(pagerduty.aclose)
+    app = await build(settings, chat=chat, messenger=messenger, deliver_inline=False, code_host=code_host,
+                      pagers={"pagerduty": pagerduty})
     routes: list[Any] = []
     if settings.whatsapp.webhook_configured:
         from adapters.whatsapp.routes import whatsapp_routes
@@ -313,6 +335,13 @@ async def build_server(settings: Settings, *, host: str | None = None, port: int
 
         routes += github_routes(secret=settings.github.webhook_secret, repository=settings.github.repository,
                                 on_issue=app.service.issue_changed)
+    if settings.pagerduty.webhook_secret is not None:
+        from adapters.pagerduty.webhook import pagerduty_routes
+
+        async def pager_ack(ack: Any) -> None:
+            await app.service.pager_acknowledged(incident_key=ack.incident_key, by=ack.by, delivery_id=ack.event_id)
+
+        routes += pagerduty_routes(secret=settings.pagerduty.webhook_secret.get_secret_value(), on_ack=pager_ack)
     routes += ops_routes(app)  # alert intake, /api/freeze, /metrics
     from adapters.web.app import WebApp
 

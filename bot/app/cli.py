@@ -1,4 +1,4 @@
-"""`warroom` command line: console, serve, postmortem, incidents, digest, playbooks check, db upgrade.
+"""`warroom` command line: console, serve, postmortem, incidents, digest, playbooks check, db upgrade, oncall.
 
 Imports are lazy per subcommand so each command only loads what it uses.
 """
@@ -158,7 +158,8 @@ def _playbooks_check(args: argparse.Namespace, settings: Settings) -> int:
     print(f"ok: {len(playbooks.ladders)} ladders ({', '.join(sorted(playbooks.ladders))}), "
           f"{len(playbooks.scenarios)} scenarios, {len(playbooks.briefs)} brief templates, "
           f"{len(playbooks.postmortem_templates)} post-mortem templates, "
-          f"{len(playbooks.alert_rules)} alert rule set(s) ({', '.join(sorted(playbooks.alert_rules))})")
+          f"{len(playbooks.alert_rules)} alert rule set(s) ({', '.join(sorted(playbooks.alert_rules))}), "
+          f"{len(playbooks.oncall)} on-call plan(s) ({', '.join(sorted(playbooks.oncall))})")
     return 0
 
 
@@ -270,6 +271,87 @@ async def _operators(args: argparse.Namespace, settings: Settings) -> int:
     return 0
 
 
+async def _oncall(args: argparse.Namespace, settings: Settings) -> int:
+    from datetime import timedelta
+
+    from bot.app.bootstrap import offline
+    from bot.oncall.render import board_message, gap_lines, saved_text
+    from bot.oncall.roster import render_ics
+
+    target = _writable(args.output) if getattr(args, "output", None) else None
+    async with offline(settings) as app:
+        roster = app.oncall
+        what, action = args.oncall_command, getattr(args, "oncall_action", None)
+        if what == "person" and action == "add":
+            person = await roster.add_person(name=args.name, slack=args.slack, discord=args.discord,
+                                             whatsapp=args.whatsapp, pagerduty=args.pagerduty, replace=args.replace)
+            print(f"saved {person.name} ({', '.join(person.contact_points)})")
+        elif what == "person" and action == "remove":
+            await roster.remove_person(args.name)
+            print(f"removed {args.name}")
+        elif what == "person":
+            people = await roster.people()
+            for p in people:
+                print(f"{p.name:<20} " + "  ".join(f"{k}={getattr(p, k) if k != 'pagerduty' else '…'}"
+                                                   for k in p.contact_points))
+            if not people:
+                print("Nobody yet. Add someone: warroom oncall person add alice --slack U0123 --whatsapp +254700000011")
+        elif what == "rotation" and action == "add":
+            if len(args.weekly) < 3:
+                raise ValueError("--weekly needs a weekday, a hand-off time and a timezone, then the people in "
+                                 "turn order: --weekly mon 09:00 Africa/Nairobi alice bob carol")
+            day, at, tz, *people = args.weekly
+            saved = await roster.set_rotation(role=args.role, weekday=day, at=at, timezone=tz, people=people,
+                                              starting=args.starting)
+            print(saved_text(saved, show=roster.show))
+        elif what == "rotation":
+            rotations = await roster.rotations()
+            for rotation in rotations:
+                print(rotation.describe())
+            if not rotations:
+                print(f"No rotations. Roles: {', '.join(roster.roles)}")
+        elif what == "override" and action == "add":
+            saved = await roster.add_override(role=args.role, person=args.person, starts=args.starts,
+                                              ends=args.ends, by="cli")
+            print(saved_text(saved, show=roster.show))
+        elif what == "override" and action == "remove":
+            await roster.remove_override(args.id)
+            print(f"removed override #{args.id}")
+        elif what == "override":
+            for shift in await roster.shifts(start=roster.now(), end=roster.now()
+                                             + timedelta(weeks=args.weeks)):
+                if shift.override:
+                    print(f"{shift.role:<16} {shift.person:<16} {roster.show(shift.starts_at)} → "
+                          f"{roster.show(shift.ends_at)}")
+        elif what == "export":
+            now = roster.now()
+            # from a week back, so the shift running now is exported whole (its calendar event keeps its start)
+            # and a week past the end, so the last shift is whole too
+            horizon = now + timedelta(weeks=args.weeks)
+            coming = [shift for shift in await roster.shifts(start=now - timedelta(weeks=1),
+                                                             end=horizon + timedelta(weeks=1))
+                      if shift.ends_at > now and shift.starts_at < horizon]
+            text = render_ics(coming, now=now)
+            if target is None:
+                sys.stdout.write(text)
+            else:
+                _write_text(target, text)
+                print(f"wrote {target}")
+        elif what == "gaps":
+            now = roster.now()
+            found = await roster.gaps(start=now, end=now + timedelta(weeks=args.weeks))
+            for line in gap_lines(found, show=roster.show):
+                print(line)
+            if not found:
+                print(f"no gaps in the next {args.weeks} week(s)")
+            return 1 if found else 0
+        else:
+            from adapters.text import to_text
+
+            print(to_text(board_message(await roster.board(), show=roster.show, plan=roster.plan.name)))
+    return 0
+
+
 def _read_text(path: str) -> str:
     """A file the user named, or one line saying why it cannot be read."""
     try:
@@ -344,6 +426,49 @@ def build_parser() -> argparse.ArgumentParser:
     op_remove.add_argument("phone")
     operators_sub.add_parser("list", help="list operators")
 
+    oncall = sub.add_parser("oncall", help="people, rotations and overrides; who is on call")
+    oncall_sub = oncall.add_subparsers(dest="oncall_command", required=True)
+    oncall_sub.add_parser("show", help="who is on call now and next per role")
+    person = oncall_sub.add_parser("person", help="people who can be on call and their contact points")
+    person_sub = person.add_subparsers(dest="oncall_action", required=True)
+    person_add = person_sub.add_parser("add", help="add someone (at least one contact point)")
+    person_add.add_argument("name")
+    person_add.add_argument("--slack", help="Slack user id (U…)")
+    person_add.add_argument("--discord", help="Discord user id")
+    person_add.add_argument("--whatsapp", help="phone in E.164 form, e.g. +254700000011")
+    person_add.add_argument("--pagerduty", help="PagerDuty Events API v2 routing (integration) key")
+    person_add.add_argument("--replace", action="store_true", help="change the contact points of someone known")
+    person_remove = person_sub.add_parser("remove", help="remove someone in no rotation or coming override")
+    person_remove.add_argument("name")
+    person_sub.add_parser("list", help="list people")
+    rotation = oncall_sub.add_parser("rotation", help="who takes turns in a role")
+    rotation_sub = rotation.add_subparsers(dest="oncall_action", required=True)
+    rotation_add = rotation_sub.add_parser("add", help="set a role's rotation (replaces the one it has)")
+    rotation_add.add_argument("role")
+    rotation_add.add_argument("--weekly", nargs="+", required=True, metavar="DAY HH:MM TIMEZONE PERSON",
+                              help="hand-off weekday, time and IANA timezone, then people in turn order")
+    rotation_add.add_argument("--from", dest="starting", metavar="YYYY-MM-DD",
+                              help="first hand-off on or after this date (default: the latest one, so the first "
+                                   "person is on call now)")
+    rotation_sub.add_parser("list", help="list rotations")
+    override = oncall_sub.add_parser("override", help="someone holds a role for a while")
+    override_sub = override.add_subparsers(dest="oncall_action", required=True)
+    override_add = override_sub.add_parser("add", help="add an override (dates in the role's timezone)")
+    override_add.add_argument("role")
+    override_add.add_argument("person")
+    override_add.add_argument("starts", metavar="FROM", help="YYYY-MM-DD or YYYY-MM-DDTHH:MM")
+    override_add.add_argument("ends", metavar="TO", help="YYYY-MM-DD (inclusive) or YYYY-MM-DDTHH:MM")
+    override_remove = override_sub.add_parser("remove", help="remove an override by its number")
+    override_remove.add_argument("id", type=int)
+    override_list = override_sub.add_parser("list", help="overrides in the coming weeks")
+    override_list.add_argument("--weeks", type=int, default=8)
+    export = oncall_sub.add_parser("export", help="the coming shifts as an iCalendar file")
+    export.add_argument("--ics", action="store_true", required=True, help="iCalendar (the only format)")
+    export.add_argument("--weeks", type=int, default=12)
+    export.add_argument("-o", "--output", help="file to write (default: stdout)")
+    gaps = oncall_sub.add_parser("gaps", help="uncovered time per role in the coming weeks (exit 1 if any)")
+    gaps.add_argument("--weeks", type=int, default=4)
+
     outbox = sub.add_parser("outbox", help="outbound messages not yet delivered")
     outbox_sub = outbox.add_subparsers(dest="outbox_command", required=True)
     listing = outbox_sub.add_parser("list", help="pending, sending and failed messages")
@@ -380,6 +505,7 @@ COMMANDS: dict[str, Callable[[argparse.Namespace, Settings], Awaitable[int]]] = 
     "console": _console, "serve": _serve, "run": _serve, "postmortem": _postmortem, "incidents": _incidents,
     "digest": _digest, "contacts": _contacts, "operators": _operators, "outbox": _outbox, "db": _db_upgrade,
     "web": _web,
+    "oncall": _oncall,
 }
 
 

@@ -23,6 +23,7 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 # settings loads no SDK. This is the one place outside adapters/ that imports them at module level.
 from adapters.discord.settings import DiscordSettings
 from adapters.github.settings import GitHubSettings
+from adapters.pagerduty.settings import PagerDutySettings
 from adapters.slack.settings import SlackSettings
 from adapters.whatsapp.settings import WhatsAppSettings
 
@@ -132,6 +133,7 @@ class Settings(BaseSettings):
     playbooks: Path | None = Field(None, alias="WARROOM_PLAYBOOKS")
     timezone: str = Field("UTC", alias="WARROOM_TIMEZONE")
     postmortem_template: str = Field("blameless", alias="WARROOM_POSTMORTEM_TEMPLATE")
+    oncall: str = Field("default", alias="WARROOM_ONCALL")  # playbooks/oncall/<name>.yaml
     postmortem_dir: Path = Field(Path("postmortems"), alias="WARROOM_POSTMORTEM_DIR")
     incidents_channel: str = Field("#incidents", alias="WARROOM_INCIDENTS_CHANNEL")
     tick_seconds: float = Field(1.0, gt=0, le=60, alias="WARROOM_TICK_SECONDS")
@@ -156,6 +158,7 @@ class Settings(BaseSettings):
         default_factory=lambda: WhatsAppSettings(_env_file=None))
     web: WebSettings = Field(default_factory=lambda: WebSettings(_env_file=None))
     github: GitHubSettings = Field(default_factory=lambda: GitHubSettings(_env_file=None))
+    pagerduty: PagerDutySettings = Field(default_factory=lambda: PagerDutySettings(_env_file=None))
 
     @field_validator("log_level", "log_format", mode="before")
     @classmethod
@@ -186,4 +189,5 @@ def load_settings(env_file: Path | str | None = ".env") -> Settings:
         whatsapp=WhatsAppSettings(_env_file=env_file),
         web=WebSettings(_env_file=env_file),
         github=GitHubSettings(_env_file=env_file),
+        pagerduty=PagerDutySettings(_env_file=env_file),
     )

@@ -28,6 +28,8 @@ from bot.ports import (
     Field,
     Message,
     OutboxItem,
+    Pager,
+    PageRequest,
     Posted,
     Room,
     UnitOfWorkFactory,
@@ -147,7 +149,7 @@ class OutboxHints:
 class OutboxSender:
     def __init__(self, *, uow: UnitOfWorkFactory, chat: Mapping[str, ChatAdapter], clock: Clock,
                  customers: CustomerDelivery | None = None, code_host: CodeHostDelivery | None = None,
-                 hints: OutboxHints | None = None,
+                 hints: OutboxHints | None = None, pagers: Mapping[str, Pager] | None = None,
                  max_attempts: int = 8, base_delay: float = 1.0, max_delay: float = 300.0, concurrency: int = 16,
                  batch: int = 200, lease: timedelta = timedelta(minutes=2),
                  jitter: Callable[[], float] = random.random, instance: str | None = None,
@@ -157,6 +159,7 @@ class OutboxSender:
         self._clock = clock
         self.customers = customers
         self.code_host = code_host
+        self._pagers = pagers or {}
         self.max_attempts = max_attempts
         self._base_delay = base_delay
         self._max_delay = max_delay
@@ -366,6 +369,14 @@ class OutboxSender:
                 raise DeliveryError("customer messaging is not configured", permanent=True)
             message_id = await self.customers.deliver(item)
             return Posted(Room(out.platform, (out.customer or {}).get("phone", "")), message_id)
+        if out.operation == "page":
+            pager = self._pagers.get(out.platform)
+            if pager is None or out.page is None:
+                raise DeliveryError(f"no pager {out.platform!r} is configured", permanent=True)
+            request = PageRequest(**{k: out.page[k] for k in ("action", "incident_key", "address", "summary",
+                                                               "severity", "person") if k in out.page})
+            # a pager's dedup key (the incident key) makes a retry after a lost answer harmless
+            return Posted(Room(out.platform, request.person), await pager.page(request=request))
         chat = self._chat.get(out.platform)
         if chat is None:
             raise DeliveryError(f"no chat adapter for platform {out.platform!r} is configured", permanent=True)

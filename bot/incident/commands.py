@@ -42,6 +42,9 @@ USAGE: dict[str, str] = {
     "brief": "brief <tenant[,tenant]|all-affected> [template] [area=<what>] [eta=<minutes>] [--send]   |   brief send <id>",
     "public": 'public [investigating|identified|monitoring|resolved] "<text for customers>" [areas=<a,b>]   |   public brief <id>',
     "web": "web  (a one-time sign-in link to the web pages, sent to you privately)",
+    "page": 'page <role|@person> "<reason>"',
+    "escalate": 'escalate ["<reason>"]',
+    "oncall": "oncall   |   oncall override <role> @person <from YYYY-MM-DD[THH:MM]> <to YYYY-MM-DD[THH:MM]>",
     "list": "list",
     "stats": "stats [30d]  (a period: 1h–365d, or weeks like 4w)",
     "show": "show [INC-n]",
@@ -73,6 +76,9 @@ HELP_SUMMARY = {
     "brief": "preview a WhatsApp brief to affected customers; send on confirm",
     "public": "publish an update on the public status page (nothing else of the incident is shown there)",
     "web": "get a one-time link (10 minutes) that signs you in to the web pages",
+    "page": "page whoever holds a role (or one person) now, by hand",
+    "escalate": "page the next level of the severity's escalation policy now",
+    "oncall": "who is on call now and next per role; override hands a role to someone for a while",
     "list": "list open incidents",
     "stats": "response and resolution times per severity against their targets (default: last 30 days)",
     "show": "one incident's summary",
@@ -257,6 +263,30 @@ class Reopen(Command):
 class CompilePostmortem(Command):
     format: Literal["md", "json"] = "md"
     pull_request: bool = False  # `postmortem pr`: also open or update the post-mortem's pull request
+
+
+@dataclass(frozen=True, kw_only=True)
+class PageByHand(Command):
+    target: str  # a role, or @person
+    reason: str
+
+
+@dataclass(frozen=True, kw_only=True)
+class Escalate(Command):
+    reason: str | None = None
+
+
+@dataclass(frozen=True, kw_only=True)
+class ShowOnCall(Command):
+    pass
+
+
+@dataclass(frozen=True, kw_only=True)
+class OverrideOnCall(Command):
+    role: str
+    person: str  # as typed: a name, @name, or a platform mention (<@U123>)
+    starts: str  # YYYY-MM-DD or YYYY-MM-DDTHH:MM, local to the role's rotation; checked by the roster
+    ends: str  # the same; a date alone is inclusive (to the end of that day)
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -658,6 +688,38 @@ def _parse_stats(tokens: list[_Token], ref: int | None) -> Stats:
     return Stats(incident=ref, period=timedelta(hours=hours))
 
 
+_WHEN = re.compile(r"^[0-9]{4}-[0-9]{2}-[0-9]{2}(?:[Tt][0-9]{1,2}:[0-9]{2})?$")
+
+
+def _parse_oncall(tokens: list[_Token], ref: int | None) -> ShowOnCall | OverrideOnCall:
+    usage = USAGE["oncall"]
+    if not tokens:
+        return ShowOnCall(incident=ref)
+    if tokens[0].text.lower() != "override":
+        raise _Bad(f"'oncall' takes nothing or 'override …', got '{_words(tokens)[:60]}'.", usage)
+    words = [token.text for token in tokens[1:]]
+    if len(words) != 4:
+        raise _Bad("Give a role, a person and two dates, e.g. oncall override platform @dave 2026-12-24 "
+                   "2026-12-27.", usage)
+    role, person, starts, ends = words
+    for when in (starts, ends):
+        if not _WHEN.match(when):
+            raise _Bad(f"'{when[:40]}' is not a date: use YYYY-MM-DD or YYYY-MM-DDTHH:MM.", usage)
+    return OverrideOnCall(incident=ref, role=role.lower(), person=person, starts=starts, ends=ends)
+
+
+def _parse_page(tokens: list[_Token], ref: int | None) -> PageByHand:
+    usage = USAGE["page"]
+    if not tokens or tokens[0].quoted:
+        raise _Bad("Name a role or a person to page, e.g. page platform \"callbacks failing\".", usage)
+    target = tokens.pop(0).text
+    return PageByHand(incident=ref, target=target, reason=_required_text(tokens, "a reason", usage))
+
+
+def _parse_escalate(tokens: list[_Token], ref: int | None) -> Escalate:
+    return Escalate(incident=ref, reason=_words(tokens) or None)
+
+
 def _parse_help(tokens: list[_Token], ref: int | None) -> Help:
     topic = _words(tokens).lower().lstrip("/") or None
     if topic is not None and topic == "unfreeze":
@@ -692,13 +754,17 @@ _PARSERS = {
     "brief": _parse_brief,
     "public": _parse_public,
     "web": _no_arguments(WebSignIn, "web"),
+    "oncall": _parse_oncall,
+    "page": _parse_page,
+    "escalate": _parse_escalate,
     "list": _no_arguments(ListIncidents, "list"),
     "stats": _parse_stats,
     "show": _parse_show,
     "help": _parse_help,
 }
 _ALIASES = {"acknowledge": "ack", "severity": "sev", "update": "status", "actions": "action", "pm": "postmortem",
-            "ls": "list", "unfreeze": "freeze"}
+            "ls": "list", "unfreeze": "freeze",
+            "on-call": "oncall"}
 
 
 def _usage_for(text: str) -> str | None:

@@ -14,6 +14,7 @@ from bot.delivery.notifier import OutboxWriter
 from bot.incident import render
 from bot.incident.domain import Incident
 from bot.incident.triage import suggest_playbook
+from bot.oncall.paging import Paging
 from bot.ports import Clock, Room, UnitOfWork
 from playbooks.loader import Playbooks
 from playbooks.schema import SeverityLevel
@@ -23,8 +24,10 @@ TRIAGE = "triage"
 
 
 class Declarer:
-    def __init__(self, *, playbooks: Playbooks, outbox: OutboxWriter, clock: Clock, tz: tzinfo) -> None:
+    def __init__(self, *, playbooks: Playbooks, outbox: OutboxWriter, clock: Clock, tz: tzinfo,
+                 paging: Paging) -> None:
         self._playbooks = playbooks
+        self._paging = paging
         self._outbox = outbox
         self._clock = clock
         self._tz = tz
@@ -43,6 +46,7 @@ class Declarer:
             incident.link_tenants(by=reporter, tenants=list(tenants), now=now)
         await uow.incidents.add(incident)
         await self._outbox.replan(uow, incident)
+        await self._paging.start(uow, incident)  # per the severity's escalation policy (playbooks/oncall/)
         platform = room.platform
         await self._outbox.queue(uow, incident, render.incident_card(incident, level, self._tz),
                                  operation="open_room", room=Room(platform, room.channel), platform=platform)

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import logging
 import time
+import uuid
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta, tzinfo
@@ -38,6 +39,9 @@ from bot.incident.domain import (
 from bot.incident.key import key_of
 from bot.incident.postmortem import PostmortemCompiler, compile_document, postmortem_filename
 from bot.incident.reminders import escalation_target, plan
+from bot.oncall.paging import Paging
+from bot.oncall.render import board_message, saved_text
+from bot.oncall.roster import Roster, RosterError
 from bot.ports import (
     Actor,
     Attachment,
@@ -132,9 +136,10 @@ class IncidentService:
 
     def __init__(self, *, uow: UnitOfWorkFactory, chat: Mapping[str, ChatAdapter], playbooks: Playbooks,
                  ladder: Ladder, clock: Clock, tz: tzinfo, postmortem_dir: Path, notifier: Notifier,
-                 declarer: Declarer, briefs: BriefService, alerts: AlertProposals | None = None,
-                 postmortem_template: str = "blameless", metrics: Metrics | None = None,
-                 sign_in: SignInLinks | None = None, followups: FollowupService | None = None) -> None:
+                 declarer: Declarer, briefs: BriefService, oncall: Roster, paging: Paging,
+                 alerts: AlertProposals | None = None, postmortem_template: str = "blameless",
+                 metrics: Metrics | None = None, sign_in: SignInLinks | None = None,
+                 followups: FollowupService | None = None) -> None:
         self._uow = uow
         self._chat = chat
         self._playbooks = playbooks
@@ -146,6 +151,8 @@ class IncidentService:
         self._notify = notifier
         self._declarer = declarer
         self.briefs = briefs
+        self.oncall = oncall
+        self.paging = paging
         # Alert intake: its Declare buttons come back through press_button.
         self._alerts = alerts
         self.metrics: Metrics = metrics or NoMetrics()
@@ -174,6 +181,10 @@ class IncidentService:
             cmd.PublishUpdate: self._publish,
             cmd.WebSignIn: self._web_link,
             cmd.SyncActions: self._sync_actions,
+            cmd.ShowOnCall: self._show_oncall,
+            cmd.OverrideOnCall: self._override_oncall,
+            cmd.PageByHand: self._page_by_hand,
+            cmd.Escalate: self._escalate,
         }
         self._changes: dict[type, Callable[[Context, Incident, Any, datetime], _Change]] = {
             cmd.Acknowledge: self._ack, cmd.PostStatus: self._status, cmd.ChangeSeverity: self._severity,
@@ -242,6 +253,17 @@ class IncidentService:
         if number is None or action not in commands:
             return _error(f"Unknown button {action!r} for {value!r}.")
         return await self.execute(ctx, commands[action])
+
+    async def pager_acknowledged(self, *, incident_key: str, by: str, delivery_id: str) -> Reply | None:
+        """A pager (PagerDuty's webhook) says someone acknowledged the page for `incident_key` (INC-7): the
+        incident is acknowledged by them, which stops every other page. A redelivery (same id) is ignored."""
+        parsed = cmd.parse(f"show {incident_key}")
+        number = parsed.incident if isinstance(parsed, cmd.ShowIncident) else None
+        if number is None:
+            return _error(f"Not a warroom incident key: {incident_key!r}.")
+        ctx = Context(actor=Actor(id=f"pager:{by}", name=by), room=Room("pager", "webhook"),
+                      delivery_id=f"pager:{delivery_id}" if delivery_id else None)
+        return await self.execute(ctx, cmd.Acknowledge(incident=number))
 
     async def capture_message(self, *, room: Room, actor: Actor, text: str, message_id: str,
                               delivery_id: str | None = None, at: datetime | None = None) -> bool:
@@ -421,6 +443,7 @@ class IncidentService:
             outcome = change(ctx, incident, command, now)
             await uow.incidents.save(incident)
             await self._notify.replan(uow, incident)
+            await self.paging.follow(uow, incident, by=ctx.actor.name)  # answered: pages stop; resolved: resolve
             if outcome.announce is not None:
                 await self._notify.queue(uow, incident, outcome.announce, originator=ctx.origin)
             if outcome.card_changed:
@@ -817,6 +840,48 @@ class IncidentService:
             changes = await uow.reports.severity_changes([i.number for i in incidents])
         report = compute_stats(incidents, self.ladder, now=now, since=since, timelines=changes)
         return Reply(render_stats(report, self._tz, period=command.period))
+
+    async def _show_oncall(self, ctx: Context, command: cmd.ShowOnCall) -> Reply:
+        board = await self.oncall.board()
+        return Reply(board_message(board, show=self.oncall.show, plan=self.oncall.plan.name))
+
+    async def _override_oncall(self, ctx: Context, command: cmd.OverrideOnCall) -> Reply:
+        try:
+            saved = await self.oncall.add_override(role=command.role, person=command.person, starts=command.starts,
+                                                   ends=command.ends, by=ctx.actor.name)
+        except RosterError as problem:
+            return _error(str(problem))
+        return _info(saved_text(saved, show=self.oncall.show))
+
+    async def _page_by_hand(self, ctx: Context, command: cmd.PageByHand) -> Reply | None:
+        async with self._uow() as uow:
+            if not await self._notify.first_delivery(uow, ctx.delivery_id):
+                return None
+            incident = await self._incident_for(uow, ctx, command)
+            try:
+                said = await self.paging.page_by_hand(uow, incident, target=command.target, reason=command.reason,
+                                                      by=ctx.actor.name, roles=self.oncall.roles,
+                                                      key=ctx.delivery_id or uuid.uuid4().hex)
+            except ValueError as problem:
+                return _error(str(problem))
+            announce = Message(text=said, incident_key=incident.key, kind="escalation")
+            await self._notify.queue(uow, incident, announce, originator=ctx.origin)
+            await uow.commit()
+        await self._notify.deliver()
+        return self._confirmation(incident, ctx, announce)
+
+    async def _escalate(self, ctx: Context, command: cmd.Escalate) -> Reply | None:
+        async with self._uow() as uow:
+            if not await self._notify.first_delivery(uow, ctx.delivery_id):
+                return None
+            incident = await self._incident_for(uow, ctx, command)
+            said = await self.paging.escalate(uow, incident, by=ctx.actor.name, reason=command.reason)
+            announce = Message(text=said, incident_key=incident.key, kind="escalation")
+            await self._notify.queue(uow, incident, announce, originator=ctx.origin)
+            await uow.commit()
+        await self.paging.fire_due()  # the next level now, not at the next tick
+        await self._notify.deliver()
+        return self._confirmation(incident, ctx, announce)
 
     async def _playbook(self, ctx: Context, command: cmd.ShowPlaybook) -> Reply | None:
         async with self._uow() as uow:

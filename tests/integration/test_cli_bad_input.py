@@ -13,7 +13,7 @@ import pytest
 
 from bot.app.cli import main
 
-PLATFORM_VARIABLE = re.compile(r"^(WARROOM|SLACK|DISCORD|WHATSAPP)_")
+PLATFORM_VARIABLE = re.compile(r"^(WARROOM|SLACK|DISCORD|WHATSAPP|PAGERDUTY)_")
 
 
 @pytest.fixture(autouse=True)

@@ -812,6 +812,13 @@ ERRORS: list[tuple[str, str]] = [
     ("stats 0d", "stats"),
     ("stats 400d", "stats"),
     ("stats 30d extra", "stats"),
+    ("oncall everyone", "oncall"),
+    ("page", "page"),
+    ("page platform", "page"),
+    ('page "platform" now', "page"),
+    ('escalate "no answer', "escalate"),
+    ("oncall override platform @dave 2026-12-24", "oncall"),
+    ("oncall override platform @dave 24/12 2026-12-27", "oncall"),
     ("ls all", "list"),
     ("show seven", "show"),
     ("help nonsense", "help"),
@@ -844,7 +851,29 @@ HAPPY: dict[str, str] = {
     "affects": "affects acme", "brief": "brief all-affected", "stats": "stats 7d",
     "follow": "follow INC-3", "unfollow": "unfollow", "use": "use INC-9",
     "public": 'public identified "Payments are slow" areas=payments', "web": "web",
+
+
+    "oncall": "oncall override platform @dave 2026-12-24 2026-12-27T09:00",
+    "page": 'page @alice "need eyes on the ledger"', "escalate": "escalate",
 }
+
+
+def test_page_and_escalate_parse() -> None:
+    from bot.incident.commands import Escalate, PageByHand
+
+    assert ok('INC-4 page dba "replica lag 40 min"', PageByHand) == PageByHand(incident=4, target="dba",
+                                                                                reason="replica lag 40 min")
+    assert ok("escalate", Escalate) == Escalate()
+    assert ok('escalate "nobody answers"', Escalate) == Escalate(reason="nobody answers")
+
+
+def test_oncall_parses_to_show_or_override() -> None:
+    from bot.incident.commands import OverrideOnCall, ShowOnCall
+
+    assert ok("oncall", ShowOnCall) == ShowOnCall()
+    assert ok("on-call", ShowOnCall) == ShowOnCall()
+    assert ok("oncall override Platform <@U1> 2026-12-24 2026-12-27t09:00", OverrideOnCall) == OverrideOnCall(
+        role="platform", person="<@U1>", starts="2026-12-24", ends="2026-12-27t09:00")
 
 
 @pytest.mark.parametrize("name", SUBCOMMANDS)

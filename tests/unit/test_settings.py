@@ -14,7 +14,7 @@ from bot.app.settings import HttpSettings, OperationsSettings, Settings, load_se
 
 ROOT = Path(__file__).resolve().parents[2]
 EXAMPLE = ROOT / ".env.example"
-PLATFORM_VARIABLE = re.compile(r"^(WARROOM|SLACK|DISCORD|WHATSAPP)_")
+PLATFORM_VARIABLE = re.compile(r"^(WARROOM|SLACK|DISCORD|WHATSAPP|PAGERDUTY)_")
 
 
 @pytest.fixture(autouse=True)
