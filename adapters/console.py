@@ -67,7 +67,7 @@ class ConsoleSession:
     """One operator at a terminal (or a script): tracks the room and the speaker, routes each line."""
 
     def __init__(self, *, service: IncidentService, chat: ConsoleChat, out: TextIO, user: str = "operator",
-                 channel: str = "#incidents", advance=None) -> None:  # noqa: ANN001 - callable(timedelta)
+                 channel: str = "#incidents", advance=None) -> None:
         self._service = service
         self._chat = chat
         self._out = out

@@ -259,7 +259,7 @@ def slack_signature_problem(signing_secret: str, body: bytes, timestamp: str | N
     return None
 
 
-def slack_routes(bolt_app: "AsyncApp", *, path: str = SLACK_EVENTS_PATH,
+def slack_routes(bolt_app: AsyncApp, *, path: str = SLACK_EVENTS_PATH,
                  signing_secret: str | None = None) -> list[BaseRoute]:
     """`POST /slack/events`: slash commands, Events API and interactivity all go to one Bolt app. The signature
     is checked here on the raw bytes (401 saying what was wrong) before the body is parsed or shape-checked,

@@ -116,7 +116,7 @@ class MemoryWhatsApp:
         if self._failures.get(phone):
             raise self._failures[phone].pop(0)
 
-    async def send_template(self, *, to: str, template: str, language: str, parameters) -> str:  # noqa: ANN001
+    async def send_template(self, *, to: str, template: str, language: str, parameters) -> str:
         self._maybe_fail(to)
         message_id = f"wamid.{next(self._ids)}"
         self.sent.append({"to": to, "type": "template", "template": template, "language": language,

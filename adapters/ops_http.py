@@ -146,7 +146,7 @@ def _secret(value: Any) -> str | None:
     return secret or None
 
 
-def ops_routes(app: Any) -> list["BaseRoute"]:
+def ops_routes(app: Any) -> list[BaseRoute]:
     """The routes for a built `bot.app.bootstrap.Warroom`: `routes += ops_routes(app)` in `warroom serve`."""
     from starlette.requests import Request
     from starlette.responses import JSONResponse, Response

@@ -26,12 +26,12 @@ def build() -> Starlette:
                    logger=logging.getLogger("bare.bolt"), name="bare")
 
     @app.command("/incident")
-    async def incident(ack, command, client):  # noqa: ANN001, ANN202 - Bolt's listener signature
+    async def incident(ack, command, client):
         await ack(response_type="ephemeral", text="Declared.")
         await client.chat_postMessage(channel=command["channel_id"], text=f"Incident: {command.get('text', '')}")
 
     @app.event("message")
-    async def message(event):  # noqa: ANN001, ANN202
+    async def message(event):
         return None
 
     handler = AsyncSlackRequestHandler(app)

@@ -181,7 +181,7 @@ class FakeSlack:
                                   "duplicates": sum(n - 1 for n in self.keys.values() if n > 1),
                                   "lost_answers": self.lost_answers})
 
-    async def _wait(self, check, timeout: float) -> Any:  # noqa: ANN001
+    async def _wait(self, check, timeout: float) -> Any:
         result: list[Any] = []
 
         def found() -> bool:

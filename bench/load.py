@@ -63,7 +63,7 @@ class Load:
                                  headers=signed_headers(body, content_type)) as response:
                 payload = await response.read()
                 status = response.status
-        except Exception as problem:  # noqa: BLE001 - counted, reported
+        except Exception as problem:
             self.errors[type(problem).__name__] += 1
             self.status[kind]["error"] += 1
             return False

@@ -22,7 +22,7 @@ import sys
 import tempfile
 import time
 import uuid
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 PLAN = """\
@@ -58,14 +58,14 @@ class FilePager:
         self.capabilities = PagerCapabilities(acknowledge=True, inbound_acks=False)
         self._file = path.open("a", encoding="utf-8")
 
-    async def page(self, *, request) -> str:  # noqa: ANN001
+    async def page(self, *, request) -> str:
         self._file.write(json.dumps({"key": request.incident_key, "action": request.action,
                                      "at": time.time(), "pid": os.getpid()}) + "\n")
         self._file.flush()
         return request.incident_key
 
 
-def settings_for(url: str, folder: Path):  # noqa: ANN201
+def settings_for(url: str, folder: Path):
     from bot.app.settings import Settings
 
     return Settings(_env_file=None, database_url=url, ladder="P1-P3", playbooks=folder, oncall="bench",
@@ -155,10 +155,10 @@ def main() -> int:
     url = f"sqlite:///{work / 'bench.db'}" if args.db == "sqlite" else asyncio.run(create_postgres(args.postgres))
     t_seed = time.time()
     asyncio.run(seed(url, work, args.incidents))
-    start = datetime.now(timezone.utc) + timedelta(seconds=10)  # the replicas are up before the first is due
+    start = datetime.now(UTC) + timedelta(seconds=10)  # the replicas are up before the first is due
     asyncio.run(schedule(url, args.incidents, start, args.window))
     print(f"seeded {args.incidents} incidents in {time.time() - t_seed:.1f}s; first page due {start:%H:%M:%S}")
-    run_for = (start - datetime.now(timezone.utc)).total_seconds() + args.window + 75
+    run_for = (start - datetime.now(UTC)).total_seconds() + args.window + 75
     outs = [work / f"pages-{i}.jsonl" for i in range(args.replicas)]
     procs = [subprocess.Popen([sys.executable, "-m", "bench.paging", "--replica", url, str(work), str(out),
                                str(run_for)], cwd=ROOT) for out in outs]

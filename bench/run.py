@@ -20,7 +20,7 @@ import sys
 import tempfile
 import time
 from dataclasses import asdict, dataclass
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -161,7 +161,7 @@ class Bench:
     async def spawn(self, name: str, args: list[str], *, env: dict[str, str], cwd: Path,
                     stdout: Any = asyncio.subprocess.DEVNULL) -> Proc:
         log = cwd / f"{name}.log"
-        handle = open(log, "ab")  # noqa: SIM115 - the child writes to it
+        handle = open(log, "ab")
         started = time.monotonic()
         process = await asyncio.create_subprocess_exec(*args, env=env, cwd=cwd, stdout=stdout, stderr=handle)
         handle.close()
@@ -430,7 +430,7 @@ class Bench:
             server = await self.warroom(db, fake, cwd, WARROOM_LADDER="P1-P3")
             rss_samples: list[int] = []
             sampling = asyncio.create_task(self._sample_rss(server, rss_samples))
-            start = datetime.now(timezone.utc) + timedelta(seconds=config.reminder_lead)
+            start = datetime.now(UTC) + timedelta(seconds=config.reminder_lead)
             step = config.reminder_window / config.reminders_due
             due = {n: start + timedelta(seconds=step * (n - 1)) for n in range(1, config.reminders_due + 1)}
             later = list(range(config.reminders_due + 1, config.open_incidents + 1))
@@ -859,7 +859,7 @@ def table(results: dict) -> list[list[str]]:
 def render_table(rows: list[list[str]]) -> str:
     header = ["scenario", "measure", "median", "min – max", "target", ""]
     widths = [max(len(r[i]) for r in [header, *rows]) for i in range(len(header))]
-    line = lambda r: "| " + " | ".join(c.ljust(w) for c, w in zip(r, widths)) + " |"  # noqa: E731
+    line = lambda r: "| " + " | ".join(c.ljust(w) for c, w in zip(r, widths)) + " |"
     return "\n".join([line(header), "|" + "|".join("-" * (w + 2) for w in widths) + "|", *map(line, rows)])
 
 
@@ -900,7 +900,7 @@ async def _main(args: argparse.Namespace) -> int:
     info["postgres"] = await seed.postgres_version()
     bench.say(f"config {config.name}: {json.dumps(asdict(config))}")
     bench.say(f"code under test: {root}; work dir {work}; machine: {info['cpus']} CPUs, {info['cpu_model']}")
-    started = datetime.now(timezone.utc)
+    started = datetime.now(UTC)
     try:
         async with aiohttp.ClientSession() as http:
             bench.http = http
@@ -911,7 +911,7 @@ async def _main(args: argparse.Namespace) -> int:
                     if isinstance(bench.results.get(name), dict):
                         # Other work on the machine skews everything: say how busy it was around each scenario.
                         bench.results[name]["loadavg_before_after"] = [load_before[0], os.getloadavg()[0]]
-                except Exception as problem:  # noqa: BLE001 - one failed scenario does not hide the others
+                except Exception as problem:
                     bench.say(f"{name} FAILED: {problem!r}")
                     bench.results[name] = {"error": repr(problem)}
                     await bench.stop_all()
@@ -934,7 +934,7 @@ async def _main(args: argparse.Namespace) -> int:
             previous = {}
     merged = {**previous, **bench.results} if args.scenario else bench.results
     output.write_text(json.dumps({"config": asdict(config), "machine": info, "root": str(root),
-                                  "started": started.isoformat(), "finished": datetime.now(timezone.utc).isoformat(),
+                                  "started": started.isoformat(), "finished": datetime.now(UTC).isoformat(),
                                   "scenarios": merged, "table": table(merged)}, indent=2, default=str))
     print(f"\nresults: {output}")
     if not args.keep:

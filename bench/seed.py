@@ -9,7 +9,7 @@ the database, so the driver does not depend on the schema version of the tree it
 from __future__ import annotations
 
 import uuid
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 
 import sqlalchemy as sa
 from sqlalchemy.engine import make_url
@@ -39,7 +39,7 @@ async def _tables(conn: sa.ext.asyncio.AsyncConnection, *names: str) -> list[sa.
 
 def _utc(conn: sa.ext.asyncio.AsyncConnection, value: datetime) -> datetime:
     """Aware UTC for PostgreSQL; naive UTC for SQLite, as warroom's UTCDateTime stores it."""
-    value = value.astimezone(timezone.utc)
+    value = value.astimezone(UTC)
     return value.replace(tzinfo=None) if conn.dialect.name == "sqlite" else value
 
 
@@ -57,7 +57,7 @@ def incident_row(number: int, *, at: datetime, severity: str = "P2", title: str 
 
 async def seed_incidents(url: str, count: int, *, severity: str = "P2", at: datetime | None = None) -> list[str]:
     """`count` open, acknowledged incidents INC-1…INC-count, each with a Slack thread; returns the threads."""
-    at = at or datetime.now(timezone.utc)
+    at = at or datetime.now(UTC)
     engine = create_engine(url)
     try:
         async with engine.begin() as conn:
@@ -75,7 +75,7 @@ async def schedule_nudges(url: str, due: dict[int, datetime], later: list[int], 
     """Make each incident in `due` owe a status update at its time (last update = due − cadence) with a pending
     update_nudge row, and give every incident in `later` its next nudge one cadence from now — the state the
     bot itself would have planned."""
-    now = datetime.now(timezone.utc)
+    now = datetime.now(UTC)
     engine = create_engine(url)
     try:
         async with engine.begin() as conn:
@@ -100,7 +100,7 @@ async def schedule_nudges(url: str, due: dict[int, datetime], later: list[int], 
 
 async def seed_timeline(url: str, number: int, count: int) -> None:
     """`count` chat messages in INC-`number`'s timeline, half a second apart, as captured from its thread."""
-    start = datetime.now(timezone.utc) - timedelta(seconds=count / 2 + 60)
+    start = datetime.now(UTC) - timedelta(seconds=count / 2 + 60)
     words = ("checked the callback logs", "p99 is back under 300 ms", "rolling back 2026.11.3 now",
              "seeing 403s from the provider on /callbacks", "db connections at 480/500, pool is saturated",
              "customer support has 14 tickets about double charges", "deploy frozen, announcing in #eng")
@@ -177,5 +177,5 @@ async def postgres_version() -> str | None:
             return str(await admin.fetchval("SHOW server_version"))
         finally:
             await admin.close()
-    except Exception:  # noqa: BLE001 - reported as unavailable
+    except Exception:
         return None

@@ -24,7 +24,7 @@ import subprocess
 import sys
 import tempfile
 import time
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -51,7 +51,7 @@ def _quantile(values: list[float], q: float) -> float:
     return ordered[min(len(ordered) - 1, int(round(q * (len(ordered) - 1))))]
 
 
-async def seed(settings, entries: int) -> str:  # noqa: ANN001
+async def seed(settings, entries: int) -> str:
     """INC-1 with `entries` timeline rows, one published update, and a session; returns the session token."""
     from adapters.memory import MemoryChat
     from bot.app.bootstrap import build
@@ -64,7 +64,7 @@ async def seed(settings, entries: int) -> str:  # noqa: ANN001
         ctx = Context(actor=Actor("alice", "alice"), room=Room("console", "#incidents"))
         await app.service.run_command(ctx, '/incident declare P1 "Payments down"')
         await app.service.run_command(ctx, '/incident public INC-1 identified "Payments are delayed." areas=payments')
-        start = datetime.now(timezone.utc) - timedelta(hours=5)
+        start = datetime.now(UTC) - timedelta(hours=5)
         async with app.service._uow() as uow:  # bench seeding: straight into the repository, in one transaction
             await uow.incidents.append_timeline([
                 (1, chat_message(by=f"user{i % 7}", text=f"message {i}: <b>checking</b> shard {i % 13}",
@@ -78,7 +78,7 @@ async def seed(settings, entries: int) -> str:  # noqa: ANN001
 
 
 async def in_process_page_times(settings, token: str, runs: int, path: str = "/web/incidents/1"
-                                ) -> list[float]:  # noqa: ANN001
+                                ) -> list[float]:
     import httpx
 
     from adapters.http import build_http_app
@@ -103,7 +103,7 @@ async def in_process_page_times(settings, token: str, runs: int, path: str = "/w
     return times
 
 
-async def http_times(session, url: str, runs: int) -> list[float]:  # noqa: ANN001
+async def http_times(session, url: str, runs: int) -> list[float]:
     times = []
     for _ in range(runs):
         started = time.perf_counter()
@@ -114,7 +114,7 @@ async def http_times(session, url: str, runs: int) -> list[float]:  # noqa: ANN0
     return times
 
 
-async def open_loop(session, url: str, rate: float, seconds: float) -> dict:  # noqa: ANN001
+async def open_loop(session, url: str, rate: float, seconds: float) -> dict:
     latencies: list[float] = []
     errors = 0
     loop = asyncio.get_running_loop()

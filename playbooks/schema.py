@@ -76,7 +76,7 @@ class Ladder(_Strict):
     escalation: tuple[EscalationLevel, ...] = Field(min_length=1)
 
     @model_validator(mode="after")
-    def _levels_are_consistent(self) -> "Ladder":
+    def _levels_are_consistent(self) -> Ladder:
         names = [level.name.upper() for level in self.levels]
         if len(set(names)) != len(names):
             raise ValueError(f"level names must be unique, got {', '.join(names)}")
@@ -117,7 +117,7 @@ class BriefTemplate(_Strict):
     text: NonEmptyText
 
     @model_validator(mode="after")
-    def _placeholders_match_parameters(self) -> "BriefTemplate":
+    def _placeholders_match_parameters(self) -> BriefTemplate:
         import string
 
         try:
@@ -164,7 +164,7 @@ class LabelMatcher:
     value: str
 
     @classmethod
-    def parse(cls, label: str, spec: str) -> "LabelMatcher":
+    def parse(cls, label: str, spec: str) -> LabelMatcher:
         op: Literal["=", "!=", "=~", "!~"] = "="
         if spec.startswith("!~"):
             op, spec = "!~", spec[2:]
@@ -247,7 +247,7 @@ class AlertRule(_Strict):
         return _level_ref(value)
 
     @model_validator(mode="after")
-    def _consistent(self) -> "AlertRule":
+    def _consistent(self) -> AlertRule:
         for label, spec in self.match.items():
             LabelMatcher.parse(label, spec)  # regexes compile
         if self.action != "ignore" and self.level is None:
@@ -307,7 +307,7 @@ class AlertRules(_Strict):
     rules: tuple[AlertRule, ...] = Field(min_length=1)
 
     @model_validator(mode="after")
-    def _unique_names(self) -> "AlertRules":
+    def _unique_names(self) -> AlertRules:
         names = [rule.name for rule in self.rules]
         duplicates = sorted({n for n in names if names.count(n) > 1})
         if duplicates:
@@ -354,7 +354,7 @@ class BusinessHours(_Strict):
         return value
 
     @model_validator(mode="after")
-    def _start_before_end(self) -> "BusinessHours":
+    def _start_before_end(self) -> BusinessHours:
         if self.start >= self.end:
             raise ValueError(f"business hours start {self.start} must be before end {self.end}")
         return self
@@ -392,7 +392,7 @@ class PageRule(_Strict):
     page: tuple[Slug, ...] = Field(min_length=1)
 
     @model_validator(mode="after")
-    def _has_a_condition(self) -> "PageRule":
+    def _has_a_condition(self) -> PageRule:
         if self.scenario is None and self.severity is None and not self.labels:
             raise ValueError("a rule needs a condition: scenario, severity or labels")
         return self
@@ -410,7 +410,7 @@ class OnCallPlan(_Strict):
     rules: tuple[PageRule, ...] = ()
 
     @model_validator(mode="after")
-    def _roles_exist(self) -> "OnCallPlan":
+    def _roles_exist(self) -> OnCallPlan:
         names = [role.name for role in self.roles]
         repeated = sorted({n for n in names if names.count(n) > 1})
         if repeated:

@@ -48,7 +48,7 @@ def create_engine(url: str) -> AsyncEngine:
         engine = create_async_engine(url, **pool)
 
         @sa.event.listens_for(engine.sync_engine, "connect")
-        def _sqlite_pragmas(dbapi_connection, _record):  # noqa: ANN001 - DB-API connection
+        def _sqlite_pragmas(dbapi_connection, _record):
             cursor = dbapi_connection.cursor()
             cursor.execute("PRAGMA journal_mode=WAL")
             cursor.execute(f"PRAGMA busy_timeout={busy_timeout_ms}")
@@ -63,7 +63,7 @@ def create_engine(url: str) -> AsyncEngine:
                 dbapi_connection.isolation_level = None
 
         @sa.event.listens_for(engine.sync_engine, "begin")
-        def _sqlite_begin(connection):  # noqa: ANN001 - sync Connection
+        def _sqlite_begin(connection):
             # IMMEDIATE takes the write lock up front, so two writers queue on busy_timeout instead of one
             # failing at once when it upgrades a read lock ("database is locked").
             connection.exec_driver_sql("BEGIN IMMEDIATE")
@@ -90,7 +90,7 @@ class SchedulerLock:
         import fcntl
         import os
 
-        handle = open(self.path, "a+")  # noqa: SIM115 - held open for the life of the process
+        handle = open(self.path, "a+")
         try:
             fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except OSError:

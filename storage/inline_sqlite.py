@@ -97,7 +97,7 @@ class _CursorOpener:
     async def __aenter__(self) -> InlineCursor:
         return InlineCursor(self._connection)
 
-    def __await__(self):  # noqa: ANN204 - `await connection.cursor()` as aiosqlite allows
+    def __await__(self):
         return self.__aenter__().__await__()
 
 

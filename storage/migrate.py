@@ -18,7 +18,7 @@ MIGRATION_LOCK = 0x57A7_500D  # an arbitrary, fixed advisory-lock key for "warro
 _ASSIGNMENT = re.compile(r"^(revision|down_revision)\s*(?::[^=]+)?=\s*(.+?)\s*$", re.MULTILINE)
 
 
-def alembic_config(url: str | None = None) -> "Config":
+def alembic_config(url: str | None = None) -> Config:
     from alembic.config import Config
 
     config = Config()
@@ -54,7 +54,7 @@ async def at_heads(engine: AsyncEngine) -> bool:
     if heads is None:
         return False
     async with engine.connect() as connection:
-        def versions(sync) -> set[str] | None:  # noqa: ANN001 - sync Connection
+        def versions(sync) -> set[str] | None:
             if not sa.inspect(sync).has_table("alembic_version"):
                 return None
             return {row[0] for row in sync.execute(sa.text("SELECT version_num FROM alembic_version"))}
@@ -68,7 +68,7 @@ async def upgrade(engine: AsyncEngine, revision: str = "heads") -> None:
     if revision in ("head", "heads") and await at_heads(engine):
         return
 
-    def _upgrade(connection) -> None:  # noqa: ANN001 - sync Connection
+    def _upgrade(connection) -> None:
         from alembic import command
 
         config = alembic_config()

@@ -19,21 +19,62 @@ from sqlmodel import select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from bot.briefs.templates import Brief, Contact, Recipient
-from bot.operators.roster import Operator
+from bot.delivery.outbox import message_from_json, message_to_json
+from bot.incident.domain import (
+    ActionItem,
+    ChecklistItem,
+    EventKind,
+    Incident,
+    MessageRevision,
+    Role,
+    Status,
+    TimelineEvent,
+)
 from bot.oncall.escalation import Escalation
 from bot.oncall.roster import Person
 from bot.oncall.rotation import Override, Rotation
-from bot.incident.domain import (ActionItem, ChecklistItem, EventKind, Incident, MessageRevision, Role, Status,
-                                 TimelineEvent)
-from bot.delivery.outbox import message_from_json, message_to_json
-from bot.ports import (AlertGroupRecord, AlertRecord, ConcurrentChange, CustomerMessageStatus, DueReminder,
-                       EscalationRecord, FreezeEntry, MetricsSnapshot, Outbound, OutboxItem, ReminderPlan, Room)
-from storage.tables import (ActionRow, AlertGroupRow, AlertRow, BriefRecipientRow, BriefRow, ContactRow, CounterRow,
-                            DeliveryRow, EarlyStatusRow, EscalationRow, FollowerRow, IncidentRow, IncidentTenantRow,
-                            OnCallOverrideRow, OnCallPersonRow, OnCallRotationRow, OperatorRow, OutboxRow,
-                            PendingRevisionRow, PublicUpdateRow, ReminderRow, ScheduleRow, TimelineRow,
-                            WebTokenRow)
+from bot.operators.roster import Operator
+from bot.ports import (
+    AlertGroupRecord,
+    AlertRecord,
+    ConcurrentChange,
+    CustomerMessageStatus,
+    DueReminder,
+    EscalationRecord,
+    FreezeEntry,
+    MetricsSnapshot,
+    Outbound,
+    OutboxItem,
+    ReminderPlan,
+    Room,
+)
 from bot.web.public import PublicUpdate
+from storage.tables import (
+    ActionRow,
+    AlertGroupRow,
+    AlertRow,
+    BriefRecipientRow,
+    BriefRow,
+    ContactRow,
+    CounterRow,
+    DeliveryRow,
+    EarlyStatusRow,
+    EscalationRow,
+    FollowerRow,
+    IncidentRow,
+    IncidentTenantRow,
+    OnCallOverrideRow,
+    OnCallPersonRow,
+    OnCallRotationRow,
+    OperatorRow,
+    OutboxRow,
+    PendingRevisionRow,
+    PublicUpdateRow,
+    ReminderRow,
+    ScheduleRow,
+    TimelineRow,
+    WebTokenRow,
+)
 
 _INCIDENT_COUNTER = "incident"
 _SCALARS = (
@@ -1400,7 +1441,7 @@ class SqlUnitOfWork:
         self._sessions = sessions
         self._outbox_listeners = outbox_listeners
 
-    async def __aenter__(self) -> "SqlUnitOfWork":
+    async def __aenter__(self) -> SqlUnitOfWork:
         self.session = self._sessions()
         self.incidents = SqlIncidentRepository(self.session)
         self.reminders = SqlReminderRepository(self.session)

@@ -44,7 +44,7 @@ class ServeProcess:
 
     @classmethod
     async def start(cls, *, cwd: Path, env: dict[str, str], ready: str = "Uvicorn running on",
-                    timeout: float = 30.0) -> "ServeProcess":
+                    timeout: float = 30.0) -> ServeProcess:
         port = free_port()
         variables = child_env(**{"PYTHONPATH": str(ROOT), "WARROOM_HTTP_HOST": "127.0.0.1",
                                  "WARROOM_HTTP_PORT": str(port), "WARROOM_LOG_LEVEL": "INFO", **env})

@@ -6,7 +6,7 @@ import itertools
 import os
 import uuid
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 
 from adapters.memory import MemoryChat
@@ -16,7 +16,7 @@ from bot.app.settings import OperationsSettings, Settings
 from bot.incident.service import Context
 from bot.ports import Actor, ManualClock, Reply, Room
 
-START = datetime(2026, 11, 24, 6, 50, tzinfo=timezone.utc)  # 09:50 EAT
+START = datetime(2026, 11, 24, 6, 50, tzinfo=UTC)  # 09:50 EAT
 
 # WARROOM_TEST_DATABASE=postgres runs the suite on the PostgreSQL at 127.0.0.1:5432 (database `test`, trust auth),
 # each test in a database of its own; the default is a SQLite file per test.
@@ -76,7 +76,7 @@ class Harness:
     _ids: itertools.count = field(default_factory=lambda: itertools.count(1))
 
     @property
-    def service(self):  # noqa: ANN201
+    def service(self):
         return self.app.service
 
     async def run(self, text: str, *, user: str = "alice", room: Room = CHANNEL,

@@ -27,7 +27,7 @@ from collections import OrderedDict, deque
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager, suppress
 from dataclasses import dataclass, field
-from typing import Any, Optional
+from typing import Any
 
 import discord
 import yarl
@@ -82,7 +82,7 @@ class WarroomClient(discord.Client):
         super().__init__(intents=build_intents(), allowed_mentions=SAFE_MENTIONS,
                          max_ratelimit_timeout=max_ratelimit_timeout, **options)
         self.tree = app_commands.CommandTree(self)
-        self.warroom: Optional["DiscordInbound"] = None
+        self.warroom: DiscordInbound | None = None
         self.gateway_state = GatewayState()
 
     async def on_ready(self) -> None:
@@ -485,7 +485,7 @@ def incident_group(inbound: DiscordInbound, *, level_names: tuple[str, ...]) -> 
                            impact="who or what is affected")
     @app_commands.choices(severity=severities)
     async def declare(interaction: discord.Interaction, title: app_commands.Range[str, 1, 200],
-                      severity: Optional[str] = None, impact: Optional[str] = None) -> None:
+                      severity: str | None = None, impact: str | None = None) -> None:
         await inbound.run(interaction, lambda: command_text(
             "declare", f"sev={quote(severity)}" if severity else None, quote(title),
             f"impact={quote(impact)}" if impact else None), declare=True)
@@ -493,14 +493,14 @@ def incident_group(inbound: DiscordInbound, *, level_names: tuple[str, ...]) -> 
     @group.command(name="status", description=describe(summary["status"]))
     @app_commands.describe(text="what we know, what we are doing, next update", incident=INCIDENT_HELP)
     @app_commands.autocomplete(incident=open_incidents)
-    async def status(interaction: discord.Interaction, text: str, incident: Optional[str] = None) -> None:
+    async def status(interaction: discord.Interaction, text: str, incident: str | None = None) -> None:
         await inbound.run(interaction, lambda: command_text("status", quote(text), incident=incident))
 
     @group.command(name="sev", description=describe(summary["sev"]))
     @app_commands.describe(level="the new severity", incident=INCIDENT_HELP)
     @app_commands.choices(level=severities)
     @app_commands.autocomplete(incident=open_incidents)
-    async def sev(interaction: discord.Interaction, level: str, incident: Optional[str] = None) -> None:
+    async def sev(interaction: discord.Interaction, level: str, incident: str | None = None) -> None:
         await inbound.run(interaction, lambda: command_text("sev", quote(level), incident=incident))
 
     @group.command(name="role", description=describe(summary["role"]))
@@ -508,13 +508,13 @@ def incident_group(inbound: DiscordInbound, *, level_names: tuple[str, ...]) -> 
     @app_commands.choices(role=ROLE_CHOICES)
     @app_commands.autocomplete(incident=open_incidents)
     async def role(interaction: discord.Interaction, role: str, user: discord.Member,
-                   incident: Optional[str] = None) -> None:
+                   incident: str | None = None) -> None:
         await inbound.run(interaction, lambda: command_text("role", quote(role), mention(user), incident=incident))
 
     @group.command(name="ack", description=describe(summary["ack"]))
     @app_commands.describe(incident=INCIDENT_HELP)
     @app_commands.autocomplete(incident=open_incidents)
-    async def ack(interaction: discord.Interaction, incident: Optional[str] = None) -> None:
+    async def ack(interaction: discord.Interaction, incident: str | None = None) -> None:
         await inbound.run(interaction, lambda: command_text("ack", incident=incident))
 
     @group.command(name="note", description=describe(summary["note"]))
@@ -522,8 +522,8 @@ def incident_group(inbound: DiscordInbound, *, level_names: tuple[str, ...]) -> 
                            at="when it happened, HH:MM today (default: now)", incident=INCIDENT_HELP)
     @app_commands.choices(tag=TAG_CHOICES)
     @app_commands.autocomplete(incident=open_incidents)
-    async def note(interaction: discord.Interaction, text: str, tag: Optional[str] = None,
-                   at: Optional[str] = None, incident: Optional[str] = None) -> None:
+    async def note(interaction: discord.Interaction, text: str, tag: str | None = None,
+                   at: str | None = None, incident: str | None = None) -> None:
         await inbound.run(interaction, lambda: command_text(
             "note", tag, f"--at {quote(at)}" if at else None, quote(text), incident=incident))
 
@@ -531,20 +531,20 @@ def incident_group(inbound: DiscordInbound, *, level_names: tuple[str, ...]) -> 
     @app_commands.describe(item="the checklist item's number", incident=INCIDENT_HELP)
     @app_commands.autocomplete(incident=open_incidents)
     async def check(interaction: discord.Interaction, item: app_commands.Range[int, 1, 999],
-                    incident: Optional[str] = None) -> None:
+                    incident: str | None = None) -> None:
         await inbound.run(interaction, lambda: command_text("check", str(item), incident=incident))
 
     @group.command(name="snooze", description=describe(summary["snooze"]))
     @app_commands.describe(duration="e.g. 30m or 1h (5m–4h)", incident=INCIDENT_HELP)
     @app_commands.autocomplete(incident=open_incidents)
-    async def snooze(interaction: discord.Interaction, duration: str, incident: Optional[str] = None) -> None:
+    async def snooze(interaction: discord.Interaction, duration: str, incident: str | None = None) -> None:
         await inbound.run(interaction, lambda: command_text("snooze", quote(duration), incident=incident))
 
     @group.command(name="playbook", description=describe(summary["playbook"]))
     @app_commands.describe(name="the playbook (empty: list them)", incident=INCIDENT_HELP)
     @app_commands.autocomplete(incident=open_incidents)
-    async def playbook(interaction: discord.Interaction, name: Optional[str] = None,
-                       incident: Optional[str] = None) -> None:
+    async def playbook(interaction: discord.Interaction, name: str | None = None,
+                       incident: str | None = None) -> None:
         await inbound.run(interaction, lambda: command_text("playbook", quote(name) if name else None,
                                                             incident=incident))
 
@@ -552,9 +552,9 @@ def incident_group(inbound: DiscordInbound, *, level_names: tuple[str, ...]) -> 
     @app_commands.describe(text="the follow-up to do", owner="who owns it", due="YYYY-MM-DD",
                            done="mark this action item number done instead", incident=INCIDENT_HELP)
     @app_commands.autocomplete(incident=open_incidents)
-    async def action(interaction: discord.Interaction, text: Optional[str] = None,
-                     owner: Optional[discord.Member] = None, due: Optional[str] = None,
-                     done: Optional[app_commands.Range[int, 1, 999]] = None, incident: Optional[str] = None) -> None:
+    async def action(interaction: discord.Interaction, text: str | None = None,
+                     owner: discord.Member | None = None, due: str | None = None,
+                     done: app_commands.Range[int, 1, 999] | None = None, incident: str | None = None) -> None:
         if done is not None:
             await inbound.run(interaction, lambda: command_text("action", "done", str(done), incident=incident))
             return
@@ -566,41 +566,41 @@ def incident_group(inbound: DiscordInbound, *, level_names: tuple[str, ...]) -> 
     @app_commands.describe(state="on or off", incident=INCIDENT_HELP)
     @app_commands.choices(state=ON_OFF)
     @app_commands.autocomplete(incident=open_incidents)
-    async def freeze(interaction: discord.Interaction, state: str, incident: Optional[str] = None) -> None:
+    async def freeze(interaction: discord.Interaction, state: str, incident: str | None = None) -> None:
         await inbound.run(interaction, lambda: command_text("freeze", quote(state), incident=incident))
 
     @group.command(name="mitigate", description=describe(summary["mitigate"]))
     @app_commands.describe(incident=INCIDENT_HELP)
     @app_commands.autocomplete(incident=open_incidents)
-    async def mitigate(interaction: discord.Interaction, incident: Optional[str] = None) -> None:
+    async def mitigate(interaction: discord.Interaction, incident: str | None = None) -> None:
         await inbound.run(interaction, lambda: command_text("mitigate", incident=incident))
 
     @group.command(name="resolve", description=describe(summary["resolve"]))
     @app_commands.describe(summary="what fixed it", incident=INCIDENT_HELP)
     @app_commands.autocomplete(incident=open_incidents)
-    async def resolve(interaction: discord.Interaction, summary: Optional[str] = None,
-                      incident: Optional[str] = None) -> None:
+    async def resolve(interaction: discord.Interaction, summary: str | None = None,
+                      incident: str | None = None) -> None:
         await inbound.run(interaction, lambda: command_text("resolve", quote(summary) if summary else None,
                                                             incident=incident))
 
     @group.command(name="close", description=describe(summary["close"]))
     @app_commands.describe(incident=INCIDENT_HELP)
     @app_commands.autocomplete(incident=any_incidents)
-    async def close(interaction: discord.Interaction, incident: Optional[str] = None) -> None:
+    async def close(interaction: discord.Interaction, incident: str | None = None) -> None:
         await inbound.run(interaction, lambda: command_text("close", incident=incident))
 
     @group.command(name="reopen", description=describe(summary["reopen"]))
     @app_commands.describe(incident=INCIDENT_HELP)
     @app_commands.autocomplete(incident=any_incidents)
-    async def reopen(interaction: discord.Interaction, incident: Optional[str] = None) -> None:
+    async def reopen(interaction: discord.Interaction, incident: str | None = None) -> None:
         await inbound.run(interaction, lambda: command_text("reopen", incident=incident))
 
     @group.command(name="postmortem", description=describe(summary["postmortem"]))
     @app_commands.describe(format="Markdown (default) or JSON", incident=INCIDENT_HELP)
     @app_commands.choices(format=FORMATS)
     @app_commands.autocomplete(incident=any_incidents)
-    async def postmortem(interaction: discord.Interaction, format: Optional[str] = None,
-                         incident: Optional[str] = None) -> None:
+    async def postmortem(interaction: discord.Interaction, format: str | None = None,
+                         incident: str | None = None) -> None:
         await inbound.run(interaction, lambda: command_text("postmortem", format, incident=incident))
 
     @group.command(name="list", description=describe(summary["list"]))
@@ -610,13 +610,13 @@ def incident_group(inbound: DiscordInbound, *, level_names: tuple[str, ...]) -> 
     @group.command(name="show", description=describe(summary["show"]))
     @app_commands.describe(incident=INCIDENT_HELP)
     @app_commands.autocomplete(incident=any_incidents)
-    async def show(interaction: discord.Interaction, incident: Optional[str] = None) -> None:
+    async def show(interaction: discord.Interaction, incident: str | None = None) -> None:
         await inbound.run(interaction, lambda: command_text("show", incident=incident))
 
     @group.command(name="help", description=describe(summary["help"]))
     @app_commands.describe(command="one command's usage")
     @app_commands.choices(command=topics)
-    async def help_(interaction: discord.Interaction, command: Optional[str] = None) -> None:
+    async def help_(interaction: discord.Interaction, command: str | None = None) -> None:
         await inbound.run(interaction, command_text("help", command))
 
     return group
@@ -671,7 +671,7 @@ async def _gateway(client: WarroomClient) -> None:
         await client.connect(reconnect=True)
     except asyncio.CancelledError:
         raise
-    except Exception as problem:  # noqa: BLE001 - whatever it was, the bot is deaf now: say so
+    except Exception as problem:
         if state.stopping:
             return
         if isinstance(problem, discord.PrivilegedIntentsRequired):

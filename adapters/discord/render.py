@@ -116,7 +116,7 @@ class CardButton(discord.ui.DynamicItem[discord.ui.Button], template=CUSTOM_ID):
 
     @classmethod
     async def from_custom_id(cls, interaction: discord.Interaction, item: discord.ui.Button,  # type: ignore[override]
-                             match: re.Match[str], /) -> "CardButton":
+                             match: re.Match[str], /) -> CardButton:
         action = match["action"] or match["action2"] or match["action3"]
         key = match["key"] or match["key2"] or match["key3"]
         return cls(action, key, label=item.label, style=item.style)

@@ -46,7 +46,7 @@ class GitHubCodeHost:
 
     @classmethod
     def from_settings(cls, settings: GitHubSettings, *, transport: httpx.AsyncBaseTransport | None = None
-                      ) -> "GitHubCodeHost":
+                      ) -> GitHubCodeHost:
         assert settings.token is not None and settings.repository is not None
         client = httpx.AsyncClient(
             base_url=settings.api_url.rstrip("/"), timeout=TIMEOUT, transport=transport,

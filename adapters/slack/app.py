@@ -33,7 +33,7 @@ import re
 from collections import OrderedDict
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from typing import Any
 
 from slack_bolt.async_app import AsyncApp
@@ -161,7 +161,7 @@ class SlackInbound:
             for call in calls:
                 try:
                     await call()
-                except Exception as problem:  # noqa: BLE001 - the change is committed; only a courtesy failed
+                except Exception as problem:
                     log.warning("slack %s (%s): a call after the answer failed: %r", what, key, problem)
         finally:
             await self._finished(key)
@@ -452,6 +452,6 @@ def build_slack_inbound(*, service: IncidentService, chat: SlackChat, signing_se
 def _slack_time(ts: str) -> datetime | None:
     """A message's `ts` ("1732431000.000200", Unix seconds) as the time it was written."""
     try:
-        return datetime.fromtimestamp(float(ts), tz=timezone.utc)
+        return datetime.fromtimestamp(float(ts), tz=UTC)
     except (TypeError, ValueError, OverflowError):
         return None

@@ -19,7 +19,7 @@ from __future__ import annotations
 import json
 import re
 from collections.abc import Mapping
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 from bot.ports import Message
 
@@ -119,7 +119,7 @@ _escape = escape  # render() and friends shadow the name with a per-message esca
 
 def slack_date(moment: datetime, fmt: str = "{date_short_pretty} at {time}") -> str:
     """`<!date^…>`: Slack shows the time in each reader's own timezone; the fallback is UTC."""
-    fallback = f"{moment.astimezone(timezone.utc):%Y-%m-%d %H:%M} UTC"
+    fallback = f"{moment.astimezone(UTC):%Y-%m-%d %H:%M} UTC"
     return f"<!date^{int(moment.timestamp())}^{fmt}|{fallback}>"
 
 
@@ -162,7 +162,7 @@ def _cut(text: str, limit: int) -> str:
     return text if len(text) <= limit else text[: limit - 1] + "…"
 
 
-def _button(button) -> dict:  # noqa: ANN001 - bot.ports.Button
+def _button(button) -> dict:
     element = {"type": "button", "text": {"type": "plain_text", "text": _cut(button.label, 75), "emoji": True},
                "action_id": f"{ACTION_PREFIX}{button.action}", "value": button.value}
     if button.style in ("primary", "danger"):
@@ -203,7 +203,7 @@ def as_mrkdwn(message: Message, *, names: Mapping[str, str] | None = None) -> st
     return _cut("\n".join(lines) or "warroom", MAX_FALLBACK)
 
 
-def _escaper(message: Message, names: Mapping[str, str] | None):  # noqa: ANN202
+def _escaper(message: Message, names: Mapping[str, str] | None):
     live = mentions_live(message)
     return lambda text: _escape(text, mentions=live, names=names)
 

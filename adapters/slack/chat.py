@@ -107,7 +107,7 @@ class _RetryAfter(AsyncRateLimitErrorRetryHandler):
         super().__init__(max_retry_count=max_retry_count)
         self._jitter = jitter
 
-    async def prepare_for_next_attempt_async(self, *, state, request, response=None, error=None) -> None:  # noqa: ANN001
+    async def prepare_for_next_attempt_async(self, *, state, request, response=None, error=None) -> None:
         if response is None:
             raise error  # type: ignore[misc]
         state.next_attempt_requested = True
@@ -131,7 +131,7 @@ SAFE_TO_REPEAT = frozenset({
 })
 
 
-def _method_of(request) -> str:  # noqa: ANN001 - slack_sdk.http_retry.request.HttpRequest
+def _method_of(request) -> str:
     return str(getattr(request, "url", "")).split("?", 1)[0].rstrip("/").rsplit("/", 1)[-1]
 
 
@@ -139,7 +139,7 @@ class _ServerErrorRetry(AsyncServerErrorRetryHandler):
     """5xx (slack-sdk knows 500 and 503; gateways also answer 502 and 504) — only for calls safe to repeat:
     a 5xx on a write can come after Slack stored it."""
 
-    async def _can_retry_async(self, *, state, request, response=None, error=None) -> bool:  # noqa: ANN001
+    async def _can_retry_async(self, *, state, request, response=None, error=None) -> bool:
         return (response is not None and response.status_code in (500, 502, 503, 504)
                 and _method_of(request) in SAFE_TO_REPEAT)
 
@@ -148,7 +148,7 @@ class _ConnectionErrorRetry(AsyncConnectionErrorRetryHandler):
     """A dropped connection or a timeout — only for calls safe to repeat (slack-sdk's default handler re-sends
     any call, writes included, which posted the same card three times when an answer was lost)."""
 
-    async def _can_retry_async(self, *, state, request, response=None, error=None) -> bool:  # noqa: ANN001
+    async def _can_retry_async(self, *, state, request, response=None, error=None) -> bool:
         return (_method_of(request) in SAFE_TO_REPEAT
                 and await super()._can_retry_async(state=state, request=request, response=response, error=error))
 
@@ -187,7 +187,7 @@ def _one_attempt_client(client: AsyncWebClient) -> AsyncWebClient:
 
 
 def slack_chat_from_settings(settings: SlackSettings, *, incident_mode: str,
-                             clock: Clock | None = None) -> "SlackChat":
+                             clock: Clock | None = None) -> SlackChat:
     """The adapter as `warroom serve` runs it: bot token, API base URL, incident mode, announce channel."""
     if settings.bot_token is None:
         raise ValueError("SLACK_BOT_TOKEN is not set")
@@ -334,7 +334,7 @@ class SlackChat:
         for _ in range(pages):
             try:
                 response = await self._lookup_client.users_list(limit=page_size, cursor=cursor)
-            except Exception as problem:  # noqa: BLE001 - a courtesy: names are looked up one by one anyway
+            except Exception as problem:
                 log.info("users.list failed (%r); names are looked up one by one", problem)
                 return learnt
             for found in response.get("members") or []:
@@ -347,7 +347,7 @@ class SlackChat:
                 break
         return learnt
 
-    def resolve_later(self, user: str) -> "asyncio.Task[str | None] | None":
+    def resolve_later(self, user: str) -> asyncio.Task[str | None] | None:
         """Look the name up in the background (one users.info in flight per user; after a 429, not before its
         Retry-After). Inbound handlers call this after acknowledging Slack, never before."""
         running = self._resolving.get(user)
@@ -378,7 +378,7 @@ class SlackChat:
             log.info("users.info %s failed (%s); the name is looked up again later", user,
                      problem.response.get("error"))
             return None
-        except Exception as problem:  # noqa: BLE001 - a dropped connection or a timeout: try again later
+        except Exception as problem:
             log.info("users.info %s failed (%r); the name is looked up again later", user, problem)
             return None
         self._not_before.pop(user, None)

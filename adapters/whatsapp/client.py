@@ -38,7 +38,7 @@ import mimetypes
 import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from email.utils import parsedate_to_datetime
 from typing import TYPE_CHECKING, Any, Literal
 
@@ -159,7 +159,7 @@ class WhatsAppCloud:
                                                headers={"User-Agent": "warroom-whatsapp"})
 
     @classmethod
-    def from_settings(cls, settings: "WhatsAppSettings", **options: Any) -> "WhatsAppCloud":
+    def from_settings(cls, settings: WhatsAppSettings, **options: Any) -> WhatsAppCloud:
         """The client for `WhatsAppSettings` (raises ValueError when `settings.configured` is false)."""
         if not settings.configured:
             raise ValueError("WhatsApp is not configured: set WHATSAPP_PHONE_NUMBER_ID and WHATSAPP_ACCESS_TOKEN")
@@ -173,7 +173,7 @@ class WhatsAppCloud:
         if self._owns_http:
             await self._http.aclose()
 
-    async def __aenter__(self) -> "WhatsAppCloud":
+    async def __aenter__(self) -> WhatsAppCloud:
         return self
 
     async def __aexit__(self, *exc: object) -> None:
@@ -364,8 +364,8 @@ def _retry_after(value: str | None) -> float | None:
     except (TypeError, ValueError):
         return None
     if when.tzinfo is None:
-        when = when.replace(tzinfo=timezone.utc)
-    return max(0.0, (when - datetime.now(timezone.utc)).total_seconds())
+        when = when.replace(tzinfo=UTC)
+    return max(0.0, (when - datetime.now(UTC)).total_seconds())
 
 
 def _names_the_phone(graph: _GraphError) -> bool:

@@ -28,7 +28,7 @@ import hashlib
 import hmac
 import re
 from collections.abc import Iterator, Mapping
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from typing import Any
 
 from pydantic import SecretStr
@@ -146,7 +146,7 @@ def _required(item: Mapping[str, Any], key: str, where: str) -> str:
 def _timestamp(item: Mapping[str, Any], where: str) -> datetime:
     raw = _required(item, "timestamp", where)
     try:
-        return datetime.fromtimestamp(int(raw), tz=timezone.utc)
+        return datetime.fromtimestamp(int(raw), tz=UTC)
     except (ValueError, OverflowError, OSError):
         raise ValueError(f"WhatsApp webhook: {where}.timestamp is not a Unix time: {raw!r}") from None
 

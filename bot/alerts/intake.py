@@ -276,7 +276,7 @@ class AlertIntake:
 
     # -- the Declare button -------------------------------------------------------------------------------
 
-    async def declare_proposal(self, ctx: "Context", value: str) -> Reply | None:
+    async def declare_proposal(self, ctx: Context, value: str) -> Reply | None:
         match = _PROPOSAL.match(value)
         if match is None:
             return Reply(Message(text=f"Unknown alert {value!r}.", kind="error"), ok=False)
@@ -291,7 +291,7 @@ class AlertIntake:
         await self._notify.deliver()
         return reply
 
-    async def _declare_proposal(self, ctx: "Context", group_id: int) -> Reply | None:
+    async def _declare_proposal(self, ctx: Context, group_id: int) -> Reply | None:
         async with self._uow() as uow:
             if not await self._notify.first_delivery(uow, ctx.delivery_id):
                 return None
@@ -344,7 +344,7 @@ class AlertIntake:
         await self._record_alerts(uow, group.id, batch, now)
         return group
 
-    async def _record_alerts(self, uow: UnitOfWork, group_id: int, batch: AlertBatch, now) -> None:  # noqa: ANN001
+    async def _record_alerts(self, uow: UnitOfWork, group_id: int, batch: AlertBatch, now) -> None:
         for alert in batch.alerts:
             await uow.alerts.record_alert(group_id, fingerprint=alert.fingerprint, status=alert.status,
                                           title=alert.title, labels=dict(alert.labels), now=now)

@@ -17,7 +17,7 @@ import re
 import string
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from typing import Any, Literal
 
 from bot.incident.commands import clean_text
@@ -128,10 +128,10 @@ def _time(value: object, where: str) -> datetime | None:
     except ValueError:
         raise AlertPayloadError(f"{where}: {value[:40]!r} is not an RFC 3339 time") from None
     if moment.tzinfo is None:
-        moment = moment.replace(tzinfo=timezone.utc)
+        moment = moment.replace(tzinfo=UTC)
     if moment.year <= 1:  # Go's zero time: "not set"
         return None
-    return moment.astimezone(timezone.utc)
+    return moment.astimezone(UTC)
 
 
 def _status(value: object, where: str, default: AlertStatus | None = None) -> AlertStatus:

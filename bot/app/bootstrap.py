@@ -58,7 +58,7 @@ class Warroom:
     web: WebViews
     followups: FollowupService
     oncall: Roster
-    _takeover: "asyncio.Task[int] | None" = None
+    _takeover: asyncio.Task[int] | None = None
 
     async def tick(self) -> int:
         """One beat of the scheduler now (what the ticker runs on its interval)."""

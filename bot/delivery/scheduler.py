@@ -13,7 +13,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Awaitable, Callable
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
 
@@ -40,10 +40,10 @@ class ReminderTicker:
         self.ticks = 0
 
     def start(self) -> None:
-        scheduler = AsyncIOScheduler(timezone=timezone.utc)
+        scheduler = AsyncIOScheduler(timezone=UTC)
         # One tick at a time; a tick that overruns is skipped, not queued, because the next one catches up.
         scheduler.add_job(self.tick, "interval", seconds=self._interval, max_instances=1, coalesce=True,
-                          next_run_time=datetime.now(timezone.utc), id=JOB_ID)
+                          next_run_time=datetime.now(UTC), id=JOB_ID)
         scheduler.start()
         self._scheduler = scheduler
         self._stopped = False
@@ -73,7 +73,7 @@ class ReminderTicker:
         if wait >= self._interval:
             return  # the heartbeat comes first anyway
         try:
-            self._scheduler.modify_job(JOB_ID, next_run_time=datetime.now(timezone.utc) + timedelta(seconds=wait))
+            self._scheduler.modify_job(JOB_ID, next_run_time=datetime.now(UTC) + timedelta(seconds=wait))
         except Exception:  # the job is gone (shutting down): the heartbeat is the fallback
             log.debug("could not move the next reminder tick forward", exc_info=True)
 

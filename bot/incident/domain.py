@@ -231,7 +231,7 @@ class Incident:
         checklist: list[tuple[str, str]],
         suggested_playbook: str | None,
         platform: str | None = None,
-    ) -> "Incident":
+    ) -> Incident:
         incident = cls(
             number=number,
             platform=platform,  # the room (channel, thread) is attached once the platform has opened it

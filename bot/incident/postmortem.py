@@ -66,7 +66,7 @@ class TimelineLine:
 _ABOUT_THE_DOCUMENT = {EventKind.POSTMORTEM, EventKind.FOLLOWUP}
 
 
-def compile_document(compiler: "PostmortemCompiler", ladder: Ladder, incident: Incident,
+def compile_document(compiler: PostmortemCompiler, ladder: Ladder, incident: Incident,
                      timeline: list[TimelineEvent], fmt: str = "md", deliveries: Deliveries = ()) -> str:
     """The post-mortem of an incident as Markdown or JSON, at its severity's level of the ladder, with the
     per-recipient outcome of its customer briefs."""
@@ -209,7 +209,7 @@ class PostmortemCompiler:
             rows += [f"| #{brief.id} {brief.kind} | {_cell(r.label)} | {_cell(recipient_outcome(r))} |"
                      for brief, recipients in f["deliveries"] for r in recipients]
             briefs = "\n".join(rows)
-        bullets = lambda items: "\n".join(f"- {_one_line(i)}" for i in items) if items else TO_BE_WRITTEN  # noqa: E731
+        bullets = lambda items: "\n".join(f"- {_one_line(i)}" for i in items) if items else TO_BE_WRITTEN
         values = {
             **{k: f[k] for k in ("key", "title", "date", "severity", "severity_label", "status", "duration", "started",
                                  "ended", "time_to_acknowledge", "time_to_resolve", "peak_severity",

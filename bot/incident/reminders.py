@@ -7,7 +7,7 @@ change simply yields a different plan — there is no timer to find and cancel.
 
 from __future__ import annotations
 
-from datetime import datetime, time, timedelta, timezone, tzinfo
+from datetime import UTC, datetime, time, timedelta, tzinfo
 
 from bot.incident.domain import Incident, Status
 from bot.ports import ReminderPlan
@@ -51,6 +51,6 @@ def plan(incident: Incident, level: SeverityLevel, ladder: Ladder, tz: tzinfo) -
         if action.due is not None and not action.is_done and not action.overdue_reminded:
             # Overdue once the due day is over where the team lives.
             end_of_day = datetime.combine(action.due + timedelta(days=1), time(0, 0), tzinfo=tz)
-            plans.append(ReminderPlan(kind="action_overdue", due_at=end_of_day.astimezone(timezone.utc),
+            plans.append(ReminderPlan(kind="action_overdue", due_at=end_of_day.astimezone(UTC),
                                       subject=action.number))
     return plans

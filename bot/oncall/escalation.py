@@ -36,7 +36,7 @@ class Escalation:
     waiting_until: datetime | None = None  # a business-hours level holding its page until then
 
     @classmethod
-    def start(cls, *, severity: str, now: datetime) -> "Escalation":
+    def start(cls, *, severity: str, now: datetime) -> Escalation:
         return cls(severity=severity, level=0, attempt=0, level_since=now, due_at=now)
 
     @property

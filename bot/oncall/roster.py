@@ -15,7 +15,7 @@ from __future__ import annotations
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from datetime import date, datetime, time, timedelta, timezone, tzinfo
+from datetime import UTC, date, datetime, time, timedelta, tzinfo
 
 from bot.briefs.templates import normalize_phone
 from bot.oncall.rotation import (
@@ -305,7 +305,7 @@ def render_ics(shifts: Sequence[Shift], *, now: datetime, calendar: str = "warro
     """Shifts as an iCalendar (RFC 5545) file, times in UTC; one event per shift, stable UIDs (role, person and
     start) so a subscribed calendar updates rather than duplicates."""
     def stamp(at: datetime) -> str:
-        return f"{at.astimezone(timezone.utc):%Y%m%dT%H%M%SZ}"
+        return f"{at.astimezone(UTC):%Y%m%dT%H%M%SZ}"
 
     lines = ["BEGIN:VCALENDAR", "VERSION:2.0", "PRODID:-//warroom//on-call//EN", "CALSCALE:GREGORIAN",
              f"X-WR-CALNAME:{calendar}"]

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import date, datetime, time, timedelta, timezone
+from datetime import UTC, date, datetime, time, timedelta
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 WEEKDAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
@@ -51,7 +51,7 @@ def local_instant(day: date, at: time, tz: ZoneInfo) -> datetime:
     """`day` at wall-clock `at` in `tz`, as aware UTC. A wall time the clocks skip (01:30 on a spring-forward
     night) is read with the offset before the change, i.e. it lands one hour later in real time; a time that
     happens twice (autumn) is its first occurrence."""
-    return datetime.combine(day, at, tzinfo=tz).astimezone(timezone.utc)
+    return datetime.combine(day, at, tzinfo=tz).astimezone(UTC)
 
 
 @dataclass(frozen=True)
@@ -120,7 +120,7 @@ class Override:
     def covers(self, at: datetime) -> bool:
         return self.starts_at <= at < self.ends_at
 
-    def overlaps(self, other: "Override") -> bool:
+    def overlaps(self, other: Override) -> bool:
         return self.role == other.role and self.starts_at < other.ends_at and other.starts_at < self.ends_at
 
 

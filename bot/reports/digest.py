@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import date, datetime, time, timedelta, timezone
+from datetime import UTC, date, datetime, time, timedelta
 from zoneinfo import ZoneInfo
 
 from bot.incident.domain import Incident, Status, format_duration
@@ -29,7 +29,7 @@ class DigestSchedule:
     def slot(self, day: date) -> datetime:
         """The digest time on a local calendar day, in UTC (a DST gap moves it, never skips the day)."""
         local = datetime.combine(day, self.at, tzinfo=self.tz)
-        return local.astimezone(timezone.utc)
+        return local.astimezone(UTC)
 
     def next_after(self, moment: datetime) -> datetime:
         day = moment.astimezone(self.tz).date()
@@ -104,7 +104,7 @@ def build_digest(incidents: Sequence[Incident], ladder: Ladder, *, now: datetime
     """The digest as of `now`. `due`: when it was scheduled, if it is posted late (after a restart)."""
     local_now = now.astimezone(tz)
     today = local_now.date()
-    start_of_yesterday = datetime.combine(today - timedelta(days=1), time(0, 0), tzinfo=tz).astimezone(timezone.utc)
+    start_of_yesterday = datetime.combine(today - timedelta(days=1), time(0, 0), tzinfo=tz).astimezone(UTC)
 
     open_lines = []
     for i in sorted((i for i in incidents if i.status.is_open), key=lambda i: (ladder.level_names.index(i.severity)

@@ -64,7 +64,7 @@ class Durations:
     p90: timedelta | None
 
     @classmethod
-    def of(cls, values: Sequence[timedelta]) -> "Durations":
+    def of(cls, values: Sequence[timedelta]) -> Durations:
         return cls(count=len(values), median=percentile(values, 0.5), p90=percentile(values, 0.9))
 
     def text(self, what: str) -> str:

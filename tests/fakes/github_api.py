@@ -105,7 +105,7 @@ class FakeGitHub(Recording):
 
     # -- lifecycle -----------------------------------------------------------------------------------------
 
-    async def start(self) -> "FakeGitHub":
+    async def start(self) -> FakeGitHub:
         app = web.Application()
         app.router.add_route("*", "/{tail:.*}", self._handle)
         self._changed = asyncio.Condition()

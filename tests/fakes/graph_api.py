@@ -140,7 +140,7 @@ class FakeGraphApi(Recording):
 
     # -- lifecycle -----------------------------------------------------------------------------------
 
-    async def start(self) -> "FakeGraphApi":
+    async def start(self) -> FakeGraphApi:
         app = web.Application(client_max_size=110 * 1024 * 1024)
         app.router.add_route("*", "/{version}/{phone_number_id}/{endpoint}", self._handle)
         self._changed = asyncio.Condition()
@@ -242,7 +242,7 @@ class FakeGraphApi(Recording):
     async def wait_requests(self, endpoint: str, *, count: int = 1, ok_only: bool = False,
                             timeout: float = 5.0) -> list[Request]:
         """Wait until at least `count` requests to `endpoint` were recorded (answered or held)."""
-        def found(fake: "FakeGraphApi") -> list[Request] | None:
+        def found(fake: FakeGraphApi) -> list[Request] | None:
             requests = fake.of(endpoint, ok_only=ok_only)
             return requests if len(requests) >= count else None
 

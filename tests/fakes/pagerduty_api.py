@@ -45,7 +45,7 @@ class FakePagerDuty(Recording):
         self._runner: web.AppRunner | None = None
         self.port = 0
 
-    async def start(self) -> "FakePagerDuty":
+    async def start(self) -> FakePagerDuty:
         app = web.Application()
         app.router.add_post("/v2/enqueue", self._enqueue)
         self._changed = asyncio.Condition()

@@ -98,7 +98,7 @@ class FakeSlackApi(Recording):
 
     # -- lifecycle -----------------------------------------------------------------------------------
 
-    async def start(self) -> "FakeSlackApi":
+    async def start(self) -> FakeSlackApi:
         app = web.Application(client_max_size=20 * 1024 * 1024)
         app.router.add_route("*", "/api/{method}", self._api)
         app.router.add_post("/upload/{file_id}", self._upload)
@@ -191,7 +191,7 @@ class FakeSlackApi(Recording):
     async def wait_calls(self, method: str, *, count: int = 1, where: Callable[[Call], bool] | None = None,
                          timeout: float = 5.0) -> list[Call]:
         """Wait for at least `count` successful calls of `method` (matching `where`); returns them all."""
-        def found(fake: "FakeSlackApi") -> list[Call] | None:
+        def found(fake: FakeSlackApi) -> list[Call] | None:
             calls = [c for c in fake.of(method) if where is None or where(c)]
             return calls if len(calls) >= count else None
 

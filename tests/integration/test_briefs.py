@@ -29,7 +29,7 @@ async def desk(settings, clock):
 
 
 async def _timeline(team, number=1):
-    async with team.service._uow() as uow:  # noqa: SLF001
+    async with team.service._uow() as uow:
         return await uow.incidents.timeline(number)
 
 
@@ -156,7 +156,7 @@ async def test_delivery_statuses_update_recipients_and_failures_are_reported(des
     await desk.app.operators.customer_event(CustomerMessageStatus(message_id=john_id, status="failed", at=now,
                                                             error_code=131047, error_title="Re-engagement message",
                                                             window_closed=True))
-    async with desk.service._uow() as uow:  # noqa: SLF001
+    async with desk.service._uow() as uow:
         statuses = {r.phone: r.status for r in await uow.customers.recipients(1)}
     assert statuses == {JANE: "read", JOHN: "failed"}  # read is not stepped back to delivered
     # John's brief was the template already: the failure is reported, and no command is suggested that would
@@ -223,7 +223,7 @@ async def test_contacts_cli(tmp_path):
     from tests.processes import child_env
 
     env = child_env(WARROOM_DATABASE_URL=f"sqlite:///{tmp_path / 'w.db'}")
-    run = lambda *a: subprocess.run([sys.executable, "-m", "bot.app.cli", "contacts", *a], cwd=tmp_path, env=env,  # noqa: E731
+    run = lambda *a: subprocess.run([sys.executable, "-m", "bot.app.cli", "contacts", *a], cwd=tmp_path, env=env,
                                     capture_output=True, text=True, timeout=60)
     assert run("add", "acme", "Jane Doe", "+254700000001").stdout.strip() == "added Jane Doe at acme (+254700000001)"
     bad = run("add", "acme", "X", "12345")

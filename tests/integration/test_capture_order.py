@@ -6,14 +6,14 @@ from __future__ import annotations
 import asyncio
 import itertools
 import re
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 
 import pytest
 
 from bot.ports import Actor
 from tests.support import Harness
 
-SAID_AT = datetime(2026, 11, 24, 6, 41, 7, tzinfo=timezone.utc)  # the platform's time, before it reached us
+SAID_AT = datetime(2026, 11, 24, 6, 41, 7, tzinfo=UTC)  # the platform's time, before it reached us
 WORDS = "It is DNS, the resolver cache is poisoned"
 
 

@@ -103,7 +103,7 @@ async def test_console_session_switches_speaker_and_rooms(settings, clock):
 
 
 async def _timeline(team):
-    async with team.service._uow() as uow:  # noqa: SLF001
+    async with team.service._uow() as uow:
         return await uow.incidents.timeline(1)
 
 

@@ -50,7 +50,7 @@ async def team(tmp_path: Path, database_url: str, clock: ManualClock, fake: Fake
     await host.aclose()
 
 
-async def work_an_incident(team: Harness):  # noqa: ANN201
+async def work_an_incident(team: Harness):
     team.clock.advance(minutes=10)
     await team.ok('declare P2 "Thumbnails render blank" impact="listing pages show grey boxes"')
     thread = await team.room(1)
@@ -63,7 +63,7 @@ async def work_an_incident(team: Harness):  # noqa: ANN201
     return thread
 
 
-def links(team: Harness, thread) -> list[str]:  # noqa: ANN001
+def links(team: Harness, thread) -> list[str]:
     return [text for text in team.chat.texts(thread) if text.startswith("Post-mortem pull request")]
 
 

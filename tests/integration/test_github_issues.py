@@ -32,14 +32,14 @@ async def team(tmp_path: Path, database_url: str, clock: ManualClock, fake: Fake
 
 
 async def incident_with_action(team: Harness, action: str = 'action "Alert on disk usage" owner=@bob '
-                                                            'due=2026-12-01 --issue'):  # noqa: ANN201
+                                                            'due=2026-12-01 --issue'):
     await team.ok('declare P2 "Thumbnails render blank"')
     thread = await team.room(1)
     await team.ok(action, room=thread)
     return thread
 
 
-def issue_links(team: Harness, thread) -> list[str]:  # noqa: ANN001
+def issue_links(team: Harness, thread) -> list[str]:
     return [text for text in team.chat.texts(thread) if "is now issue #" in text]
 
 

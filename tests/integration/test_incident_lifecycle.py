@@ -213,5 +213,5 @@ async def test_incident_numbers_are_gapless_after_a_rejected_declare(team):
 
 
 async def _timeline(team, number: int):
-    async with team.service._uow() as uow:  # noqa: SLF001 - reading back what the service stored
+    async with team.service._uow() as uow:
         return await uow.incidents.timeline(number)

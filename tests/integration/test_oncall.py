@@ -4,14 +4,14 @@ and saves nothing."""
 
 from __future__ import annotations
 
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 import pytest
 
 from bot.oncall.roster import RosterError
 from tests.support import Harness
 
-UTC = timezone.utc
+UTC = UTC
 
 
 async def staffed(team: Harness) -> None:
@@ -23,7 +23,7 @@ async def staffed(team: Harness) -> None:
                               people=["alice", "bob"])
 
 
-def field(reply, role: str) -> str:  # noqa: ANN001
+def field(reply, role: str) -> str:
     return next(f.value for f in reply.message.fields if f.label == role)
 
 

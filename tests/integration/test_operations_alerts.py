@@ -32,7 +32,7 @@ def notification(*alerts: dict, group: str = "PostgresDown") -> dict:
             "commonAnnotations": {}, "externalURL": "http://alertmanager:9093", "alerts": list(alerts)}
 
 
-async def send(team: Harness, payload: dict):  # noqa: ANN201 - IntakeResult
+async def send(team: Harness, payload: dict):
     return await team.app.alerts.receive([parse_alertmanager(payload)])
 
 

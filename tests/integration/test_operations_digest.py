@@ -4,7 +4,7 @@ posts once a day across restarts and replicas, and a day missed while down posts
 from __future__ import annotations
 
 import asyncio
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
@@ -12,7 +12,7 @@ import pytest
 from bot.ports import ManualClock
 from tests.support import CHANNEL, Harness, make_settings, start_harness
 
-UTC = timezone.utc
+UTC = UTC
 
 
 def at(day: int, hour: int, minute: int = 0) -> datetime:

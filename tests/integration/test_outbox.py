@@ -7,7 +7,7 @@ from tests.support import start_harness
 
 
 async def _entries(team, *statuses):
-    async with team.service._uow() as uow:  # noqa: SLF001 - the outbox as `warroom outbox list` sees it
+    async with team.service._uow() as uow:
         return await uow.outbox.entries(statuses or ("pending", "sending", "delivered", "failed"))
 
 
@@ -41,7 +41,7 @@ async def test_transient_failures_back_off_then_give_up_visibly_and_retry_on_req
     assert "gave up after 8 attempts" in failed[0].last_error and "chat API unreachable" in failed[0].last_error
     assert failed[0].summary.startswith("Status update from alice: during the outage")
     team.chat.failures.clear()
-    async with team.service._uow() as uow:  # noqa: SLF001
+    async with team.service._uow() as uow:
         assert await uow.outbox.requeue_failed(team.clock.now()) == 1
         await uow.commit()
     await team.app.outbox.drain()
@@ -105,7 +105,7 @@ async def test_a_crash_after_commit_resends_after_restart(settings, clock):
 async def test_a_message_left_sending_by_a_dead_sender_is_retried_after_its_lease(team):
     await team.ok('declare P1 "x"')
     thread = await team.room(1)
-    async with team.service._uow() as uow:  # noqa: SLF001 - a sender claimed a row, then its process died
+    async with team.service._uow() as uow:
         from bot.ports import Message, Outbound
         await uow.outbox.enqueue(Outbound(platform="console", operation="post", message=Message(text="orphan"),
                                           dedupe_key="orphan", incident_number=1), team.clock.now())
@@ -123,7 +123,7 @@ async def test_a_message_left_sending_by_a_dead_sender_is_retried_after_its_leas
 async def test_the_same_dedupe_key_is_queued_once(team):
     await team.ok('declare P1 "x"')
     from bot.ports import Message, Outbound
-    async with team.service._uow() as uow:  # noqa: SLF001
+    async with team.service._uow() as uow:
         for _ in range(3):
             await uow.outbox.enqueue(Outbound(platform="console", operation="post", message=Message(text="once"),
                                               dedupe_key="k-1", incident_number=1), team.clock.now())
@@ -133,7 +133,7 @@ async def test_the_same_dedupe_key_is_queued_once(team):
 
 
 async def _timeline(team):
-    async with team.service._uow() as uow:  # noqa: SLF001
+    async with team.service._uow() as uow:
         return await uow.incidents.timeline(1)
 
 
@@ -150,7 +150,7 @@ async def test_a_burst_through_a_flaky_chat_api_is_delivered_exactly_once(team):
         def __init__(self, inner) -> None:
             self.inner = inner
 
-        def __getattr__(self, name):  # noqa: ANN001, ANN204
+        def __getattr__(self, name):
             return getattr(self.inner, name)
 
         async def _roll(self) -> None:
@@ -162,19 +162,19 @@ async def test_a_burst_through_a_flaky_chat_api_is_delivered_exactly_once(team):
             if roll < 0.33:
                 raise TimeoutError("read timeout")
 
-        async def post(self, **kwargs):  # noqa: ANN003, ANN201
+        async def post(self, **kwargs):
             await self._roll()
             return await self.inner.post(**kwargs)
 
-        async def update(self, **kwargs):  # noqa: ANN003, ANN201
+        async def update(self, **kwargs):
             await self._roll()
             return await self.inner.update(**kwargs)
 
-        async def open_incident_room(self, **kwargs):  # noqa: ANN003, ANN201
+        async def open_incident_room(self, **kwargs):
             await self._roll()
             return await self.inner.open_incident_room(**kwargs)
 
-    team.app.outbox._chat = {"console": Flaky(team.chat)}  # noqa: SLF001 - the platform starts misbehaving
+    team.app.outbox._chat = {"console": Flaky(team.chat)}
     for n in range(10):
         await team.ok(f'declare P1 "incident {n}"')
     for n in range(1, 11):
@@ -183,7 +183,7 @@ async def test_a_burst_through_a_flaky_chat_api_is_delivered_exactly_once(team):
     for _ in range(200):  # let retry time pass until the outbox is empty
         team.clock.advance(seconds=30)
         await team.app.outbox.drain()
-        async with team.service._uow() as uow:  # noqa: SLF001
+        async with team.service._uow() as uow:
             if not await uow.outbox.entries(("pending", "sending", "failed")):
                 break
     texts = team.chat.texts()
@@ -191,7 +191,7 @@ async def test_a_burst_through_a_flaky_chat_api_is_delivered_exactly_once(team):
         for k in range(5):
             assert sum(t.startswith(f"Status update from alice: update {n}.{k}.") for t in texts) == 1
     assert sum(1 for s in team.chat.sent if s.message.kind == "card") == 10
-    async with team.service._uow() as uow:  # noqa: SLF001
+    async with team.service._uow() as uow:
         assert await uow.outbox.entries(("failed",)) == []
 
 
@@ -200,7 +200,7 @@ async def test_a_declare_is_delivered_in_one_claim_and_one_record(team):
 
     transactions = []
 
-    def began(connection) -> None:  # noqa: ANN001
+    def began(connection) -> None:
         transactions.append(connection)
 
     sa.event.listen(team.app.engine.sync_engine, "begin", began)
@@ -219,7 +219,7 @@ async def test_after_a_failure_mid_incident_the_messages_behind_it_wait_unsent_a
 
     await team.ok('declare P1 "x"')
     thread = await team.room(1)
-    async with team.service._uow() as uow:  # noqa: SLF001 - four messages queued together for INC-1
+    async with team.service._uow() as uow:
         for text in ("m1", "m2", "m3", "m4"):
             await uow.outbox.enqueue(Outbound(platform="console", operation="post", message=Message(text=text),
                                               dedupe_key=text, incident_number=1), team.clock.now())

@@ -24,7 +24,7 @@ class GatedChat(MemoryChat):
         self.held[word] = asyncio.Event()
         return self.held[word]
 
-    async def post(self, *, room, message, delivery=None):  # noqa: ANN001, ANN201
+    async def post(self, *, room, message, delivery=None):
         for word, gate in self.held.items():
             if word in (message.text or "") or word in (room.thread or ""):
                 await gate.wait()
@@ -77,7 +77,7 @@ async def test_one_stalled_incident_never_holds_up_the_messages_of_the_others(se
     first, second = await team.room(1), await team.room(2)
     gate = team.chat.hold("stuck")
     await team.ok('status "stuck in INC-1"', room=first)
-    await _until(lambda: team.app.outbox._background is not None, "a drain started")  # noqa: SLF001
+    await _until(lambda: team.app.outbox._background is not None, "a drain started")
     await team.ok('status "INC-2 goes on"', room=second)
     await team.ok('status "and on"', room=second)
     await _until(lambda: sum("and on" in t for t in team.chat.texts(second)) == 1,
@@ -95,22 +95,22 @@ async def test_one_stalled_incident_never_holds_up_the_messages_of_the_others(se
 
 async def test_an_instance_takes_back_only_what_it_claimed_itself(settings, clock):
     team = await _served(settings, clock)
-    async with team.app.service._uow() as uow:  # noqa: SLF001
+    async with team.app.service._uow() as uow:
         for n in range(4):
             await uow.outbox.enqueue(Outbound(platform="console", operation="post", message=Message(text=f"m{n}"),
                                               dedupe_key=f"k{n}", room=Room("console", "#elsewhere")), clock.now())
         await uow.commit()
     lease = timedelta(minutes=2)
-    async with team.app.service._uow() as uow:  # noqa: SLF001
+    async with team.app.service._uow() as uow:
         mine = await uow.outbox.claim(clock.now(), 2, lease, by="replica-a")
         theirs = await uow.outbox.claim(clock.now(), 2, lease, by="replica-b")
         await uow.commit()
     assert len(mine) == len(theirs) == 2
     # replica-a crashed and restarts under the same name: its two come back now, replica-b's keep their lease.
-    async with team.app.service._uow() as uow:  # noqa: SLF001
+    async with team.app.service._uow() as uow:
         assert await uow.outbox.release_claims(clock.now(), by="replica-a") == 2
         await uow.commit()
-    async with team.app.service._uow() as uow:  # noqa: SLF001
+    async with team.app.service._uow() as uow:
         again = await uow.outbox.claim(clock.now(), 10, lease, by="replica-a")
         await uow.commit()
     assert sorted(i.id for i in again) == sorted(i.id for i in mine)

@@ -92,7 +92,7 @@ async def app(oncall_settings: Settings, clock: ManualClock, pager: RecordingPag
         await warroom.close()
 
 
-async def run(app: Warroom, text: str, *, user: str = "carol", room: Room = CHANNEL):  # noqa: ANN201
+async def run(app: Warroom, text: str, *, user: str = "carol", room: Room = CHANNEL):
     return await app.service.run_command(Context(actor=Actor(id=user, name=user), room=room), f"/incident {text}")
 
 

@@ -7,7 +7,7 @@ import asyncio
 import json
 import time
 from collections import Counter
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 
 import httpx
 import pytest
@@ -63,7 +63,7 @@ async def _rows(url: str, query: str) -> list:
 async def test_two_replicas_fire_a_thousand_reminders_each_exactly_once(database_url, servers, fake):
     engine = create_engine(database_url)
     await upgrade(engine)
-    now = datetime.now(timezone.utc)
+    now = datetime.now(UTC)
     cadence = timedelta(minutes=15)  # P1 on the P1-P3 ladder
     incidents, reminders = [], []
     for n in range(1, 1001):
@@ -186,7 +186,7 @@ async def test_kill_9_mid_burst_loses_nothing_acknowledged_and_doubles_nothing(s
     for n in range(120):
         assert timeline.count(f"burst message {n}") == 1
     # Every acknowledged status reaches the thread exactly once once the outbox has drained.
-    posted = lambda api: [c.params["text"] for c in api.of("chat.postMessage")  # noqa: E731
+    posted = lambda api: [c.params["text"] for c in api.of("chat.postMessage")
                           if c.params.get("text", "").startswith("Status update from alice: burst update")]
     await fake.wait_for(lambda api: len(posted(api)) >= len(set(timeline) & {f"burst update {n}" for n in range(120)})
                         or None, timeout=30)

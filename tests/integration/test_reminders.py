@@ -189,7 +189,7 @@ async def test_the_ticker_wakes_for_a_reminder_due_before_its_next_beat(team):
     from datetime import timedelta
 
     await _declare(team)
-    async with team.service._uow() as uow:  # noqa: SLF001 - when the first nudge is due
+    async with team.service._uow() as uow:
         [nudge] = [p for p in await uow.reminders.pending(1) if p.kind == "update_nudge"]
     team.clock.current = nudge.due_at - timedelta(seconds=1)
     ticked = asyncio.Event()

@@ -7,7 +7,7 @@ from __future__ import annotations
 import asyncio
 import time
 from collections import Counter
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 
 import httpx
 import pytest
@@ -75,7 +75,7 @@ async def _poll(check, what: str, deadline: float):
 async def _seed_reminders(url: str, due_in: timedelta) -> None:
     """Incidents 101.. with an update nudge each, all due together."""
     engine = create_engine(url)
-    now = datetime.now(timezone.utc)
+    now = datetime.now(UTC)
     due = now + due_in
     last_update = due - timedelta(minutes=15)  # P1's cadence on the P1-P3 ladder
     async with engine.begin() as conn:

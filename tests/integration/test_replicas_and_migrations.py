@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from datetime import timezone
+from datetime import UTC
 
 import pytest
 import sqlalchemy as sa
@@ -46,7 +46,7 @@ def test_postgres_has_no_single_scheduler_rule():
 async def test_an_old_database_with_data_migrates_to_head(settings, clock):
     engine = create_engine(settings.database_url)
     await upgrade(engine, "0001")
-    declared = START.astimezone(timezone.utc)
+    declared = START.astimezone(UTC)
     async with engine.begin() as conn:
         params = {"t": declared if BACKEND == "postgres" else declared.replace(tzinfo=None)}
         await conn.execute(sa.text(

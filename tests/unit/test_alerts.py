@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import copy
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
@@ -60,7 +60,7 @@ def test_an_alertmanager_group_becomes_one_batch_of_its_alerts():
     assert first.description == "db-1 refuses connections"
     assert first.labels["instance"] == "db-1:5432"
     assert first.annotations["runbook"] == "https://runbooks/db"  # common annotations carry over
-    assert first.starts_at == datetime(2026, 11, 24, 6, 45, 0, 123456, tzinfo=timezone.utc)  # nanoseconds cut
+    assert first.starts_at == datetime(2026, 11, 24, 6, 45, 0, 123456, tzinfo=UTC)  # nanoseconds cut
     assert first.ends_at is None  # Go's zero time means "not set"
     assert first.url.startswith("http://prometheus")
     assert batch.common_labels["severity"] == "critical"

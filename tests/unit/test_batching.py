@@ -18,7 +18,7 @@ class Store:
         self.release = asyncio.Event()
         self.release.set()
 
-    async def write(self, items):  # noqa: ANN001, ANN201
+    async def write(self, items):
         await self.release.wait()
         if self.poison & set(items):
             raise ValueError(f"cannot store {sorted(self.poison & set(items))}")

@@ -665,7 +665,7 @@ def test_unbalanced_quote_error_shows_the_commands_usage(text: str, subcommand: 
                                               ("status 'db back' now", "db back now")])
 def test_a_lone_apostrophe_is_a_letter_but_paired_single_quotes_still_group(text: str, expected: str) -> None:
     result = parse(text)
-    assert getattr(result, "text") == expected
+    assert result.text == expected
 
 
 @pytest.mark.parametrize(("text", "severity", "title"), [("declare EC2 instances down", None, "EC2 instances down"),

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import date, datetime, time, timedelta, timezone
+from datetime import UTC, date, datetime, time, timedelta
 from zoneinfo import ZoneInfo
 
 import pytest
@@ -12,7 +12,7 @@ from bot.reports.digest import DigestSchedule, build_digest
 from playbooks.loader import load_playbooks
 
 EAT = ZoneInfo("Africa/Nairobi")  # UTC+3, no DST
-UTC = timezone.utc
+UTC = UTC
 NOW = datetime(2026, 11, 25, 4, 0, tzinfo=UTC)  # 07:00 EAT, Wednesday 25 November
 
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import date, datetime, timedelta, timezone
+from datetime import UTC, date, datetime, timedelta
 from zoneinfo import ZoneInfo
 
 import pytest
@@ -12,7 +12,7 @@ from bot.incident.reminders import plan
 from bot.ports import FastClock, ManualClock
 from playbooks.loader import load_playbooks
 
-T0 = datetime(2026, 11, 24, 7, 0, tzinfo=timezone.utc)
+T0 = datetime(2026, 11, 24, 7, 0, tzinfo=UTC)
 EAT = ZoneInfo("Africa/Nairobi")
 LADDER = load_playbooks().ladder("P1-P3")
 P1, P3 = LADDER.level("P1"), LADDER.level("P3")
@@ -67,7 +67,7 @@ def test_plan_for_cosmetic_level_has_no_nudge_but_action_items_still_count():
     assert "update_nudge" not in kinds
     incident.add_action(by="a", text="fix", owner=None, due=date(2026, 11, 30), now=T0)
     [overdue] = [p for p in plan(incident, P3, LADDER, EAT) if p.kind == "action_overdue"]
-    assert overdue.due_at == datetime(2026, 11, 30, 21, 0, tzinfo=timezone.utc)  # midnight EAT after the due day
+    assert overdue.due_at == datetime(2026, 11, 30, 21, 0, tzinfo=UTC)  # midnight EAT after the due day
 
 
 def test_escalations_walk_up_the_ladder_until_acknowledged():

@@ -4,7 +4,7 @@ exactly when the failure mode looks new."""
 
 from __future__ import annotations
 
-from datetime import date, datetime, timedelta, timezone
+from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 
 import yaml
@@ -23,7 +23,7 @@ from bot.incident.domain import EventKind, Incident, TimelineEvent
 from playbooks.loader import load_playbooks
 from playbooks.schema import Scenario
 
-T0 = datetime(2026, 11, 24, 6, 0, tzinfo=timezone.utc)
+T0 = datetime(2026, 11, 24, 6, 0, tzinfo=UTC)
 TEXT = st.text(st.characters(blacklist_categories=("Cs",)), max_size=3000)
 KINDS = st.sampled_from([EventKind.STATUS_UPDATE, EventKind.ROOT_CAUSE, EventKind.ALERT, EventKind.NOTE,
                          EventKind.MESSAGE, EventKind.PLAYBOOK_POSTED])
@@ -84,8 +84,8 @@ def test_the_request_is_deterministic_and_uses_the_configured_paths() -> None:
     made = incident()
     config = FollowupConfig(repository="acme/runbooks", postmortem_path="pm/{number}-{date}-{slug}.md",
                             playbook_dir="runbook/scenarios")
-    first = postmortem_request(incident=made, timeline=[], document="# pm", config=config, tz=timezone.utc, now=T0)
-    again = postmortem_request(incident=made, timeline=[], document="# pm", config=config, tz=timezone.utc, now=T0)
+    first = postmortem_request(incident=made, timeline=[], document="# pm", config=config, tz=UTC, now=T0)
+    again = postmortem_request(incident=made, timeline=[], document="# pm", config=config, tz=UTC, now=T0)
     assert first == again
     assert first.change.branch == branch_name(made) == "incident/inc-7-thumbnails-render-blank"
     assert [f.path for f in first.change.files] == ["pm/7-2026-11-24-thumbnails-render-blank.md",

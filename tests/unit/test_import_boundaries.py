@@ -68,13 +68,13 @@ class _ImportCollector(ast.NodeVisitor):
             self.visit(statement)
         self.depth -= 1
 
-    visit_FunctionDef = visit_AsyncFunctionDef = visit_Lambda = _function  # noqa: N815
+    visit_FunctionDef = visit_AsyncFunctionDef = visit_Lambda = _function
 
-    def visit_Import(self, node: ast.Import) -> None:  # noqa: N802
+    def visit_Import(self, node: ast.Import) -> None:
         for alias in node.names:
             self._add(node, alias.name)
 
-    def visit_ImportFrom(self, node: ast.ImportFrom) -> None:  # noqa: N802
+    def visit_ImportFrom(self, node: ast.ImportFrom) -> None:
         if node.level == 0:
             self._add(node, node.module or "")
             return
@@ -86,7 +86,7 @@ class _ImportCollector(ast.NodeVisitor):
             for alias in node.names:
                 self._add(node, ".".join([*base, alias.name]) if base else alias.name)
 
-    def visit_Call(self, node: ast.Call) -> None:  # noqa: N802
+    def visit_Call(self, node: ast.Call) -> None:
         func = node.func
         name = func.attr if isinstance(func, ast.Attribute) else func.id if isinstance(func, ast.Name) else None
         if name in ("import_module", "__import__") and node.args and isinstance(node.args[0], ast.Constant) \

@@ -3,12 +3,12 @@ missed repeats, business hours that hold a page (said once), manual escalation, 
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 
 from bot.oncall.escalation import Escalation, Nothing, Page, Wait, acknowledge, advance, escalate_now, next_opening
 from playbooks.schema import BusinessHours, EscalationPolicy
 
-UTC = timezone.utc
+UTC = UTC
 T0 = datetime(2026, 11, 24, 6, 0, tzinfo=UTC)  # Tue 09:00 in Nairobi
 
 

@@ -3,7 +3,7 @@ daylight-saving changes, overrides win, gaps are found."""
 
 from __future__ import annotations
 
-from datetime import datetime, time, timedelta, timezone
+from datetime import UTC, datetime, time, timedelta
 from zoneinfo import ZoneInfo
 
 import pytest
@@ -20,7 +20,7 @@ from bot.oncall.rotation import (
     zone,
 )
 
-UTC = timezone.utc
+UTC = UTC
 
 
 def weekly(tz: str, first_local: datetime, people: tuple[str, ...] = ("alice", "bob", "carol")) -> Rotation:

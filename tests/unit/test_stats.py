@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from zoneinfo import ZoneInfo
 
 import pytest
@@ -11,7 +11,7 @@ from bot.incident.domain import Incident, Status
 from bot.reports.stats import compute_stats, percentile, render_stats
 from playbooks.loader import load_playbooks
 
-NOW = datetime(2026, 11, 24, 12, 0, tzinfo=timezone.utc)
+NOW = datetime(2026, 11, 24, 12, 0, tzinfo=UTC)
 SINCE = NOW - timedelta(days=30)
 MIN = timedelta(minutes=1)
 EAT = ZoneInfo("Africa/Nairobi")

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import UTC, datetime
 
 import pytest
 import sqlalchemy as sa
@@ -36,11 +36,10 @@ async def test_a_transaction_waits_for_another_process_lock_without_blocking_the
     other = sqlite3.connect(path, isolation_level=None)  # another process's connection, as SQLite sees it
     other.execute("BEGIN IMMEDIATE")
     factory = SqlUnitOfWorkFactory(engine)
-    from datetime import timezone
 
     async def record() -> bool:
         async with factory() as uow:
-            first = await uow.deliveries.first_time("evt-1", datetime(2026, 1, 1, tzinfo=timezone.utc))
+            first = await uow.deliveries.first_time("evt-1", datetime(2026, 1, 1, tzinfo=UTC))
             await uow.commit()
             return first
 
@@ -92,8 +91,7 @@ async def test_delivery_ids_are_recorded_once(tmp_path):
     engine = create_engine(f"sqlite:///{tmp_path / 'w.db'}")
     await upgrade(engine)
     factory = SqlUnitOfWorkFactory(engine)
-    from datetime import timezone
-    now = datetime(2026, 1, 1, tzinfo=timezone.utc)
+    now = datetime(2026, 1, 1, tzinfo=UTC)
     async with factory() as uow:
         assert await uow.deliveries.first_time("evt-1", now)
         await uow.commit()
@@ -105,12 +103,11 @@ async def test_delivery_ids_are_recorded_once(tmp_path):
 
 async def test_a_rolled_back_unit_of_work_keeps_nothing_not_even_its_savepoints(database_url):
     """sqlite3's own SAVEPOINT handling used to commit a delivery id on its own; a unit of work is all or nothing."""
-    from datetime import timezone
 
     engine = create_engine(database_url)
     await upgrade(engine)
     factory = SqlUnitOfWorkFactory(engine)
-    now = datetime(2026, 1, 1, tzinfo=timezone.utc)
+    now = datetime(2026, 1, 1, tzinfo=UTC)
     async with factory() as uow:
         assert await uow.deliveries.first_time("evt-rolled-back", now)
         # leaving without commit: a crash between recording the delivery and the change it guards

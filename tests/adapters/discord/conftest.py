@@ -14,7 +14,7 @@ import re
 import sys
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -23,21 +23,21 @@ import pytest
 
 sys.path.insert(0, str(Path(__file__).parents[2] / "fakes"))
 
-from discord_api import FakeDiscord  # noqa: E402
+from discord_api import FakeDiscord
 
-from adapters.discord.bot import (  # noqa: E402
+from adapters.discord.bot import (
     DiscordInbound,
     DiscordRuntime,
     discord_chat_from_settings,
     start_discord,
 )
-from adapters.discord.chat import DiscordChat  # noqa: E402
-from adapters.discord.settings import DiscordSettings  # noqa: E402
-from bot.app.bootstrap import Warroom, build  # noqa: E402
-from bot.app.settings import Settings  # noqa: E402
-from bot.ports import ManualClock, Room  # noqa: E402
+from adapters.discord.chat import DiscordChat
+from adapters.discord.settings import DiscordSettings
+from bot.app.bootstrap import Warroom, build
+from bot.app.settings import Settings
+from bot.ports import ManualClock, Room
 
-START = datetime(2026, 11, 24, 6, 50, tzinfo=timezone.utc)
+START = datetime(2026, 11, 24, 6, 50, tzinfo=UTC)
 OPTION_TYPES = {str: 3, int: 4, bool: 5}
 USER_OPTION = 6
 
@@ -73,7 +73,7 @@ class DiscordGuild:
     _ids: itertools.count = field(default_factory=lambda: itertools.count(1))
 
     @property
-    def service(self):  # noqa: ANN201
+    def service(self):
         return self.app.service
 
     @property
@@ -200,7 +200,7 @@ class DiscordGuild:
         return payload
 
     async def edit(self, message: dict[str, Any], text: str) -> None:
-        payload = {**message, "content": text, "edited_timestamp": datetime.now(timezone.utc).isoformat()}
+        payload = {**message, "content": text, "edited_timestamp": datetime.now(UTC).isoformat()}
         self.feed("MESSAGE_UPDATE", payload)
         await self.inbound.wait_handled(f"edit:{message['id']}")
 
@@ -221,7 +221,7 @@ class DiscordGuild:
         async with self.service._uow() as uow:  # reading state directly: what the core recorded
             return await uow.incidents.timeline(number)
 
-    async def incident(self, number: int = 1):  # noqa: ANN201
+    async def incident(self, number: int = 1):
         async with self.service._uow() as uow:
             return await uow.incidents.get(number)
 

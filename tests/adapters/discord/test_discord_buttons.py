@@ -80,7 +80,7 @@ async def test_card_buttons_still_work_after_a_restart(guild: DiscordGuild, tmp_
         assert not restarted.inbound.failures, restarted.inbound.failures
 
 
-async def test_a_new_warroom_on_the_same_database_answers_old_cards(fake, tmp_path: Path,  # noqa: ANN001
+async def test_a_new_warroom_on_the_same_database_answers_old_cards(fake, tmp_path: Path,
                                                                     database_url: str) -> None:
     first = await start_guild(fake, tmp_path, database_url=database_url)
     card, thread = await first.declare()

@@ -171,7 +171,7 @@ async def test_postmortem_attaches_the_markdown_file_in_the_thread(guild: Discor
 
 
 async def test_with_background_delivery_the_answer_comes_first_and_the_thread_follows(
-        fake, tmp_path, database_url: str) -> None:  # noqa: ANN001
+        fake, tmp_path, database_url: str) -> None:
     """`warroom serve` delivers from the outbox behind the answer: nothing is lost, only reordered."""
     guild = await start_guild(fake, tmp_path, database_url=database_url, deliver_inline=False)
     try:

@@ -22,14 +22,14 @@ from tests.adapters.discord.conftest import START, core_settings
 
 
 @pytest.fixture
-def gateway_setting():  # noqa: ANN201
+def gateway_setting():
     original = discord.gateway.DiscordWebSocket.DEFAULT_GATEWAY
     yield
     discord.gateway.DiscordWebSocket.DEFAULT_GATEWAY = original
 
 
 @pytest.fixture
-async def connect(fake: FakeDiscord, tmp_path: Path, database_url: str, gateway_setting) -> AsyncIterator:  # noqa: ANN001
+async def connect(fake: FakeDiscord, tmp_path: Path, database_url: str, gateway_setting) -> AsyncIterator:
     """Start warroom's Discord side against the fake, gateway included; returns (runtime, what it announced)."""
     started: list[tuple[DiscordRuntime, object]] = []
 
@@ -57,7 +57,7 @@ async def health(runtime: DiscordRuntime) -> httpx.Response:
         return await client.get("/health")
 
 
-async def test_connected_is_said_only_after_the_gateways_ready(fake: FakeDiscord, connect) -> None:  # noqa: ANN001
+async def test_connected_is_said_only_after_the_gateways_ready(fake: FakeDiscord, connect) -> None:
     runtime, said = await connect()
 
     assert await runtime.wait_ready(timeout=10)
@@ -72,7 +72,7 @@ async def test_connected_is_said_only_after_the_gateways_ready(fake: FakeDiscord
     (4004, "DISCORD_BOT_TOKEN"),
 ])
 async def test_a_fatal_gateway_close_makes_health_unhealthy_with_the_fix(
-        fake: FakeDiscord, connect, caplog: pytest.LogCaptureFixture, code: int, fix: str) -> None:  # noqa: ANN001
+        fake: FakeDiscord, connect, caplog: pytest.LogCaptureFixture, code: int, fix: str) -> None:
     fake.gateway_close = code
     caplog.set_level(logging.ERROR, logger="warroom.discord")
 

@@ -156,7 +156,7 @@ async def test_a_lost_answer_with_a_500_is_retried_by_discordpy_onto_the_same_me
     assert guild.fake.deduplicated == 1
 
 
-async def test_the_fake_forgets_a_nonce_after_its_window(fake) -> None:  # noqa: ANN001
+async def test_the_fake_forgets_a_nonce_after_its_window(fake) -> None:
     import aiohttp
 
     fake_now = [0.0]

@@ -47,7 +47,7 @@ DEPTH = 10_000
 class Server:
     """warroom's whole HTTP surface on one app: Slack (Bolt), WhatsApp, alert intake, freeze, metrics."""
 
-    async def start(self, tmp_path: Path) -> "Server":
+    async def start(self, tmp_path: Path) -> Server:
         self.fake = await FakeSlackApi().start()
         config = make_settings(tmp_path, database_url=f"sqlite:///{tmp_path / 'edges.db'}",
                           postmortem_dir=tmp_path / "pm", slack_bot_token="xoxb-test",

@@ -60,7 +60,7 @@ bodies = st.one_of(
 
 
 class Server:
-    async def start(self, tmp_path: Path) -> "Server":
+    async def start(self, tmp_path: Path) -> Server:
         self.fake = await FakeSlackApi().start()
         settings = Settings(_env_file=None, database_url=f"sqlite:///{tmp_path / 'fuzz.db'}", ladder="P1-P3",
                             postmortem_dir=tmp_path / "pm",

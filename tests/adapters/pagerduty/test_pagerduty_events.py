@@ -95,7 +95,7 @@ policies:
 
 
 async def test_declare_pages_pagerduty_through_the_outbox_and_ack_and_resolve_follow(
-        settings: Settings, clock: ManualClock, fake: FakePagerDuty, pager: PagerDutyEvents, tmp_path) -> None:  # noqa: ANN001
+        settings: Settings, clock: ManualClock, fake: FakePagerDuty, pager: PagerDutyEvents, tmp_path) -> None:
     (tmp_path / "playbooks" / "oncall").mkdir(parents=True)
     (tmp_path / "playbooks" / "oncall" / "team.yaml").write_text(PLAN)
     settings = settings.model_copy(update={"playbooks": tmp_path / "playbooks", "oncall": "team"})

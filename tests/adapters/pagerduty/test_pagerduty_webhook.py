@@ -41,7 +41,7 @@ def acknowledged(incident_key: str, *, event_id: str = "01DEN0ATSWJY8XSZXA3ZBXJ5
 
 
 @pytest.fixture
-async def world(settings: Settings, clock: ManualClock, tmp_path) -> AsyncIterator[tuple[Warroom, FakePagerDuty, httpx.AsyncClient]]:  # noqa: ANN001
+async def world(settings: Settings, clock: ManualClock, tmp_path) -> AsyncIterator[tuple[Warroom, FakePagerDuty, httpx.AsyncClient]]:
     (tmp_path / "playbooks" / "oncall").mkdir(parents=True)
     (tmp_path / "playbooks" / "oncall" / "team.yaml").write_text(PLAN)
     settings = settings.model_copy(update={"playbooks": tmp_path / "playbooks", "oncall": "team"})
@@ -49,7 +49,7 @@ async def world(settings: Settings, clock: ManualClock, tmp_path) -> AsyncIterat
     pager = PagerDutyEvents(url=fake.url)
     app = await build(settings, chat={"console": MemoryChat("console")}, clock=clock, pagers={"pagerduty": pager})
 
-    async def on_ack(ack):  # noqa: ANN001, ANN202
+    async def on_ack(ack):
         await app.service.pager_acknowledged(incident_key=ack.incident_key, by=ack.by, delivery_id=ack.event_id)
 
     http = build_http_app(pagerduty_routes(secret=SECRET, on_ack=on_ack))

@@ -6,7 +6,7 @@ import itertools
 import json
 import time
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from typing import Any
 from urllib.parse import urlencode
 
@@ -22,7 +22,7 @@ from tests.fakes.slack_api import BOT_USER, TEAM, Call, FakeSlackApi
 
 SECRET = "8f742231b10e8888abcd99yyyzzz85a5"
 INCIDENTS = "C0INCIDENTS"
-START = datetime(2026, 11, 24, 6, 50, tzinfo=timezone.utc)
+START = datetime(2026, 11, 24, 6, 50, tzinfo=UTC)
 USERS = {"U0ALICE01": "alice", "U0BOB0002": "bob", "U0CAROL03": "carol"}
 ALICE, BOB, CAROL = USERS
 
@@ -43,7 +43,7 @@ class SlackTeam:
     _ids: itertools.count = field(default_factory=lambda: itertools.count(1))
 
     @property
-    def service(self):  # noqa: ANN201
+    def service(self):
         return self.app.service
 
     def next_id(self, prefix: str) -> str:

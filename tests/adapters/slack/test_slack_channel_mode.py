@@ -10,7 +10,7 @@ from tests.adapters.slack.slack_team import ALICE, BOB
 
 
 @pytest.fixture
-async def slack(make_slack):  # noqa: ANN001, ANN201
+async def slack(make_slack):
     return await make_slack(incident_mode="channel", announce="#incidents")
 
 
@@ -57,7 +57,7 @@ async def test_commands_and_messages_in_the_incident_channel_infer_the_incident(
     ("INC-10", "x" * 200, "inc-10-" + "x" * 73),
     ("INC-11", "under_score -- dashes", "inc-11-under_score-dashes"),
 ])
-def test_channel_names_follow_slack_rules(key, title, expected):  # noqa: ANN001
+def test_channel_names_follow_slack_rules(key, title, expected):
     name = channel_name(key, title)
     assert name == expected and len(name) <= 80
 

@@ -20,7 +20,7 @@ def button_actions(call: Call) -> list[tuple[str, str]]:
             for element in block["elements"]]
 
 
-def in_thread(slack, thread: str, needle: str):  # noqa: ANN001, ANN201
+def in_thread(slack, thread: str, needle: str):
     return lambda c: c.params.get("thread_ts") == thread and needle in c.params.get("text", "")
 
 

@@ -15,11 +15,11 @@ from tests.fakes.slack_api import BOT_USER
 NEWCOMER = "U0DAVE004"
 
 
-def _status(text: str):  # noqa: ANN201
+def _status(text: str):
     return lambda m: m["text"].startswith("Status update") and text in m["text"]
 
 
-async def _deliver_again(slack) -> None:  # noqa: ANN001
+async def _deliver_again(slack) -> None:
     """What the outbox does a minute later: the row that failed is sent again (marked maybe-sent)."""
     slack.clock.advance(minutes=1)
     await slack.service.tick()
@@ -39,7 +39,7 @@ async def test_a_status_update_whose_answer_was_lost_is_in_the_thread_once(make_
     # the outbox found the stored copy by the key in its metadata instead of posting again
     assert len([c for c in slack.fake.of("chat.postMessage", ok_only=False) if "replaying" in c.params["text"]]) == 1
     assert slack.fake.of("conversations.replies")[-1].params["include_all_metadata"] in (True, "true", "1")
-    async with slack.service._uow() as uow:  # noqa: SLF001 - what `warroom outbox list` shows
+    async with slack.service._uow() as uow:
         assert await uow.outbox.entries(("pending", "sending", "failed")) == []
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import json
 import re
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 from adapters.slack.blocks import render
 from bot.incident import commands as cmd
@@ -16,18 +16,18 @@ LIVE_MENTION = re.compile(r"(?<!&lt;)<@[UW][A-Z0-9]+(\|[^>]*)?>")
 CUSTOMER = "+254700000001"
 
 
-def live_mentions(call) -> list[str]:  # noqa: ANN001
+def live_mentions(call) -> list[str]:
     """Mentions Slack would turn into a notification: `<@U…>` in mrkdwn (escaped `&lt;@U…&gt;` is text)."""
     return [m.group(0) for m in LIVE_MENTION.finditer(call.text())]
 
 
-async def _customer_says(slack, text: str) -> None:  # noqa: ANN001
+async def _customer_says(slack, text: str) -> None:
     await slack.app.operators.customer_event(CustomerMessageReceived(
         phone=CUSTOMER, text=text, message_id=f"wamid.{slack.next_id('M')}",
-        at=datetime(2026, 11, 24, 7, 0, tzinfo=timezone.utc)))
+        at=datetime(2026, 11, 24, 7, 0, tzinfo=UTC)))
 
 
-async def _with_a_customer(slack):  # noqa: ANN001, ANN202
+async def _with_a_customer(slack):
     await slack.service.briefs.add_contact(tenant="acme", name="Jane", phone=CUSTOMER)
     card = await slack.declare('declare P1 "Payments callbacks not arriving" tenant=acme')
     return card.response["ts"]

@@ -16,7 +16,7 @@ from tests.adapters.slack.slack_team import ALICE, INCIDENTS, TEAM
 from tests.fakes.slack_api import BOT_USER
 
 
-def _event(slack, event: dict) -> str:  # noqa: ANN001
+def _event(slack, event: dict) -> str:
     return json.dumps({"token": "legacy", "team_id": TEAM, "api_app_id": "A0WARROOM", "event": event,
                        "type": "event_callback", "event_id": slack.next_id("Ev"), "event_time": int(time.time()),
                        "authorizations": [{"team_id": TEAM, "user_id": BOT_USER, "is_bot": True}]})

@@ -13,7 +13,7 @@ from bot.ports import Room
 from tests.adapters.slack.slack_team import INCIDENTS, SECRET
 
 
-def in_thread(thread: str, needle: str):  # noqa: ANN201
+def in_thread(thread: str, needle: str):
     return lambda c: c.params.get("thread_ts") == thread and needle in c.params.get("text", "")
 
 

@@ -6,7 +6,7 @@ import json
 import re
 import subprocess
 import sys
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
@@ -119,7 +119,7 @@ def card(**overrides: object) -> Message:
 
 
 def test_a_card_has_a_header_fields_buttons_and_a_local_time_context() -> None:
-    now = datetime(2026, 11, 24, 6, 50, tzinfo=timezone.utc)
+    now = datetime(2026, 11, 24, 6, 50, tzinfo=UTC)
     fallback, blocks = render(card(), now=now)
 
     assert fallback == "INC-7 · P1 · Payments &lt;down&gt; &amp; @\u2060channel"

@@ -63,7 +63,7 @@ async def test_brief_reaches_the_graph_api_and_webhooks_come_back_into_the_threa
         assert answer.status_code == 200
     replies = [t for t in team.chat.texts(thread) if t.startswith("💬 Customer Jane at acme")]
     assert replies == [f"💬 Customer Jane at acme ({JANE}) replied: thanks, bookings failing since 9"]
-    async with team.service._uow() as uow:  # noqa: SLF001
+    async with team.service._uow() as uow:
         assert {r.phone: r.status for r in await uow.customers.recipients(1)} == {JANE: "delivered", JOHN: "failed"}
 
     # Jane wrote to us, so the next brief to her is free text inside the 24-hour window.

@@ -70,7 +70,7 @@ async def test_a_late_131047_resends_that_one_recipient_as_the_template_once_and
     assert _types(fake, JOHN) == ["template"]
     template = fake.sent_to(JANE.lstrip("+"))[-1].json["template"]
     assert template["name"] == "incident_investigating"
-    async with team.service._uow() as uow:  # noqa: SLF001
+    async with team.service._uow() as uow:
         jane = {r.phone: r for r in await uow.customers.recipients(1)}[JANE]
         assert (jane.status, jane.via) == ("sent", "template")
         [contact] = await uow.customers.contacts_by_phone(JANE)
@@ -108,7 +108,7 @@ async def test_a_failed_status_that_overtakes_the_sends_answer_is_applied_when_t
     assert await fake.post_statuses(repeat=2) == [200, 200]
     await team.service.tick()
     assert _types(fake, JANE) == ["text", "template"]
-    async with team.service._uow() as uow:  # noqa: SLF001
+    async with team.service._uow() as uow:
         jane = {r.phone: r for r in await uow.customers.recipients(1)}[JANE]
         assert (jane.status, jane.via) == ("sent", "template")
         assert await uow.customers.take_early_statuses() == []  # nothing left waiting

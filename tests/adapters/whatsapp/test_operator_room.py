@@ -25,7 +25,7 @@ ALICE, BOB, CUSTOMER = "+254700000011", "+254700000012", "+254700000099"
 class Phones:
     """Operators' phones talking to warroom through signed webhooks; what they get is in the fake Graph API."""
 
-    def __init__(self, app, http: httpx.AsyncClient, fake, clock) -> None:  # noqa: ANN001
+    def __init__(self, app, http: httpx.AsyncClient, fake, clock) -> None:
         self.app, self.http, self.fake, self.clock = app, http, fake, clock
         self._ids = 0
 
@@ -77,7 +77,7 @@ async def phones(tmp_path, clock, fake, cloud, database_url):
 
 
 async def _timeline(app, number=1):
-    async with app.service._uow() as uow:  # noqa: SLF001
+    async with app.service._uow() as uow:
         return await uow.incidents.timeline(number)
 
 

@@ -365,7 +365,7 @@ async def test_reply_buttons_limits_are_enforced_before_sending(cloud: WhatsAppC
 
 
 async def test_document_is_uploaded_then_sent(cloud: WhatsAppCloud, fake: FakeGraphApi) -> None:
-    markdown = "# INC-7 post-mortem\n\nPayments callbacks were not arriving for 42 minutes.\n".encode()
+    markdown = b"# INC-7 post-mortem\n\nPayments callbacks were not arriving for 42 minutes.\n"
 
     wamid = await cloud.send_document(to=CUSTOMER, filename="INC-7-postmortem.md", content=markdown,
                                       caption="Post-mortem for INC-7")

@@ -7,7 +7,7 @@ import copy
 import hashlib
 import hmac
 import json
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from typing import Any
 
 import pytest
@@ -18,7 +18,7 @@ from bot.ports import CustomerMessageReceived, CustomerMessageStatus
 
 APP_SECRET = "c0ffee-app-secret-51d2"
 AT = 1764000000  # 2025-11-24T16:00:00Z
-WHEN = datetime.fromtimestamp(AT, tz=timezone.utc)
+WHEN = datetime.fromtimestamp(AT, tz=UTC)
 
 
 def envelope(*values: dict[str, Any], entries: int = 1) -> dict[str, Any]:
@@ -97,7 +97,7 @@ def test_a_text_message() -> None:
     assert event == CustomerMessageReceived(phone="+254700000001", text="Is it fixed yet?",
                                             message_id="wamid.HBgMMjU0NzAwMDAwMDAxFQIAEhgUM0E", at=WHEN,
                                             profile_name="Wanjiru", button_payload=None)
-    assert event.at.tzinfo is timezone.utc
+    assert event.at.tzinfo is UTC
 
 
 def test_a_template_quick_reply_button() -> None:
