@@ -129,7 +129,7 @@ async def build(settings: Settings, *, chat: Mapping[str, ChatAdapter], clock: C
     one from WARROOM_GITHUB_*; tests hand in one on a fake). `pagers`: who pages people
     (PagerDuty in `build_server`)."""
     from storage.engine import SchedulerLock, open_database
-    from storage.repository import SqlUnitOfWorkFactory
+    from storage.unit_of_work import SqlUnitOfWorkFactory
 
     playbooks = load_configured_playbooks(settings)
     engine = await open_database(settings.database_url, migrate=migrate)
@@ -476,7 +476,7 @@ async def requeue_failed(settings: Settings, ids: list[int] | None) -> int:
 @asynccontextmanager
 async def _outbox_store(settings: Settings) -> AsyncIterator[Any]:
     from storage.engine import open_database
-    from storage.repository import SqlUnitOfWorkFactory
+    from storage.unit_of_work import SqlUnitOfWorkFactory
 
     engine = await open_database(settings.database_url)
     try:

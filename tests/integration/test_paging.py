@@ -208,7 +208,7 @@ async def test_two_processes_ticking_together_page_each_person_once_per_attempt(
 
 async def test_a_process_that_read_a_step_before_another_took_it_pages_nobody(
         app: Warroom, clock: ManualClock, pager: RecordingPager, monkeypatch: pytest.MonkeyPatch) -> None:
-    from storage.repository import SqlEscalationRepository
+    from storage.repositories.oncall import SqlEscalationRepository
 
     await run(app, 'declare P1 "Payments down"')
     async with app.service._uow() as uow:

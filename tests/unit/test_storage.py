@@ -9,7 +9,7 @@ import sqlalchemy as sa
 
 from storage.engine import async_url, create_engine
 from storage.migrate import upgrade
-from storage.repository import SqlUnitOfWorkFactory
+from storage.unit_of_work import SqlUnitOfWorkFactory
 
 
 def test_urls_people_write_get_async_drivers():
