@@ -76,9 +76,9 @@ class PrometheusMetrics:
         commands = HistogramMetricFamily("warroom_command_duration_seconds",
                                          "Time to run an /incident command, by command and outcome",
                                          labels=["command", "outcome"])
-        for labels, (buckets, (count, total)) in sorted(self.commands.items()):
+        for labels, (buckets, (_count, total)) in sorted(self.commands.items()):
             cumulative, running = [], 0
-            for bound, n in zip((*COMMAND_BUCKETS, float("inf")), buckets):
+            for bound, n in zip((*COMMAND_BUCKETS, float("inf")), buckets, strict=True):
                 running += n
                 cumulative.append((floatToGoString(bound), running))
             commands.add_metric(list(labels), cumulative, sum_value=total)

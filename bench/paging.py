@@ -176,7 +176,7 @@ def main() -> int:
             continue
         due = (start + timedelta(seconds=args.window * (n - 1) / args.incidents)).timestamp()
         first.append(sent[0] - due)
-        for before, after in zip(sent, sent[1:]):
+        for before, after in zip(sent, sent[1:], strict=False):
             if after - before < 30:
                 duplicates += 1
             else:

@@ -23,7 +23,7 @@ SECRET = "whsec-test-0123"
 
 
 @pytest.fixture
-async def team(tmp_path: Path, database_url: str, clock: ManualClock, fake: FakeGitHub  # noqa: F811
+async def team(tmp_path: Path, database_url: str, clock: ManualClock, fake: FakeGitHub
                ) -> AsyncIterator[Harness]:
     harness, host = await start(tmp_path, database_url, clock, fake)
     yield harness
@@ -112,7 +112,7 @@ async def test_closing_and_reopening_the_issue_on_github_marks_the_action(team: 
     number = fake.issues[0]["number"]
     closed = await webhook(team, issue_event("closed", number), delivery="d-1")
     assert closed.status_code == 200 and await action_done(team)
-    assert any("issue #%d closed on GitHub by octocat" % number in t for t in team.chat.texts(thread))
+    assert any(f"issue #{number} closed on GitHub by octocat" in t for t in team.chat.texts(thread))
     redelivered = await webhook(team, issue_event("reopened", number), delivery="d-1")  # same delivery id
     assert redelivered.status_code == 202 and await action_done(team)  # seen before: nothing changes
     reopened = await webhook(team, issue_event("reopened", number), delivery="d-2")
@@ -147,7 +147,7 @@ async def test_without_github_an_issue_is_refused_and_the_action_not_added(tmp_p
 
 
 async def test_serve_mounts_the_signed_webhook_and_it_reaches_the_action(tmp_path: Path, database_url: str,
-                                                                         fake: FakeGitHub) -> None:  # noqa: F811
+                                                                         fake: FakeGitHub) -> None:
     from adapters.github.settings import GitHubSettings
     from bot.app.bootstrap import build_server
 

@@ -40,7 +40,8 @@ async def _served(settings, clock) -> Harness:
 
 async def _until(condition, what: str, deadline: float = 10.0) -> None:
     async def poll() -> None:
-        while not condition():
+        # Not an Event: `condition` is any predicate over the harness's state, and nothing signals when it holds.
+        while not condition():  # noqa: ASYNC110
             await asyncio.sleep(0.01)
 
     try:

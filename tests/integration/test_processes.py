@@ -137,13 +137,19 @@ async def test_kill_9_mid_burst_loses_nothing_acknowledged_and_doubles_nothing(s
 
     acked_commands: list[int] = []
     acked_messages: list[int] = []
+    under_way = asyncio.Event()  # set once 60 requests of the burst are acknowledged
+
+    def acked(into: list[int], n: int) -> None:
+        into.append(n)
+        if len(acked_commands) + len(acked_messages) >= 60:
+            under_way.set()
 
     async def command(n: int, http: httpx.AsyncClient) -> None:
         try:
             response = await slash_command(http, SECRET, text=f'status INC-1 "burst update {n}"', user=ALICE,
                                            channel=INCIDENTS, trigger=f"trig-burst-{n}")
             if response.status_code == 200:
-                acked_commands.append(n)
+                acked(acked_commands, n)
         except httpx.HTTPError:
             pass  # the process died before answering: Slack would show the user an error
 
@@ -160,14 +166,13 @@ async def test_kill_9_mid_burst_loses_nothing_acknowledged_and_doubles_nothing(s
         try:
             response = await http.post("/slack/events", content=body, headers=signed(SECRET, body, "application/json"))
             if response.status_code == 200:
-                acked_messages.append(n)
+                acked(acked_messages, n)
         except httpx.HTTPError:
             pass  # no answer: Slack retries the event later with the same event_id
 
     async with httpx.AsyncClient(base_url=first.url, timeout=30) as http:
         burst = [asyncio.create_task(work(n, http)) for n in range(120) for work in (command, message)]
-        while len(acked_commands) + len(acked_messages) < 60:
-            await asyncio.sleep(0.005)  # waiting for the burst to be under way, not timing anything
+        await under_way.wait()  # the burst is under way
         await first.kill()
         await asyncio.gather(*burst)
     assert 0 < len(acked_commands) + len(acked_messages) < 240  # the kill landed mid-burst

@@ -98,8 +98,8 @@ async def test_a_replica_killed_mid_burst_takes_back_its_claims_within_seconds_o
     engine = create_engine(database_url)
     await upgrade(engine)
     await engine.dispose()
-    replicas = dict(zip(("replica-a", "replica-b"), await asyncio.gather(servers("replica-a"),
-                                                                         servers("replica-b"))))
+    replicas = dict(zip(("replica-a", "replica-b"),
+                        await asyncio.gather(servers("replica-a"), servers("replica-b")), strict=True))
     a = replicas["replica-a"]
     async with httpx.AsyncClient(base_url=a.url, timeout=30) as http:
         assert (await slash_command(http, SECRET, text='declare P1 "Burst target"', user=ALICE, channel=INCIDENTS,

@@ -5,6 +5,7 @@ from __future__ import annotations
 from datetime import time
 
 import pytest
+from pydantic import ValidationError
 
 from adapters.discord.bot import (
     build_intents,
@@ -142,7 +143,7 @@ def test_settings_come_from_the_environment(monkeypatch: pytest.MonkeyPatch) -> 
     assert (settings.guild_id, settings.incidents_channel_id) == (1310000000000000001, 1310000000000000003)
     assert settings.route_base == "http://127.0.0.1:9/api/v10"
     assert "abc.def" not in repr(settings)
-    with pytest.raises(Exception):
+    with pytest.raises(ValidationError):
         settings.guild_id = 1  # type: ignore[misc]  # frozen
     monkeypatch.delenv("DISCORD_BOT_TOKEN")
     assert not DiscordSettings(_env_file=None).configured  # type: ignore[call-arg]

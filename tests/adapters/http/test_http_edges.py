@@ -218,7 +218,7 @@ async def test_an_odd_content_length_is_a_4xx_saying_so(server: Server):
         async def receive() -> dict:
             return {"type": "http.request", "body": b"{}", "more_body": False}
 
-        async def send(message: dict) -> None:
+        async def send(message: dict, sent: list[dict] = sent) -> None:
             sent.append(message)
 
         await server.asgi({"type": "http", "asgi": {"version": "3.0"}, "http_version": "1.1", "method": "POST",
@@ -276,10 +276,10 @@ async def test_a_disconnect_mid_body_answers_400_in_process(server: Server, capl
         messages = [{"type": "http.request", "body": b'{"entry": ', "more_body": True}, {"type": "http.disconnect"}]
         sent: list[dict] = []
 
-        async def receive() -> dict:
+        async def receive(messages: list[dict] = messages) -> dict:
             return messages.pop(0) if messages else {"type": "http.disconnect"}
 
-        async def send(message: dict) -> None:
+        async def send(message: dict, sent: list[dict] = sent) -> None:
             sent.append(message)
 
         headers = [(b"content-type", b"application/json"), (b"content-length", b"1000"),
