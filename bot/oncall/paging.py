@@ -63,7 +63,7 @@ class Paging:
         record = await uow.escalations.get(incident.number)
         if record is None:
             return
-        state: Escalation = record.state  # type: ignore[assignment]
+        state: Escalation = record.state
         resolved = incident.status in (Status.RESOLVED, Status.CLOSED)
         if state.state == ("resolved" if resolved else "acknowledged") or state.state == "resolved":
             return
@@ -94,7 +94,7 @@ class Paging:
         if record is None:
             await uow.escalations.start(incident.number, escalate_now(
                 Escalation.start(severity=incident.severity, now=now), policy, now=now), now=now)
-        elif not await uow.escalations.save(record, escalate_now(record.state, policy, now=now)):  # type: ignore[arg-type]
+        elif not await uow.escalations.save(record, escalate_now(record.state, policy, now=now)):
             return "Someone else changed this incident's escalation just now; run it again if still needed."
         self.next_due = now
         why = f": {reason}" if reason else ""
@@ -151,10 +151,10 @@ class Paging:
             people = {p.name: p for p in await uow.oncall.people()} if due else {}
             for record in due:
                 incident = incidents.get(record.incident_number)
-                policy = self.policy(record.state.severity) if incident else None  # type: ignore[attr-defined]
+                policy = self.policy(record.state.severity) if incident else None
                 if incident is None or policy is None:
                     continue
-                state, step = advance(record.state, policy, now=now)  # type: ignore[arg-type]
+                state, step = advance(record.state, policy, now=now)
                 pages, lines = self._whom(incident, step, rotations, overrides, people, now) \
                     if isinstance(step, Page) else ([], [])
                 # the step first (compare-and-set): a process that loses it queues nothing
