@@ -101,8 +101,8 @@ class FakeSlack:
     # -- Web API methods ------------------------------------------------------------------------------
 
     def _auth_test(self, params: dict) -> dict:
-        return {"ok": True, "url": "https://bench.slack.com/", "team": "bench", "user": "warroom", "team_id": "T0WARROOM",
-                "user_id": BOT_USER, "bot_id": BOT_ID, "is_enterprise_install": False}
+        return {"ok": True, "url": "https://bench.slack.com/", "team": "bench", "user": "warroom",
+                "team_id": "T0WARROOM", "user_id": BOT_USER, "bot_id": BOT_ID, "is_enterprise_install": False}
 
     def _users_info(self, params: dict) -> dict:
         user = params.get("user", "")

@@ -699,7 +699,8 @@ class Bench:
                 runs.append(await _restart_run(db, self.rundir(f"restart-{i}"), burst=20))
                 self.say(f"restart run {i + 1}/{self.config.runs}: {runs[-1]['claimed']} claimed, delivered "
                          f"{runs[-1]['seconds']:.2f} s after the restarted process listened "
-                         f"({runs[-1]['from_spawn_s']:.2f} s after it was spawned), {runs[-1]['duplicates']} duplicates")
+                         f"({runs[-1]['from_spawn_s']:.2f} s after it was spawned), "
+                         f"{runs[-1]['duplicates']} duplicates")
             finally:
                 await seed.drop_postgres_database(db)
         self.results["restart"] = {"runs": runs, "metrics": {
@@ -774,7 +775,8 @@ async def _restart_run(db: str, cwd: Path, *, burst: int) -> dict[str, Any]:
             await asyncio.sleep(0.02)
         seconds = time.monotonic() - restarted
         posts = burst_posts()
-        return {"claimed": len(claimed), "seconds": seconds, "from_spawn_s": time.monotonic() - spawned, "duplicates": len(posts) - len(set(posts))}
+        return {"claimed": len(claimed), "seconds": seconds, "from_spawn_s": time.monotonic() - spawned,
+                "duplicates": len(posts) - len(set(posts))}
     finally:
         for served in started:
             await served.kill()
@@ -950,7 +952,8 @@ async def _main(args: argparse.Namespace) -> int:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m bench", description=__doc__.split("\n\n")[0])
-    parser.add_argument("--quick", action="store_true", help="short durations and 2 runs (about 12 minutes; full: about 25)")
+    parser.add_argument("--quick", action="store_true",
+                        help="short durations and 2 runs (about 12 minutes; full: about 25)")
     parser.add_argument("--scenario", action="append", choices=SCENARIOS,
                         help="run only this scenario (repeatable); results.json keeps the others' last results")
     parser.add_argument("--runs", type=int, help="runs per scenario (default: 3 full, 2 quick)")

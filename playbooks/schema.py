@@ -47,7 +47,8 @@ class SeverityLevel(_Strict):
     examples: tuple[NonEmptyText, ...] = ()
     response_target: Duration = None
     resolution_target: Duration = None
-    targets_note: str | None = Field(default=None, description="how the targets read to people, e.g. 'next business day'")
+    targets_note: str | None = Field(default=None,
+                                     description="how the targets read to people, e.g. 'next business day'")
     update_cadence: Duration = None
     postmortem_due: Duration = None
     first_minutes: tuple[NonEmptyText, ...] = ()
@@ -259,7 +260,8 @@ class AlertRule(_Strict):
             try:
                 fields = [f for _, f, _, _ in string.Formatter().parse(self.title) if f is not None]
             except ValueError as exc:
-                raise ValueError(f"title is not a valid template ({exc}); write {{{{ and }}}} for literal braces") from None
+                raise ValueError(f"title is not a valid template ({exc}); "
+                                 "write {{ and }} for literal braces") from None
             bad = sorted({f for f in fields if not _LABEL_NAME.match(f)})
             if bad:
                 raise ValueError(f"title placeholders must be label or annotation names like {{alertname}}, "

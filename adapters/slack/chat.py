@@ -157,7 +157,8 @@ def make_web_client(*, token: str, base_url: str = "https://slack.com/api/", rat
                     server_error_retries: int = 2, connection_retries: int = 2, backoff: float = 0.5,
                     jitter: float = 1.0, timeout: int = 30, shared_session: bool = False) -> AsyncWebClient:
     """One AsyncWebClient for everything (Bolt's listeners included): 429 retried after `Retry-After` for every
-    method; 5xx and connection errors retried only for methods in SAFE_TO_REPEAT. `base_url` points it at a proxy or a test fake. `shared_session` (call it inside the
+    method; 5xx and connection errors retried only for methods in SAFE_TO_REPEAT. `base_url` points it at a proxy or
+    a test fake. `shared_session` (call it inside the
     running event loop) keeps one aiohttp session with its connection pool for every call; without it
     slack-sdk opens and closes a session per call, which costs twice the CPU of the call itself."""
     calculator = BackoffRetryIntervalCalculator(backoff_factor=backoff, jitter=_ScaledJitter(jitter))
@@ -554,7 +555,8 @@ class SlackChat:
                 await self.client.chat_postMessage(
                     channel=announce, text=f"{text} · <#{channel_id}>", unfurl_links=False, unfurl_media=False,
                     blocks=[{"type": "section", "text": {"type": "mrkdwn", "verbatim": True,
-                                                         "text": f":rotating_light: *{text}*\nWork it in <#{channel_id}>"}}],
+                                                         "text": f":rotating_light: *{text}*\n"
+                                                                 f"Work it in <#{channel_id}>"}}],
                     metadata={"event_type": DELIVERY_EVENT, "event_payload": {"key": key}} if key else None)
         except SlackApiError:
             log.exception("%s: could not announce the incident channel in %s", incident_key, announce)

@@ -18,8 +18,8 @@ stored) and then loses the answer: the connection is dropped, or a 500 comes bac
 
 Like Discord, a create with `enforce_nonce` and a nonce the bot used within `nonce_window` seconds (by the
 injectable `clock`) returns the earlier message instead of a new one; the nonce is in the create answer but
-not in what `GET /channels/{id}/messages` returns (Discord does not store it). The fake also builds gateway payloads (users, members, GUILD_CREATE) for tests
-to feed into `client._connection.parsers[...]`.
+not in what `GET /channels/{id}/messages` returns (Discord does not store it). The fake also builds gateway
+payloads (users, members, GUILD_CREATE) for tests to feed into `client._connection.parsers[...]`.
 
 Content-Type is exactly `application/json`: with `; charset=utf-8` discord.py reads the body as text.
 """
@@ -426,7 +426,8 @@ class FakeDiscord:
         message = self.messages.get(message_id) or self._new_message(self._token_channel(token), {}, [])
         return _json(message)
 
-    def _edit_followup(self, body: dict[str, Any], files: Any, app_id: str, token: str, message_id: str) -> web.Response:
+    def _edit_followup(self, body: dict[str, Any], files: Any, app_id: str, token: str,
+                       message_id: str) -> web.Response:
         message = self.messages.get(message_id) or self._new_message(self._token_channel(token), {}, [])
         message.update({k: v for k, v in body.items() if k in ("content", "embeds", "components")})
         return _json(message)

@@ -2,7 +2,8 @@
 the real httpx client reaches through WARROOM_GITHUB_API_URL. State lives in plain attributes a test reads:
 
     GET  /repos/{o}/{r}/git/ref/heads/{branch}     → {"ref", "object": {"sha"}}            404 unknown branch
-    POST /repos/{o}/{r}/git/refs                   → 201                                   422 "Reference already exists"
+    POST /repos/{o}/{r}/git/refs                   → 201                                   422 "Reference already
+                                                                                           exists"
     GET  /repos/{o}/{r}/contents/{path}?ref=B      → {"path", "sha", "content" (base64)}   404
     PUT  /repos/{o}/{r}/contents/{path}            → 200/201 {"content": {"sha"}}          409 stale sha, 422 no sha
                                                                                            for an existing file

@@ -80,7 +80,8 @@ async def test_free_text_inside_the_24_hour_window_and_template_fallback_on_1310
     await desk.ok('declare P1 "x" tenant=acme')
     thread = await desk.room(1)
     now = desk.clock.now()
-    await desk.app.operators.customer_event(CustomerMessageReceived(phone=JANE, text="is it down?", message_id="wamid.in1", at=now))
+    await desk.app.operators.customer_event(CustomerMessageReceived(phone=JANE, text="is it down?",
+                                                                    message_id="wamid.in1", at=now))
     desk.whatsapp.fail(JANE, DeliveryError("outside window", code=131047, permanent=True,
                                                   window_closed=True))
     await desk.ok("brief acme --send", room=thread)
@@ -186,7 +187,8 @@ async def test_brief_errors_are_clear(desk):
     assert unknown.message.text == ("Unknown tenant initech. Known tenants: acme, globex "
                                     "(add contacts with `warroom contacts add`).")
     bad_template = await desk.run("brief acme nope", room=thread)
-    assert bad_template.message.text == "No brief template 'nope'. Templates: investigating, operator-update, resolved, update."
+    assert bad_template.message.text == ("No brief template 'nope'. "
+                                         "Templates: investigating, operator-update, resolved, update.")
     missing = await desk.run("brief send 9", room=thread)
     assert missing.message.text == "No brief #9; prepare one with /incident brief <tenant>."
     await desk.ok("affects acme", room=thread)

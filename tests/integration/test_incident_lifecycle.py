@@ -7,7 +7,8 @@ from tests.support import CHANNEL
 
 
 async def test_declare_opens_a_thread_with_card_checklists_and_suggested_playbook(team):
-    reply = await team.ok('declare P1 "Payments callbacks not arriving" impact="customers charged, bookings unconfirmed"')
+    reply = await team.ok('declare P1 "Payments callbacks not arriving" '
+                          'impact="customers charged, bookings unconfirmed"')
     assert "Declared INC-1 (P1)" in reply.message.text
     card = team.chat.in_room(CHANNEL)[0]
     assert card.kind == "card" and card.title == "INC-1 · P1 · Payments callbacks not arriving"

@@ -127,7 +127,8 @@ async def test_resolved_alerts_are_noted_and_the_incident_stays_open_without_aut
     assert [line.split(":")[0] for line in lines] == ["alert firing (rule critical → P1)"] * 2 + ["alert resolved"] * 2
     [incident] = await team.service.incidents(open_only=True)
     assert incident.status is Status.DECLARED  # the rule has no auto_resolve: a human verifies the fix
-    assert "Every alert has resolved; resolve INC-1 once the fix is verified" in team.chat.in_room(await team.room(1))[-1].text
+    last = team.chat.in_room(await team.room(1))[-1].text
+    assert "Every alert has resolved; resolve INC-1 once the fix is verified" in last
 
 
 async def test_after_people_resolve_a_repeat_is_noted_not_declared_and_a_new_firing_is_a_new_incident(team):

@@ -29,7 +29,8 @@ FIRING = {
 
 
 @pytest.fixture
-async def ops(tmp_path: Path, database_url: str, clock: ManualClock) -> AsyncIterator[tuple[Harness, httpx.AsyncClient]]:
+async def ops(tmp_path: Path, database_url: str,
+              clock: ManualClock) -> AsyncIterator[tuple[Harness, httpx.AsyncClient]]:
     settings = make_settings(tmp_path, database_url=database_url, alert_token=ALERT_TOKEN, freeze_token=FREEZE_TOKEN)
     team = await start_harness(settings, clock)
     app = build_http_app(ops_routes(team.app))
@@ -93,7 +94,8 @@ MALFORMED = [
     (b"\xff\xfe\x00garbage", "body is not valid JSON"),
     (b'{"version": "4", "alerts": "many"}', "field 'alerts' must be a list of alerts"),
     (b'{"version": "4", "alerts": [{"status": "maybe", "labels": {}}]}', 'alerts[0].status must be "firing"'),
-    (b'{"version": "4", "alerts": [{"status": "firing", "labels": {"a": [1]}}]}', "alerts[0].labels.a must be a string"),
+    (b'{"version": "4", "alerts": [{"status": "firing", "labels": {"a": [1]}}]}',
+     "alerts[0].labels.a must be a string"),
     (b"[" * 100_000 + b"]" * 100_000, "body is not valid JSON"),  # nested past the recursion limit
 ]
 

@@ -185,7 +185,8 @@ async def test_kill_9_mid_burst_loses_nothing_acknowledged_and_doubles_nothing(s
                                        headers={**signed(SECRET, body, "application/json"), "X-Slack-Retry-Num": "1",
                                                 "X-Slack-Retry-Reason": "http_timeout"})
             assert response.status_code == 200
-    timeline = [text for (text,) in await _rows(database_url, "SELECT text FROM timeline_event WHERE incident_number = 1")]
+    rows = await _rows(database_url, "SELECT text FROM timeline_event WHERE incident_number = 1")
+    timeline = [text for (text,) in rows]
     for n in acked_commands:
         assert timeline.count(f"burst update {n}") == 1
     for n in range(120):

@@ -284,7 +284,8 @@ def test_blameless_template_follows_the_postmortem_form(bundled):
     text = bundled.postmortem_templates["blameless"]
     assert text.splitlines()[0] == "# $key post-mortem"
     assert "## Incident: $title — $date" in text
-    headings = ["### Timeline", "### Root cause", "### Contributing factors", "### What we did right", "### Action items"]
+    headings = ["### Timeline", "### Root cause", "### Contributing factors", "### What we did right",
+                "### Action items"]
     positions = [text.index(heading) for heading in headings]
     assert positions == sorted(positions)
     assert "blameless" in text.lower()

@@ -669,7 +669,8 @@ def test_a_lone_apostrophe_is_a_letter_but_paired_single_quotes_still_group(text
 
 
 @pytest.mark.parametrize(("text", "severity", "title"), [("declare EC2 instances down", None, "EC2 instances down"),
-                                                          ("declare S3 bucket unreachable", None, "S3 bucket unreachable"),
+                                                          ("declare S3 bucket unreachable", None,
+                                                           "S3 bucket unreachable"),
                                                           ('declare P7 "x"', "P7", "x"),
                                                           ("declare p1 db down", "P1", "db down")])
 def test_declare_reads_a_severity_only_when_it_is_one_of_the_workspace_levels(text, severity, title) -> None:
@@ -677,7 +678,8 @@ def test_declare_reads_a_severity_only_when_it_is_one_of_the_workspace_levels(te
     assert isinstance(result, Declare) and (result.severity, result.title) == (severity, title)
 
 
-@pytest.mark.parametrize("text", ['declare P1 "x" sev=P2', 'declare "x" impact=a impact=b', 'declare "x" sev=P1 severity=P2'])
+@pytest.mark.parametrize("text", ['declare P1 "x" sev=P2', 'declare "x" impact=a impact=b',
+                                  'declare "x" sev=P1 severity=P2'])
 def test_declare_options_given_twice_are_an_error(text: str) -> None:
     assert "twice" in err(text).message
 

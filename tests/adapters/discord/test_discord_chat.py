@@ -25,7 +25,8 @@ async def test_reply_privately_answers_through_the_pending_interaction_as_epheme
     with answering(interaction):
         await guild.chat.reply_privately(room=room, user=guild.alice.id, message=Message(text="only for you"))
 
-    (followup,) = [a for a in guild.fake.answers(payload["token"]) if a["method"] == "POST" and "callback" not in a["path"]]
+    (followup,) = [a for a in guild.fake.answers(payload["token"])
+                   if a["method"] == "POST" and "callback" not in a["path"]]
     assert followup["content"] == "only for you" and followup["flags"] == EPHEMERAL
     assert not [m for m in guild.fake.sent_to(guild.incidents["id"]) if m["content"] == "only for you"]
 

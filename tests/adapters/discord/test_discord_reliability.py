@@ -15,7 +15,8 @@ async def outbox_counts(guild: DiscordGuild) -> dict[str, int]:
 
 
 async def test_a_429_with_retry_after_is_waited_out_and_the_card_delivered_once(guild: DiscordGuild) -> None:
-    guild.fake.fail_next(1, status=429, retry_after=0.2, method="POST", path=rf"^/channels/{guild.incidents['id']}/messages$")
+    guild.fake.fail_next(1, status=429, retry_after=0.2, method="POST",
+                         path=rf"^/channels/{guild.incidents['id']}/messages$")
 
     card, thread = await guild.declare()
 

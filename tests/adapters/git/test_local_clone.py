@@ -119,7 +119,8 @@ def test_cli_commits_the_post_mortem_and_the_draft_playbook(tmp_path: Path, repo
                for f in files)
     before = refs(repo)
     bad = _cli(tmp_path, "postmortem", "INC-1", "--git", str(repo), "--branch", "no..pe")
-    assert bad.returncode == 1 and bad.stderr.strip() == "warroom: nothing committed: 'no..pe' is not a valid branch name"
+    assert bad.returncode == 1
+    assert bad.stderr.strip() == "warroom: nothing committed: 'no..pe' is not a valid branch name"
     missing = _cli(tmp_path, "postmortem", "INC-1", "--git", str(tmp_path / "nope"))
     assert missing.returncode == 1 and len(missing.stderr.strip().splitlines()) == 1
     assert refs(repo) == before

@@ -41,7 +41,8 @@ def acknowledged(incident_key: str, *, event_id: str = "01DEN0ATSWJY8XSZXA3ZBXJ5
 
 
 @pytest.fixture
-async def world(settings: Settings, clock: ManualClock, tmp_path) -> AsyncIterator[tuple[Warroom, FakePagerDuty, httpx.AsyncClient]]:
+async def world(settings: Settings, clock: ManualClock,
+                tmp_path) -> AsyncIterator[tuple[Warroom, FakePagerDuty, httpx.AsyncClient]]:
     (tmp_path / "playbooks" / "oncall").mkdir(parents=True)
     (tmp_path / "playbooks" / "oncall" / "team.yaml").write_text(PLAN)
     settings = settings.model_copy(update={"playbooks": tmp_path / "playbooks", "oncall": "team"})
@@ -103,7 +104,8 @@ async def test_a_webhook_without_a_good_signature_is_401_and_changes_nothing(
 async def test_other_events_and_foreign_incidents_are_accepted_and_ignored(
         world: tuple[Warroom, FakePagerDuty, httpx.AsyncClient]) -> None:
     app, _, client = world
-    other = json.dumps({"event": {"id": "x", "event_type": "incident.triggered", "data": {"incident_key": "INC-1"}}}).encode()
+    other = json.dumps({"event": {"id": "x", "event_type": "incident.triggered",
+                                  "data": {"incident_key": "INC-1"}}}).encode()
     assert (await post(client, other, sign(other, SECRET))).status_code == 200
     foreign = acknowledged("srv-7f3a")
     assert (await post(client, foreign, sign(foreign, SECRET))).status_code == 200

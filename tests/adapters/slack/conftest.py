@@ -41,7 +41,8 @@ def slack_errors(caplog: pytest.LogCaptureFixture) -> Callable[[], list[logging.
 
 @pytest.fixture
 async def make_slack(fake: FakeSlackApi, tmp_path: Path, database_url: str,
-                     slack_errors: Callable[[], list[logging.LogRecord]]) -> AsyncIterator[Callable[..., Awaitable[SlackTeam]]]:
+                     slack_errors: Callable[[], list[logging.LogRecord]]
+                     ) -> AsyncIterator[Callable[..., Awaitable[SlackTeam]]]:
     """Build a warroom on Slack (thread mode by default); `database_url` is the suite's (SQLite or PostgreSQL)."""
     built: list[SlackTeam] = []
 

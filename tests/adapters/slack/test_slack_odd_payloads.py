@@ -61,10 +61,12 @@ ODD = {
         "actions": [{"action_id": "warroom_update", "value": "INC-1", "type": "button"}]})),
     "declare form without state": lambda s: ("form", _form({
         "type": "view_submission", "user": {"id": ALICE},
-        "view": {"type": "modal", "id": "V1", "callback_id": DECLARE_VIEW, "private_metadata": json.dumps({"channel": INCIDENTS})}})),
+        "view": {"type": "modal", "id": "V1", "callback_id": DECLARE_VIEW,
+                 "private_metadata": json.dumps({"channel": INCIDENTS})}})),
     "declare form without user": lambda s: ("form", _form({
         "type": "view_submission",
-        "view": {"type": "modal", "id": "V2", "callback_id": DECLARE_VIEW, "private_metadata": json.dumps({"channel": INCIDENTS}),
+        "view": {"type": "modal", "id": "V2", "callback_id": DECLARE_VIEW,
+                 "private_metadata": json.dumps({"channel": INCIDENTS}),
                  "state": {"values": {"title": {"title": {"value": "Odd"}}}}}})),
     "declare form with broken metadata": lambda s: ("form", _form({
         "type": "view_submission", "user": {"id": ALICE},
@@ -72,7 +74,8 @@ ODD = {
                  "state": {"values": {"title": {"title": {"value": "Odd"}}}}}})),
     "declare form with a mistyped state": lambda s: ("form", _form({
         "type": "view_submission", "user": {"id": ALICE},
-        "view": {"type": "modal", "id": "V4", "callback_id": DECLARE_VIEW, "private_metadata": json.dumps({"channel": INCIDENTS}),
+        "view": {"type": "modal", "id": "V4", "callback_id": DECLARE_VIEW,
+                 "private_metadata": json.dumps({"channel": INCIDENTS}),
                  "state": {"values": {"title": "Odd", "severity": []}}}})),
     "update form without state": lambda s: ("form", _form({
         "type": "view_submission", "user": {"id": ALICE},

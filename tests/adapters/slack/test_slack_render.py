@@ -133,7 +133,8 @@ def test_a_card_has_a_header_fields_buttons_and_a_local_time_context() -> None:
         ("warroom_ack", "INC-7", "primary"), ("warroom_update", "INC-7", None), ("warroom_resolve", "INC-7", "danger")]
     assert "confirm" in buttons[2]  # resolving asks first
     context = [e["text"] for e in blocks[3]["elements"]]
-    assert context[1] == f"Updated <!date^{int(now.timestamp())}^{{date_short_pretty}} at {{time}}|2026-11-24 06:50 UTC>"
+    assert context[1] == (f"Updated <!date^{int(now.timestamp())}^{{date_short_pretty}} at {{time}}"
+                          "|2026-11-24 06:50 UTC>")
     assert all(e.get("verbatim") for b in blocks if b["type"] == "section" for e in b.get("fields", []))
 
 

@@ -30,7 +30,8 @@ async def _team(settings, clock, cloud):
 def _webhook(value: dict) -> bytes:
     return json.dumps({"object": "whatsapp_business_account",
                        "entry": [{"id": "waba", "changes": [{"field": "messages", "value": {
-                           "messaging_product": "whatsapp", "metadata": {"phone_number_id": "1"}, **value}}]}]}).encode()
+                           "messaging_product": "whatsapp", "metadata": {"phone_number_id": "1"},
+                           **value}}]}]}).encode()
 
 
 async def test_brief_reaches_the_graph_api_and_webhooks_come_back_into_the_thread(settings, clock, fake, cloud):
@@ -59,7 +60,8 @@ async def test_brief_reaches_the_graph_api_and_webhooks_come_back_into_the_threa
     assert unsigned.status_code == 401
     for body in (delivered, reply, reply):  # Meta retries: the reply is recorded once
         answer = await http.post("/whatsapp/webhook", content=body,
-                                 headers={"content-type": "application/json", "X-Hub-Signature-256": sign(SECRET, body)})
+                                 headers={"content-type": "application/json",
+                                          "X-Hub-Signature-256": sign(SECRET, body)})
         assert answer.status_code == 200
     replies = [t for t in team.chat.texts(thread) if t.startswith("💬 Customer Jane at acme")]
     assert replies == [f"💬 Customer Jane at acme ({JANE}) replied: thanks, bookings failing since 9"]

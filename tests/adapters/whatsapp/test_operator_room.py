@@ -177,9 +177,11 @@ async def test_a_late_131047_failure_resends_the_operator_message_as_the_templat
     wamid = card.response["messages"][0]["id"]
     body = json.dumps({"object": "whatsapp_business_account", "entry": [{"id": "waba", "changes": [
         {"field": "messages", "value": {"messaging_product": "whatsapp", "metadata": {"phone_number_id": "1"},
-                                        "statuses": [{"id": wamid, "status": "failed", "recipient_id": ALICE.lstrip("+"),
-                                                      "timestamp": str(int(phones.clock.now().timestamp())),
-                                                      "errors": [{"code": 131047, "title": "Re-engagement message"}]}]}}]}]}).encode()
+                                        "statuses": [{
+                                            "id": wamid, "status": "failed", "recipient_id": ALICE.lstrip("+"),
+                                            "timestamp": str(int(phones.clock.now().timestamp())),
+                                            "errors": [{"code": 131047, "title": "Re-engagement message"}],
+                                        }]}}]}]}).encode()
     for _ in range(2):  # Meta retries the webhook; one template goes out
         response = await phones.http.post("/whatsapp/webhook", content=body, headers={
             "content-type": "application/json", "X-Hub-Signature-256": sign(SECRET, body)})
