@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Literal
 
 import sqlalchemy as sa
 from sqlalchemy.engine import make_url
@@ -12,6 +13,12 @@ from sqlalchemy.pool import AsyncAdaptedQueuePool
 from storage.inline_sqlite import inline_connector
 
 SQLITE_BUSY_TIMEOUT_MS = 5000
+
+SqliteDriver = Literal["inline", "aiosqlite"]
+"""How SQLite files are opened (WARROOM_SQLITE_DRIVER): "inline" runs sqlite3 on the event loop thread
+(storage.inline_sqlite, which relies on SQLAlchemy internals of the supported versions); "aiosqlite" is plain
+aiosqlite (a worker thread per connection), the fallback for an SQLAlchemy that inline_sqlite does not support."""
+SQLITE_DRIVERS: tuple[SqliteDriver, ...] = ("inline", "aiosqlite")
 
 
 def async_url(url: str) -> str:
@@ -25,7 +32,11 @@ def async_url(url: str) -> str:
     return parsed.set(drivername=driver[backend]).render_as_string(hide_password=False)
 
 
-def create_engine(url: str) -> AsyncEngine:
+def create_engine(url: str, *, sqlite_driver: SqliteDriver = "inline") -> AsyncEngine:
+    """`sqlite_driver` applies to SQLite files only (see `SqliteDriver`)."""
+    if sqlite_driver not in SQLITE_DRIVERS:
+        raise ValueError(f"Unknown SQLite driver {sqlite_driver!r}: WARROOM_SQLITE_DRIVER is one of "
+                         f"{', '.join(SQLITE_DRIVERS)}")
     url = async_url(url)
     if url.startswith("sqlite"):
         database = make_url(url).database
@@ -36,12 +47,16 @@ def create_engine(url: str) -> AsyncEngine:
             # 100 ms; one pooled connection makes them queue in asyncio instead, first come first served, woken
             # the moment the previous transaction ends. Waiting longer than the busy timeout fails as SQLite did.
             pool: dict = {"poolclass": AsyncAdaptedQueuePool, "pool_size": 1, "max_overflow": 0,
-                          "pool_timeout": SQLITE_BUSY_TIMEOUT_MS / 1000,
-                          # sqlite3 on the event loop thread instead of aiosqlite's worker thread (see
-                          # storage.inline_sqlite: the thread hops were most of the CPU of every command).
-                          "async_creator": inline_connector(str(Path(database).expanduser()),
-                                                            lock_timeout=SQLITE_BUSY_TIMEOUT_MS / 1000)}
-            busy_timeout_ms = 0  # waiting for another process's lock happens in asyncio (inline_sqlite)
+                          "pool_timeout": SQLITE_BUSY_TIMEOUT_MS / 1000}
+            if sqlite_driver == "inline":
+                # sqlite3 on the event loop thread instead of aiosqlite's worker thread (see
+                # storage.inline_sqlite: the thread hops were most of the CPU of every command).
+                pool["async_creator"] = inline_connector(str(Path(database).expanduser()),
+                                                         lock_timeout=SQLITE_BUSY_TIMEOUT_MS / 1000)
+                busy_timeout_ms = 0  # waiting for another process's lock happens in asyncio (inline_sqlite)
+            else:
+                pool["connect_args"] = {"timeout": SQLITE_BUSY_TIMEOUT_MS / 1000}
+                busy_timeout_ms = SQLITE_BUSY_TIMEOUT_MS
         else:
             pool = {"connect_args": {"timeout": SQLITE_BUSY_TIMEOUT_MS / 1000}}
             busy_timeout_ms = SQLITE_BUSY_TIMEOUT_MS
@@ -118,7 +133,7 @@ class DatabaseUnavailable(ValueError):
     """The database could not be opened or migrated: one line for the person starting warroom."""
 
 
-async def open_database(url: str, *, migrate: bool = True) -> AsyncEngine:
+async def open_database(url: str, *, migrate: bool = True, sqlite_driver: SqliteDriver = "inline") -> AsyncEngine:
     """An engine on `url`, migrated to head: the one way the composition root opens storage. A database that
     cannot be reached (refused, unknown host, wrong credentials, no such database) is one clear line, not a
     driver traceback; the password never appears in it."""
@@ -128,7 +143,7 @@ async def open_database(url: str, *, migrate: bool = True) -> AsyncEngine:
 
     where = make_url(url).render_as_string(hide_password=True)
     try:
-        engine = create_engine(url)
+        engine = create_engine(url, sqlite_driver=sqlite_driver)
     except OSError as problem:  # the SQLite file's folder cannot be made
         raise DatabaseUnavailable(f"cannot open the database {where}: {problem.strerror or problem}") from None
     if not migrate:

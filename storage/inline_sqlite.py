@@ -23,6 +23,30 @@ from typing import Any
 
 LOCKED_MESSAGES = ("database is locked", "database table is locked", "database is busy")
 
+# The SQLAlchemy versions whose aiosqlite dialect this module is written against: [first, last) as (major, minor).
+# It uses internals of `sqlalchemy.dialects.sqlite.aiosqlite` (the adapted connection checks `_connection`, calls
+# `stop()` and `create_function`), so pyproject.toml pins the same range and
+# tests/unit/test_inline_sqlite_contract.py fails on any other version. Outside it, WARROOM_SQLITE_DRIVER=aiosqlite.
+SUPPORTED_SQLALCHEMY = ((2, 1), (2, 2))
+
+
+def unsupported_sqlalchemy(version: str | None = None) -> str | None:
+    """Why the installed (or given) SQLAlchemy is not one this module supports, or None when it is."""
+    if version is None:
+        import sqlalchemy
+
+        version = sqlalchemy.__version__
+    try:
+        major_minor = tuple(int(part) for part in version.split(".")[:2])
+    except ValueError:
+        major_minor = ()
+    first, last = SUPPORTED_SQLALCHEMY
+    if len(major_minor) == 2 and first <= major_minor < last:
+        return None
+    return (f"SQLAlchemy {version} is outside the versions storage.inline_sqlite supports "
+            f"(>={first[0]}.{first[1]},<{last[0]}.{last[1]}): set WARROOM_SQLITE_DRIVER=aiosqlite, or install a "
+            "supported SQLAlchemy")
+
 
 def _locked(error: sqlite3.OperationalError) -> bool:
     return any(text in str(error).lower() for text in LOCKED_MESSAGES)

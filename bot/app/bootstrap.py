@@ -132,7 +132,7 @@ async def build(settings: Settings, *, chat: Mapping[str, ChatAdapter], clock: C
     from storage.unit_of_work import SqlUnitOfWorkFactory
 
     playbooks = load_configured_playbooks(settings)
-    engine = await open_database(settings.database_url, migrate=migrate)
+    engine = await open_database(settings.database_url, migrate=migrate, sqlite_driver=settings.sqlite_driver)
     from adapters.ops_http import PrometheusMetrics
 
     clock = clock or SystemClock()
@@ -453,7 +453,7 @@ async def upgrade_database(settings: Settings) -> None:
     """`warroom db upgrade`: migrations to head (serialised across replicas by an advisory lock)."""
     from storage.engine import open_database
 
-    engine = await open_database(settings.database_url)
+    engine = await open_database(settings.database_url, sqlite_driver=settings.sqlite_driver)
     await engine.dispose()
 
 
@@ -478,7 +478,7 @@ async def _outbox_store(settings: Settings) -> AsyncIterator[Any]:
     from storage.engine import open_database
     from storage.unit_of_work import SqlUnitOfWorkFactory
 
-    engine = await open_database(settings.database_url)
+    engine = await open_database(settings.database_url, sqlite_driver=settings.sqlite_driver)
     try:
         async with SqlUnitOfWorkFactory(engine)() as uow:
             yield uow

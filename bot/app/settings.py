@@ -129,6 +129,9 @@ class Settings(BaseSettings):
     model_config = _CONFIG
 
     database_url: str = Field("sqlite:///warroom.db", alias="WARROOM_DATABASE_URL")
+    # "inline" (sqlite3 on the event loop, storage.inline_sqlite) or "aiosqlite" (plain aiosqlite, the fallback
+    # when the installed SQLAlchemy is outside the versions inline_sqlite supports)
+    sqlite_driver: Literal["inline", "aiosqlite"] = Field("inline", alias="WARROOM_SQLITE_DRIVER")
     ladder: str = Field("P0-P3", alias="WARROOM_LADDER")
     playbooks: Path | None = Field(None, alias="WARROOM_PLAYBOOKS")
     timezone: str = Field("UTC", alias="WARROOM_TIMEZONE")
