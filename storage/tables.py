@@ -155,7 +155,8 @@ class DeliveryRow(SQLModel, table=True):
 
 
 class OutboxRow(SQLModel, table=True):
-    """Outbound messages, written with the change that caused them and delivered by `bot.delivery.outbox.OutboxSender`."""
+    """Outbound messages, written with the change that caused them and delivered by
+    `bot.delivery.outbox.OutboxSender`."""
 
     __tablename__ = "outbox"
     __table_args__ = (
@@ -410,7 +411,8 @@ class EscalationRow(SQLModel, table=True):
 
     __tablename__ = "escalation"
 
-    incident_number: int = Field(foreign_key="incident.number", primary_key=True, sa_column_kwargs={"autoincrement": False})
+    incident_number: int = Field(foreign_key="incident.number", primary_key=True,
+                                 sa_column_kwargs={"autoincrement": False})
     severity: str = Field(max_length=16)
     level: int = 0
     attempt: int = 0

@@ -33,7 +33,8 @@ from storage.tables import (
 _INCIDENT_COUNTER = "incident"
 _SCALARS = (
     "title", "severity", "impact", "reporter", "declared_at", "acknowledged_at", "acknowledged_by", "mitigated_at",
-    "resolved_at", "closed_at", "summary", "frozen", "frozen_at", "suggested_playbook", "last_update_at", "last_nudge_at",
+    "resolved_at", "closed_at", "summary", "frozen", "frozen_at", "suggested_playbook", "last_update_at",
+    "last_nudge_at",
     "snoozed_until", "escalations_sent", "resolution_escalated", "postmortem_at", "postmortem_reminded_at",
     "customer_update_due_at", "platform", "channel", "thread", "card_message",
 )
