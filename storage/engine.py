@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Literal
+from typing import IO, Any, Literal
 
 import sqlalchemy as sa
 from sqlalchemy.engine import make_url
@@ -46,7 +46,7 @@ def create_engine(url: str, *, sqlite_driver: SqliteDriver = "inline") -> AsyncE
             # connections in one process would queue in SQLite's busy handler, which polls with sleeps of up to
             # 100 ms; one pooled connection makes them queue in asyncio instead, first come first served, woken
             # the moment the previous transaction ends. Waiting longer than the busy timeout fails as SQLite did.
-            pool: dict = {"poolclass": AsyncAdaptedQueuePool, "pool_size": 1, "max_overflow": 0,
+            pool: dict[str, Any] = {"poolclass": AsyncAdaptedQueuePool, "pool_size": 1, "max_overflow": 0,
                           "pool_timeout": SQLITE_BUSY_TIMEOUT_MS / 1000}
             if sqlite_driver == "inline":
                 # sqlite3 on the event loop thread instead of aiosqlite's worker thread (see
@@ -63,7 +63,7 @@ def create_engine(url: str, *, sqlite_driver: SqliteDriver = "inline") -> AsyncE
         engine = create_async_engine(url, **pool)
 
         @sa.event.listens_for(engine.sync_engine, "connect")
-        def _sqlite_pragmas(dbapi_connection, _record):
+        def _sqlite_pragmas(dbapi_connection: Any, _record: object) -> None:  # a DBAPI connection: untyped
             cursor = dbapi_connection.cursor()
             cursor.execute("PRAGMA journal_mode=WAL")
             cursor.execute(f"PRAGMA busy_timeout={busy_timeout_ms}")
@@ -78,7 +78,7 @@ def create_engine(url: str, *, sqlite_driver: SqliteDriver = "inline") -> AsyncE
                 dbapi_connection.isolation_level = None
 
         @sa.event.listens_for(engine.sync_engine, "begin")
-        def _sqlite_begin(connection):
+        def _sqlite_begin(connection: sa.Connection) -> None:
             # IMMEDIATE takes the write lock up front, so two writers queue on busy_timeout instead of one
             # failing at once when it upgrades a read lock ("database is locked").
             connection.exec_driver_sql("BEGIN IMMEDIATE")
@@ -96,7 +96,7 @@ class SchedulerLock:
         parsed = make_url(async_url(url))
         self.applies = parsed.get_backend_name() == "sqlite" and parsed.database not in (None, "", ":memory:")
         self.path = Path(f"{parsed.database}.scheduler.lock") if self.applies else None
-        self._file = None
+        self._file: IO[str] | None = None
 
     def acquire(self) -> bool:
         """True when this process may run the scheduler (always on PostgreSQL)."""

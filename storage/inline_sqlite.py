@@ -18,7 +18,7 @@ from __future__ import annotations
 import asyncio
 import sqlite3
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Generator, Sequence
 from typing import Any
 
 LOCKED_MESSAGES = ("database is locked", "database table is locked", "database is busy")
@@ -121,7 +121,7 @@ class _CursorOpener:
     async def __aenter__(self) -> InlineCursor:
         return InlineCursor(self._connection)
 
-    def __await__(self):
+    def __await__(self) -> Generator[Any, None, InlineCursor]:
         return self.__aenter__().__await__()
 
 

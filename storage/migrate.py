@@ -54,7 +54,7 @@ async def at_heads(engine: AsyncEngine) -> bool:
     if heads is None:
         return False
     async with engine.connect() as connection:
-        def versions(sync) -> set[str] | None:
+        def versions(sync: sa.Connection) -> set[str] | None:
             if not sa.inspect(sync).has_table("alembic_version"):
                 return None
             return {row[0] for row in sync.execute(sa.text("SELECT version_num FROM alembic_version"))}
@@ -68,7 +68,7 @@ async def upgrade(engine: AsyncEngine, revision: str = "heads") -> None:
     if revision in ("head", "heads") and await at_heads(engine):
         return
 
-    def _upgrade(connection) -> None:
+    def _upgrade(connection: sa.Connection) -> None:
         from alembic import command
 
         config = alembic_config()

@@ -9,7 +9,7 @@ import sqlalchemy as sa
 from sqlmodel import Field, SQLModel
 
 
-class UTCDateTime(sa.types.TypeDecorator):
+class UTCDateTime(sa.types.TypeDecorator[datetime]):
     impl = sa.DateTime(timezone=True)
     cache_ok = True
 
@@ -48,10 +48,10 @@ class IncidentRow(SQLModel, table=True):
     resolved_at: datetime | None = _when()
     closed_at: datetime | None = _when()
     summary: str | None = None
-    roles: dict = Field(default_factory=dict, sa_type=sa.JSON, nullable=False)
+    roles: dict[str, Any] = Field(default_factory=dict, sa_type=sa.JSON, nullable=False)
     frozen: bool = False
     frozen_at: datetime | None = _when()  # when the deploy freeze went on
-    checklist: list = Field(default_factory=list, sa_type=sa.JSON, nullable=False)
+    checklist: list[Any] = Field(default_factory=list, sa_type=sa.JSON, nullable=False)
     suggested_playbook: str | None = None
     last_update_at: datetime | None = _when()
     last_nudge_at: datetime | None = _when()
@@ -171,10 +171,10 @@ class OutboxRow(SQLModel, table=True):
     incident_number: int | None = Field(default=None, foreign_key="incident.number")
     room_channel: str | None = Field(default=None, max_length=128)
     room_thread: str | None = Field(default=None, max_length=128)
-    message: dict = Field(sa_type=sa.JSON, nullable=False)
-    customer: dict | None = Field(default=None, sa_type=sa.JSON)  # a customer send: recipient, template, text
-    work: dict | None = Field(default=None, sa_type=sa.JSON)  # a code host job: post-mortem pull request, issue
-    page: dict | None = Field(default=None, sa_type=sa.JSON)  # a page: bot.ports.PageRequest's fields
+    message: dict[str, Any] = Field(sa_type=sa.JSON, nullable=False)
+    customer: dict[str, Any] | None = Field(default=None, sa_type=sa.JSON)  # a customer send: recipient, template, text
+    work: dict[str, Any] | None = Field(default=None, sa_type=sa.JSON)  # a code host job: post-mortem PR, issue
+    page: dict[str, Any] | None = Field(default=None, sa_type=sa.JSON)  # a page: bot.ports.PageRequest's fields
     status: str = Field(default="pending", max_length=16)  # pending | sending | delivered | failed
     attempts: int = 0
     next_attempt_at: datetime = Field(sa_type=UTCDateTime, nullable=False)
@@ -234,7 +234,7 @@ class BriefRow(SQLModel, table=True):
     incident_number: int = Field(foreign_key="incident.number", index=True)
     template: str = Field(max_length=64)
     kind: str = Field(max_length=16)
-    parameters: dict = Field(default_factory=dict, sa_type=sa.JSON, nullable=False)
+    parameters: dict[str, Any] = Field(default_factory=dict, sa_type=sa.JSON, nullable=False)
     text: str
     target: str = Field(max_length=200)
     eta_minutes: int | None = None
@@ -302,7 +302,7 @@ class AlertGroupRow(SQLModel, table=True):
     rule: str | None = Field(default=None, max_length=64)
     severity: str | None = Field(default=None, max_length=16)
     auto_resolve: bool = False
-    labels: dict = Field(default_factory=dict, sa_type=sa.JSON, nullable=False)
+    labels: dict[str, Any] = Field(default_factory=dict, sa_type=sa.JSON, nullable=False)
     created_at: datetime = Field(sa_type=UTCDateTime, nullable=False)
     updated_at: datetime = Field(sa_type=UTCDateTime, nullable=False)
     proposed_at: datetime | None = _when()
@@ -319,7 +319,7 @@ class AlertRow(SQLModel, table=True):
     fingerprint: str = Field(max_length=200)
     status: str = Field(max_length=16)  # firing | resolved
     title: str
-    labels: dict = Field(default_factory=dict, sa_type=sa.JSON, nullable=False)
+    labels: dict[str, Any] = Field(default_factory=dict, sa_type=sa.JSON, nullable=False)
     first_seen_at: datetime = Field(sa_type=UTCDateTime, nullable=False)
     last_seen_at: datetime = Field(sa_type=UTCDateTime, nullable=False)
     notifications: int = 1
@@ -345,7 +345,7 @@ class PublicUpdateRow(SQLModel, table=True):
     incident_number: int = Field(foreign_key="incident.number", index=True)
     status: str = Field(max_length=16)  # investigating | identified | monitoring | resolved
     text: str
-    areas: list = Field(default_factory=list, sa_type=sa.JSON, nullable=False)
+    areas: list[Any] = Field(default_factory=list, sa_type=sa.JSON, nullable=False)
     published_at: datetime = Field(sa_type=UTCDateTime, nullable=False)
 
 
@@ -382,7 +382,7 @@ class OnCallRotationRow(SQLModel, table=True):
     __tablename__ = "oncall_rotation"
 
     role: str = Field(primary_key=True, max_length=60)
-    people: list = Field(default_factory=list, sa_type=sa.JSON, nullable=False)
+    people: list[Any] = Field(default_factory=list, sa_type=sa.JSON, nullable=False)
     weekday: int
     handoff_time: str = Field(max_length=5)  # HH:MM, wall clock in `timezone`
     timezone: str = Field(max_length=64)
@@ -420,6 +420,6 @@ class EscalationRow(SQLModel, table=True):
     due_at: datetime | None = _when(index=True)
     state: str = Field(max_length=16)  # paging | acknowledged | resolved | exhausted
     waiting_until: datetime | None = _when()
-    paged: list = Field(default_factory=list, sa_type=sa.JSON, nullable=False)  # [person, pager, address]
+    paged: list[Any] = Field(default_factory=list, sa_type=sa.JSON, nullable=False)  # [person, pager, address]
     version: int = 0
     updated_at: datetime = Field(sa_type=UTCDateTime, nullable=False)
