@@ -129,7 +129,7 @@ def render_metrics(snapshot: MetricsSnapshot, *, severities: Sequence[str],
                    metrics: PrometheusMetrics | None = None) -> bytes:
     from prometheus_client import generate_latest
 
-    return generate_latest(_Scrape(snapshot, severities, metrics))  # type: ignore[arg-type]
+    return generate_latest(_Scrape(snapshot, severities, metrics))
 
 
 def _bearer(header: str | None) -> str | None:

@@ -207,8 +207,9 @@ class UpdateModal(discord.ui.Modal):
                          custom_id=f"warroom:update-form:{key}:{opened_by}")
         self.inbound = inbound
         self.key = key
-        self.text = discord.ui.TextInput(style=discord.TextStyle.paragraph, custom_id="status", max_length=3900,
-                                         placeholder="What we know, what we are doing, when the next update is")
+        self.text: discord.ui.TextInput[UpdateModal] = discord.ui.TextInput(
+            style=discord.TextStyle.paragraph, custom_id="status", max_length=3900,
+            placeholder="What we know, what we are doing, when the next update is")
         self.add_item(discord.ui.Label(text="Status update", component=self.text))
 
     async def on_submit(self, interaction: discord.Interaction) -> None:

@@ -29,7 +29,7 @@ from collections import OrderedDict
 from collections.abc import Awaitable, Callable, Iterator
 from contextlib import contextmanager
 from contextvars import ContextVar
-from typing import Any, TypeVar
+from typing import Any, Final, TypeVar
 
 import aiohttp
 import discord
@@ -49,7 +49,7 @@ log = logging.getLogger("warroom.discord")
 
 PLATFORM = "discord"
 MAX_THREAD_NAME = 100
-THREAD_ARCHIVE_MINUTES = 10080  # a week without messages; posting in an archived thread reopens it
+THREAD_ARCHIVE_MINUTES: Final = 10080  # a week without messages; posting in an archived thread reopens it
 THREAD_ALREADY_CREATED = 160004  # Discord's error code: "a thread has already been created for this message"
 MAX_NONCE = 25  # Discord: a nonce is at most 25 characters
 RECENT_MESSAGES = 25  # how far back a retry after the nonce window looks for its earlier copy

@@ -121,7 +121,7 @@ class CardButton(discord.ui.DynamicItem[discord.ui.Button], template=CUSTOM_ID):
         key = match["key"] or match["key2"] or match["key3"]
         return cls(action, key, label=item.label, style=item.style)
 
-    async def callback(self, interaction: discord.Interaction) -> None:  # type: ignore[override]
+    async def callback(self, interaction: discord.Interaction) -> None:
         inbound = getattr(interaction.client, "warroom", None)
         if inbound is None:
             log.warning("button %s pressed but no warroom handler is attached to the client", self.custom_id)

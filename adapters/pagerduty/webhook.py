@@ -49,9 +49,9 @@ def parse_acknowledgement(payload: object) -> PagerAcknowledged | None:
     event = payload.get("event") if isinstance(payload, dict) else None
     if not isinstance(event, dict) or event.get("event_type") != "incident.acknowledged":
         return None
-    data = event.get("data") if isinstance(event.get("data"), dict) else {}
+    data = found if isinstance(found := event.get("data"), dict) else {}
     key = data.get("incident_key") or ""
-    agent = event.get("agent") if isinstance(event.get("agent"), dict) else {}
+    agent = found if isinstance(found := event.get("agent"), dict) else {}
     if not isinstance(key, str) or not key:
         return None
     return PagerAcknowledged(incident_key=key, by=str(agent.get("summary") or "someone in PagerDuty"),

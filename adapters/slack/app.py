@@ -222,11 +222,11 @@ class SlackInbound:
         return await self.service.execute(ctx, command)
 
     def _message_room(self, body: dict) -> Room | None:
-        container = body.get("container") if isinstance(body.get("container"), dict) else {}
+        container = found if isinstance(found := body.get("container"), dict) else {}
         channel = _id_of(body.get("channel")) or _str(container.get("channel_id"))
         if channel is None:
             return None
-        message = body.get("message") if isinstance(body.get("message"), dict) else {}
+        message = found if isinstance(found := body.get("message"), dict) else {}
         # A button on the card (the thread's parent) or on a reply in the thread: either way, that thread.
         return self.room(channel, _str(message.get("thread_ts")) or _str(message.get("ts")))
 
@@ -346,7 +346,7 @@ class SlackInbound:
                                           delivery_id=_delivery(body))
 
     async def _on_reaction(self, event: dict, body: dict) -> None:
-        item = event.get("item") if isinstance(event.get("item"), dict) else {}
+        item = found if isinstance(found := event.get("item"), dict) else {}
         async with self._work(body.get("event_id") or event.get("event_ts", ""), "reaction_added",
                               redeliver=bool(body.get("event_id"))):
             if event.get("reaction") != PIN_REACTION or item.get("type") != "message":

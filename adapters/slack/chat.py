@@ -40,6 +40,9 @@ from slack_sdk.http_retry.builtin_interval_calculators import (
     BackoffRetryIntervalCalculator,
 )
 from slack_sdk.http_retry.jitter import Jitter
+from slack_sdk.http_retry.request import HttpRequest
+from slack_sdk.http_retry.response import HttpResponse
+from slack_sdk.http_retry.state import RetryState
 from slack_sdk.web.async_client import AsyncWebClient
 
 from adapters.slack.blocks import as_mrkdwn, escape, mentions_live, render
@@ -107,9 +110,12 @@ class _RetryAfter(AsyncRateLimitErrorRetryHandler):
         super().__init__(max_retry_count=max_retry_count)
         self._jitter = jitter
 
-    async def prepare_for_next_attempt_async(self, *, state, request, response=None, error=None) -> None:
+    async def prepare_for_next_attempt_async(self, *, state: RetryState, request: HttpRequest,
+                                             response: HttpResponse | None = None,
+                                             error: Exception | None = None) -> None:
         if response is None:
-            raise error  # type: ignore[misc]
+            assert error is not None  # slack_sdk passes the error whenever there is no response
+            raise error
         state.next_attempt_requested = True
         header = next((values for name, values in response.headers.items() if name.lower() == "retry-after"), None)
         value = header[0] if isinstance(header, list) else header
@@ -187,7 +193,7 @@ def _one_attempt_client(client: AsyncWebClient) -> AsyncWebClient:
                           session=client.session, retry_handlers=[])
 
 
-def slack_chat_from_settings(settings: SlackSettings, *, incident_mode: str,
+def slack_chat_from_settings(settings: SlackSettings, *, incident_mode: Literal["thread", "channel"],
                              clock: Clock | None = None) -> SlackChat:
     """The adapter as `warroom serve` runs it: bot token, API base URL, incident mode, announce channel."""
     if settings.bot_token is None:
@@ -231,7 +237,7 @@ def _texts_of(message: Message) -> str:
 
 def _name_of(user: dict[str, Any]) -> str | None:
     """What people call a Slack user: display name, else real name, else the handle."""
-    profile = user.get("profile") if isinstance(user.get("profile"), dict) else {}
+    profile = found if isinstance(found := user.get("profile"), dict) else {}
     return next((value.strip() for value in (profile.get("display_name"), profile.get("real_name"),
                                              user.get("real_name"), user.get("name"))
                  if isinstance(value, str) and value.strip()), None)
@@ -330,7 +336,7 @@ class SlackChat:
         """Fill the name cache from users.list (one attempt per page, so a 429 just stops it): after a restart
         people are known by name before they first speak. Returns how many names it learnt."""
         if self._warming is None:
-            self._warming = asyncio.current_task()  # type: ignore[assignment]
+            self._warming = asyncio.current_task()
         learnt, cursor = 0, None
         for _ in range(pages):
             try:

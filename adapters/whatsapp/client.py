@@ -302,9 +302,9 @@ class WhatsAppCloud:
                 raise WhatsAppDeliveryError(f"WhatsApp answered {response.status_code} with a body that is not "
                                             f"JSON for {what}", reason="unexpected_response",
                                             permanent=True) from None
-        error = self._classify(_graph_error(response, self.default_retry_after), what)
-        log.warning("whatsapp: %s", error)
-        raise error
+        failure = self._classify(_graph_error(response, self.default_retry_after), what)
+        log.warning("whatsapp: %s", failure)
+        raise failure
 
     def _classify(self, graph: _GraphError, what: str) -> WhatsAppDeliveryError:
         code, status = graph.code, graph.status
