@@ -21,6 +21,7 @@ import re
 import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from datetime import datetime
 from typing import TYPE_CHECKING
 
 from bot.alerts.rules import (
@@ -69,7 +70,7 @@ class IntakeResult:
     ignored: int = 0
     resolved: list[str] = field(default_factory=list)
 
-    def as_json(self) -> dict:
+    def as_json(self) -> dict[str, object]:
         return {"received": self.received, "declared": self.declared, "updated": sorted(set(self.updated)),
                 "proposed": self.proposed, "ignored": self.ignored, "resolved": self.resolved}
 
@@ -344,7 +345,7 @@ class AlertIntake:
         await self._record_alerts(uow, group.id, batch, now)
         return group
 
-    async def _record_alerts(self, uow: UnitOfWork, group_id: int, batch: AlertBatch, now) -> None:
+    async def _record_alerts(self, uow: UnitOfWork, group_id: int, batch: AlertBatch, now: datetime) -> None:
         for alert in batch.alerts:
             await uow.alerts.record_alert(group_id, fingerprint=alert.fingerprint, status=alert.status,
                                           title=alert.title, labels=dict(alert.labels), now=now)

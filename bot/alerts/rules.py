@@ -139,7 +139,7 @@ def _status(value: object, where: str, default: AlertStatus | None = None) -> Al
         return default
     if value not in ("firing", "resolved"):
         raise AlertPayloadError(f"{where} must be \"firing\" or \"resolved\", got {json.dumps(value)[:40]}")
-    return value  # type: ignore[return-value]
+    return value
 
 
 def _key(value: str) -> str:
@@ -186,7 +186,7 @@ def parse_alertmanager(payload: Any) -> AlertBatch:
     if group_key is None:
         # Not from a real Alertmanager (it always sends groupKey): the alerts' labels in common make the group.
         group_key = "labels:" + label_fingerprint(common or (parsed[0].labels if len(parsed) == 1 else {}))
-    status = "firing" if any(a.status == "firing" for a in parsed) else "resolved"
+    status: AlertStatus = "firing" if any(a.status == "firing" for a in parsed) else "resolved"
     declared = payload.get("status")
     if declared is not None:
         _status(declared, "status")
@@ -256,7 +256,7 @@ class Decision:
     alert: Alert | None
 
 
-class _Defaults(dict):
+class _Defaults(dict[str, str]):
     def __missing__(self, key: str) -> str:
         return "?"
 

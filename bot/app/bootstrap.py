@@ -12,7 +12,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from datetime import timedelta
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from bot.alerts.intake import AlertIntake
 from bot.app.settings import Settings
@@ -34,6 +34,9 @@ from bot.reports.operations import Operations
 from bot.web.signin import SignIn
 from bot.web.views import WebViews
 from playbooks.loader import PlaybookError, Playbooks, load_playbooks
+
+if TYPE_CHECKING:
+    from storage.unit_of_work import SqlUnitOfWork
 
 log = logging.getLogger("warroom")
 
@@ -275,10 +278,11 @@ async def build_server(settings: Settings, *, host: str | None = None, port: int
 
         slack = chat["slack"] = slack_chat_from_settings(settings.slack, incident_mode=settings.incident_mode)
         close_last.append(slack.aclose)  # after the outbox stopped sending
+    discord = None
     if settings.discord.configured:
         from adapters.discord.bot import discord_chat_from_settings
 
-        chat["discord"] = discord_chat_from_settings(settings.discord)
+        discord = chat["discord"] = discord_chat_from_settings(settings.discord)
     messenger = None
     if settings.whatsapp.configured:
         from adapters.whatsapp.chat import WhatsAppChat
@@ -308,11 +312,12 @@ async def build_server(settings: Settings, *, host: str | None = None, port: int
     app = await build(settings, chat=chat, messenger=messenger, deliver_inline=False, code_host=code_host,
                       pagers={"pagerduty": pagerduty})
     routes: list[Any] = []
-    if settings.whatsapp.webhook_configured:
+    verify_token, app_secret = settings.whatsapp.verify_token, settings.whatsapp.app_secret
+    if settings.whatsapp.webhook_configured and verify_token is not None and app_secret is not None:
         from adapters.whatsapp.routes import whatsapp_routes
 
-        routes += whatsapp_routes(verify_token=settings.whatsapp.verify_token,
-                                  app_secret=settings.whatsapp.app_secret, on_event=app.operators.customer_event)
+        routes += whatsapp_routes(verify_token=verify_token, app_secret=app_secret,
+                                  on_event=app.operators.customer_event)
     if slack is not None:
         from adapters.http import slack_routes
         from adapters.slack.app import SlackInbound
@@ -357,7 +362,7 @@ async def build_server(settings: Settings, *, host: str | None = None, port: int
 
         async def discord_up() -> None:
             # "Discord connected." is said on the gateway's READY; a fatal close is said with its fix.
-            discord_runtimes.append(await start_discord(app.service, settings.discord, chat=chat["discord"],
+            discord_runtimes.append(await start_discord(app.service, settings.discord, chat=discord,
                                                         announce=discord_log.info))
 
         def discord_health() -> str | None:
@@ -474,7 +479,7 @@ async def requeue_failed(settings: Settings, ids: list[int] | None) -> int:
 
 
 @asynccontextmanager
-async def _outbox_store(settings: Settings) -> AsyncIterator[Any]:
+async def _outbox_store(settings: Settings) -> AsyncIterator[SqlUnitOfWork]:
     from storage.engine import open_database
     from storage.unit_of_work import SqlUnitOfWorkFactory
 

@@ -9,7 +9,7 @@ import argparse
 import asyncio
 import logging
 import sys
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable, Coroutine
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -501,7 +501,7 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-COMMANDS: dict[str, Callable[[argparse.Namespace, Settings], Awaitable[int]]] = {
+COMMANDS: dict[str, Callable[[argparse.Namespace, Settings], Coroutine[object, object, int]]] = {
     "console": _console, "serve": _serve, "run": _serve, "postmortem": _postmortem, "incidents": _incidents,
     "digest": _digest, "contacts": _contacts, "operators": _operators, "outbox": _outbox, "db": _db_upgrade,
     "web": _web,

@@ -32,6 +32,7 @@ from bot.ports import (
     CustomerMessenger,
     DeliveryError,
     Field,
+    JsonObject,
     Message,
     Outbound,
     OutboxItem,
@@ -243,7 +244,7 @@ class BriefService:
             await uow.customers.close_window(phone=phone, at=self._clock.now())
             await uow.commit()
 
-    async def _send_template(self, payload: dict) -> str:
+    async def _send_template(self, payload: JsonObject) -> str:
         return await self.messenger.send_template(  # type: ignore[union-attr]
             to=payload["phone"], template=payload["template"], language=payload["language"],
             parameters=payload["parameters"])

@@ -67,7 +67,7 @@ class GroupCommit(Generic[Item, Result]):
         except BaseException as stopped:  # cancelled at shutdown: nobody may wait forever
             error = RuntimeError(f"stopped before this was known to be written: {stopped!r}")
             for _, future in (*batch, *self._queue):
-                _settle(future, error=error)
+                _fail(future, error)
             self._queue.clear()
             raise
 
@@ -77,7 +77,7 @@ class GroupCommit(Generic[Item, Result]):
             results = await self._run([item for item, _ in batch])
         except Exception as problem:
             if len(batch) == 1:
-                _settle(batch[0][1], error=problem)
+                _fail(batch[0][1], problem)
                 return
             log.warning("a batch of %d failed (%r); writing its items one at a time", len(batch), problem)
             for one in batch:
@@ -86,19 +86,20 @@ class GroupCommit(Generic[Item, Result]):
         if len(results) != len(batch):
             error = RuntimeError(f"batch of {len(batch)} returned {len(results)} results")
             for _, future in batch:
-                _settle(future, error=error)
+                _fail(future, error)
             return
-        for (_, future), result in zip(batch, results):
-            _settle(future, result=result)
+        for (_, future), result in zip(batch, results, strict=True):
+            _resolve(future, result)
 
 
-def _settle(future: asyncio.Future, *, result: object = None, error: BaseException | None = None) -> None:
-    if future.done():  # its caller was cancelled; the write happened anyway, which a retry must tolerate
-        return
-    if error is not None:
-        future.set_exception(error)
-    else:
+def _resolve(future: asyncio.Future[Result], result: Result) -> None:
+    if not future.done():  # its caller was cancelled; the write happened anyway, which a retry must tolerate
         future.set_result(result)
+
+
+def _fail(future: asyncio.Future[Result], error: BaseException) -> None:
+    if not future.done():
+        future.set_exception(error)
 
 
 __all__ = ["GroupCommit"]

@@ -35,7 +35,7 @@ class ReminderTicker:
         self._clock = clock
         self._min_gap = min_gap_seconds
         self._scheduler: AsyncIOScheduler | None = None
-        self._running: asyncio.Task | None = None
+        self._running: asyncio.Task[object] | None = None
         self._stopped = False
         self.ticks = 0
 

@@ -25,6 +25,7 @@ from bot.ports import (
     CodeHost,
     DeliveryError,
     IssueDraft,
+    JsonObject,
     Message,
     Outbound,
     OutboxItem,
@@ -102,7 +103,7 @@ class FollowupService:
             work={"job": LOG_ISSUE, "room": [room.platform, room.channel, room.thread], "title": title,
                   "impact": impact, "severity": severity, "by": by, "marker": marker}), self._clock.now())
 
-    async def _enqueue(self, uow: UnitOfWork, incident: Incident, work: dict, summary: str) -> None:
+    async def _enqueue(self, uow: UnitOfWork, incident: Incident, work: JsonObject, summary: str) -> None:
         await uow.outbox.enqueue(Outbound(
             platform="github", operation="code_host", work=work,
             dedupe_key=f"code_host:{work['job']}:{incident.number}:{uuid.uuid4().hex}",
@@ -177,7 +178,7 @@ class FollowupService:
             await uow.commit()
         return issue.url
 
-    async def _log_issue(self, item: OutboxItem, work: dict) -> str:
+    async def _log_issue(self, item: OutboxItem, work: JsonObject) -> str:
         assert self._host is not None
         impact = f"\n\nImpact: {work['impact']}" if work.get("impact") else ""
         draft = IssueDraft(title=f"[{work['severity']}] {work['title']}"[:250],
@@ -188,7 +189,7 @@ class FollowupService:
                                  f"{work['title']}). Nobody was paged.", f"{item.outbound.dedupe_key}>done")
         return issue.url
 
-    async def _say_in(self, work: dict, text: str, dedupe_key: str) -> None:
+    async def _say_in(self, work: JsonObject, text: str, dedupe_key: str) -> None:
         platform, channel, thread = work["room"]
         async with self._uow() as uow:
             await uow.outbox.enqueue(Outbound(platform=platform, operation="post", dedupe_key=dedupe_key,

@@ -107,7 +107,8 @@ def scenario_yaml(scenario: Scenario, incident: Incident) -> str:
     data = scenario.model_dump(mode="json")
     header = (f"# DRAFT drafted by warroom from {incident.key} ({incident.title!r}). Edit it before merging:\n"
               "# symptoms, keywords (what a title must contain to suggest it), diagnosis, steps, prevention.\n")
-    return header + yaml.safe_dump(data, sort_keys=False, allow_unicode=True, width=120)
+    body: str = yaml.safe_dump(data, sort_keys=False, allow_unicode=True, width=120)
+    return header + body
 
 
 @dataclass(frozen=True)

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import re
 import unicodedata
-from collections.abc import Collection
+from collections.abc import Callable, Collection
 from dataclasses import dataclass
 from datetime import date, time, timedelta
 from typing import Literal
@@ -324,6 +324,10 @@ class _Token:
         return self.raw if self.raw is not None else self.text
 
 
+# A sub-command's parser: its argument tokens and the incident reference given before it, to a command.
+_Parser = Callable[[list[_Token], int | None], Command]
+
+
 class _Bad(Exception):
     def __init__(self, message: str, usage: str | None = None) -> None:
         super().__init__(message)
@@ -600,7 +604,7 @@ def _parse_snooze(tokens: list[_Token], ref: int | None) -> Snooze:
     return Snooze(incident=ref, duration=timedelta(minutes=minutes))
 
 
-def _no_arguments(cls: type[Command], name: str):
+def _no_arguments(cls: type[Command], name: str) -> _Parser:
     def parse(tokens: list[_Token], ref: int | None) -> Command:
         if tokens:
             raise _Bad(f"'{name}' takes no arguments, got '{_words(tokens)[:60]}'.", USAGE[name])
@@ -730,7 +734,7 @@ def _parse_help(tokens: list[_Token], ref: int | None) -> Help:
     return Help(topic=topic)
 
 
-_PARSERS = {
+_PARSERS: dict[str, _Parser] = {
     "declare": lambda tokens, ref: _parse_declare(tokens, ref, None),
     "ack": _no_arguments(Acknowledge, "ack"),
     "status": _parse_status,

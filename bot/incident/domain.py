@@ -36,7 +36,7 @@ class Role(StrEnum):
     SCRIBE = "scribe"
 
     @property
-    def title(self) -> str:
+    def title(self) -> str:  # type: ignore[override]  # a StrEnum is a str: the role's title shadows str.title
         return ROLE_TITLES[self]
 
 

@@ -13,10 +13,12 @@ import unicodedata
 from dataclasses import dataclass
 from datetime import datetime, tzinfo
 from itertools import groupby
+from typing import TypedDict
 
 from bot.briefs.report import Deliveries, delivery_records, recipient_outcome
 from bot.incident.domain import (
     BOT_REMINDER_KINDS,
+    ActionItem,
     EventKind,
     Incident,
     TimelineEvent,
@@ -61,6 +63,41 @@ class TimelineLine:
     deleted: bool
 
 
+SeverityChangeFact = TypedDict("SeverityChangeFact", {"at": datetime, "from": str, "to": str, "by": str})
+
+
+class PostmortemFacts(TypedDict):
+    """What a post-mortem says, before it is written as Markdown or JSON."""
+
+    key: str
+    title: str
+    date: str
+    severity: str
+    severity_label: str
+    status: str
+    duration: str
+    started: str
+    ended: str
+    time_to_acknowledge: str
+    time_to_resolve: str
+    peak_severity: str
+    peak_severity_label: str
+    severity_changes: list[SeverityChangeFact]
+    severity_changes_text: str
+    impact: str
+    reporter: str
+    roles: dict[str, str]
+    summary: str
+    root_cause: list[str]
+    contributing: list[str]
+    went_well: list[str]
+    timeline: list[TimelineLine]
+    multi_day: bool
+    actions: list[ActionItem]
+    deliveries: Deliveries
+    timezone: str
+
+
 # Events about the post-mortem itself (compiled, its pull request opened) are not part of it: compiling again
 # after a pull request was opened must give the same document.
 _ABOUT_THE_DOCUMENT = {EventKind.POSTMORTEM, EventKind.FOLLOWUP}
@@ -93,8 +130,8 @@ class PostmortemCompiler:
         """Timeline in occurrence order; consecutive bot reminders collapse into one line."""
         events = [e for e in timeline if e.kind not in _SECTION_KINDS]
         lines: list[TimelineLine] = []
-        for is_reminder, run in groupby(events, key=lambda e: e.kind in BOT_REMINDER_KINDS):
-            run = list(run)
+        for is_reminder, group in groupby(events, key=lambda e: e.kind in BOT_REMINDER_KINDS):
+            run = list(group)
             if is_reminder and len(run) > 1:
                 nudges = sum(1 for e in run if e.kind is EventKind.NUDGE)
                 others = len(run) - nudges
@@ -110,7 +147,7 @@ class PostmortemCompiler:
         return lines
 
     def facts(self, incident: Incident, level: SeverityLevel, timeline: list[TimelineEvent], *,
-              ladder: Ladder | None = None, deliveries: Deliveries = ()) -> dict:
+              ladder: Ladder | None = None, deliveries: Deliveries = ()) -> PostmortemFacts:
         """`level`: the incident's current level; `ladder`: every level, to judge targets under earlier ones;
         `deliveries`: the customer briefs sent, with each recipient's delivery state."""
         tz = self._tz
@@ -152,7 +189,8 @@ class PostmortemCompiler:
         peak = peak_severity(periods, ladder.level_names if ladder is not None else (level.name,))
         peak_level = level_of(peak)
         changes_text = "; ".join(f"{self._stamp(c.at, multi_day)} {c.previous} → {c.to} ({c.by})" for c in changes)
-        by_kind = {kind: [e.text.strip() for e in timeline if e.kind is kind and not e.deleted] for kind in _SECTION_KINDS}
+        by_kind = {kind: [e.text.strip() for e in timeline if e.kind is kind and not e.deleted]
+                   for kind in _SECTION_KINDS}
         return {
             "key": incident.key,
             "title": incident.title,
@@ -209,11 +247,15 @@ class PostmortemCompiler:
             rows += [f"| #{brief.id} {brief.kind} | {_cell(r.label)} | {_cell(recipient_outcome(r))} |"
                      for brief, recipients in f["deliveries"] for r in recipients]
             briefs = "\n".join(rows)
-        bullets = lambda items: "\n".join(f"- {_one_line(i)}" for i in items) if items else TO_BE_WRITTEN
+
+        def bullets(items: list[str]) -> str:
+            return "\n".join(f"- {_one_line(i)}" for i in items) if items else TO_BE_WRITTEN
+
         values = {
-            **{k: f[k] for k in ("key", "title", "date", "severity", "severity_label", "status", "duration", "started",
-                                 "ended", "time_to_acknowledge", "time_to_resolve", "peak_severity",
-                                 "peak_severity_label", "impact", "reporter", "timezone")},
+            **{k: v for k, v in f.items() if k in ("key", "title", "date", "severity", "severity_label", "status",
+                                                   "duration", "started", "ended", "time_to_acknowledge",
+                                                   "time_to_resolve", "peak_severity", "peak_severity_label",
+                                                   "impact", "reporter", "timezone")},
             "severity_changes": f["severity_changes_text"],
             "roles": "; ".join(f"{role}: {user}" for role, user in f["roles"].items()) or "_none assigned_",
             "timeline": "\n".join(timeline_md) or "_no events_",
@@ -231,9 +273,10 @@ class PostmortemCompiler:
              ladder: Ladder | None = None, deliveries: Deliveries = ()) -> str:
         f = self.facts(incident, level, timeline, ladder=ladder, deliveries=deliveries)
         document = {
-            **{k: f[k] for k in ("key", "title", "date", "severity", "severity_label", "status", "duration",
-                                 "time_to_acknowledge", "time_to_resolve", "peak_severity", "impact", "reporter",
-                                 "roles", "summary", "root_cause", "contributing", "went_well", "timezone")},
+            **{k: v for k, v in f.items() if k in ("key", "title", "date", "severity", "severity_label", "status",
+                                                   "duration", "time_to_acknowledge", "time_to_resolve",
+                                                   "peak_severity", "impact", "reporter", "roles", "summary",
+                                                   "root_cause", "contributing", "went_well", "timezone")},
             "severity_changes": [{**c, "at": c["at"].isoformat()} for c in f["severity_changes"]],
             "declared_at": incident.declared_at.isoformat(),
             "acknowledged_at": incident.acknowledged_at.isoformat() if incident.acknowledged_at else None,

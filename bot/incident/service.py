@@ -281,13 +281,13 @@ class IncidentService:
             fresh = await uow.deliveries.first_times(
                 {said.delivery_id for said in batch if said.delivery_id and said.room in homes}, now)
             kept: list[bool] = []
-            events = []
+            events: list[tuple[int, TimelineEvent]] = []
             for said in batch:
                 number = homes.get(said.room)
                 keep = number is not None and (said.delivery_id is None or said.delivery_id in fresh)
                 if keep and said.delivery_id:
                     fresh.discard(said.delivery_id)  # the same delivery twice in one batch is kept once
-                if keep:
+                if keep and number is not None:
                     events.append((number, chat_message(by=said.author, text=said.text, now=now,
                                                         message_ref=said.message_id, at=said.at)))
                 kept.append(keep)
@@ -636,13 +636,14 @@ class IncidentService:
             return _error("Follow an incident from WhatsApp; here, its thread is where its updates are.")
         async with self._uow() as uow:
             incident = await self._incident_for(uow, ctx, command)
-            where = dict(number=incident.number, platform=ctx.room.platform, address=ctx.room.channel)
+            number, platform, address = incident.number, ctx.room.platform, ctx.room.channel
             if isinstance(command, cmd.Follow):
-                changed = await uow.operators.follow(**where, now=self._clock.now())
+                changed = await uow.operators.follow(number=number, platform=platform, address=address,
+                                                     now=self._clock.now())
                 text = (f"Following {incident.key}: its updates come to this phone." if changed
                         else f"You already follow {incident.key}.")
             else:
-                changed = await uow.operators.unfollow(**where)
+                changed = await uow.operators.unfollow(number=number, platform=platform, address=address)
                 text = f"No longer following {incident.key}." if changed else f"You were not following {incident.key}."
             level = self.level(incident.severity)
             await uow.commit()

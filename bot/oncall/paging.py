@@ -20,7 +20,7 @@ from bot.delivery.notifier import Notifier
 from bot.incident.domain import Incident, Status
 from bot.oncall.escalation import Escalation, Page, Wait, acknowledge, advance, escalate_now, resolve
 from bot.oncall.roster import Person
-from bot.oncall.rotation import on_call
+from bot.oncall.rotation import Override, Rotation, on_call
 from bot.ports import Clock, Message, Outbound, Pager, PageRequest, UnitOfWork, UnitOfWorkFactory
 from playbooks.schema import EscalationPolicy, Ladder, OnCallPlan
 
@@ -180,7 +180,7 @@ class Paging:
             await self._notify.deliver()
         return taken
 
-    def _whom(self, incident: Incident, step: Page, rotations: dict, overrides: list,
+    def _whom(self, incident: Incident, step: Page, rotations: dict[str, Rotation], overrides: list[Override],
               people: dict[str, Person], now: datetime) -> tuple[list[tuple[str, str, str, str]], list[str]]:
         """Whom to page for each role of the level, through which pager, and what to say in the thread. Someone
         no pager here can reach is reported and the next person of the rotation is paged instead."""

@@ -35,7 +35,7 @@ from bot.oncall.rotation import (
     weekday_number,
     zone,
 )
-from bot.ports import Clock, UnitOfWorkFactory
+from bot.ports import Clock, UnitOfWork, UnitOfWorkFactory
 from playbooks.schema import OnCallPlan
 
 PERSON_NAME = re.compile(r"^[a-z0-9][a-z0-9._-]{0,63}$")
@@ -170,10 +170,10 @@ class Roster:
             await uow.oncall.remove_person(person)
             await uow.commit()
 
-    async def _find_person(self, uow: object, raw: str) -> Person | None:
+    async def _find_person(self, uow: UnitOfWork, raw: str) -> Person | None:
         """By name (`alice`, `@alice`), else by a chat id (`<@U123>` from Slack, `<@123>` from Discord)."""
         token = raw.strip().removeprefix("<").removesuffix(">").lstrip("@!")
-        repo = uow.oncall  # type: ignore[attr-defined]
+        repo = uow.oncall
         return await repo.person(token.lower()) or await repo.person_by_address(token)
 
     async def _unknown_person(self, uow: object, raw: str) -> str:

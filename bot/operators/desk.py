@@ -110,7 +110,9 @@ class OperatorDesk:
                 return Reply(Message(text=f'Reply with: inc status "what changed" (goes to {key}).',
                                      incident_key=key, kind="reply")), None
             reply = await self._service.press_button(ctx, action=action, value=key)
-            return reply, await self._service.concerned_incident(ctx, cmd.ShowIncident(incident=IncidentKey.parse(key, strict=True).number))
+            parsed = IncidentKey.parse(key, strict=True)
+            assert parsed is not None  # _BUTTON only matches a well-formed key
+            return reply, await self._service.concerned_incident(ctx, cmd.ShowIncident(incident=parsed.number))
         text = command_text(event.text)
         if text is None:
             return await self._service.operator_message(ctx, text=event.text, message_id=event.message_id,
