@@ -107,7 +107,8 @@ def load_configured_playbooks(settings: Settings) -> Playbooks:
     playbooks = load_playbooks(settings.playbooks)
     playbooks.ladder(settings.ladder)  # fail at start-up on an unknown ladder name
     playbooks.postmortem_template(settings.postmortem_template)
-    playbooks.alert_rules_for(settings.operations.alert_rules, playbooks.ladder(settings.ladder))  # levels exist in the ladder
+    # the rules' levels exist in the ladder
+    playbooks.alert_rules_for(settings.operations.alert_rules, playbooks.ladder(settings.ladder))
     playbooks.oncall_plan(settings.oncall)  # fail at start-up on an unknown on-call plan
     return playbooks
 
@@ -450,8 +451,9 @@ async def build_console(settings: Settings, *, out: Any, user: str, speed: float
     session = ConsoleSession(service=app.service, chat=chat, out=out, user=user,
                              channel=settings.incidents_channel, advance=clock.advance)
     faster = f", time runs {speed:g}× faster" if speed != 1 else ""
-    return Console(app=app, session=session, out=out, code_host=code_host, banner=f"warroom console — database {settings.database_url}{faster}. "
-                                                    "/help for console commands, /incident help for bot commands.")
+    return Console(app=app, session=session, out=out, code_host=code_host,
+                   banner=f"warroom console — database {settings.database_url}{faster}. "
+                          "/help for console commands, /incident help for bot commands.")
 
 
 async def upgrade_database(settings: Settings) -> None:

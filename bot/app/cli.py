@@ -235,7 +235,8 @@ async def _contacts(args: argparse.Namespace, settings: Settings) -> int:
             for c in contacts:
                 print(f"{c.tenant:<16} {c.phone:<16} {c.name}" + ("  (opted out)" if c.opted_out else ""))
             if not contacts:
-                print("No contacts." + ("" if args.tenant else " Add one: warroom contacts add acme \"Jane Doe\" +254700000001"))
+                print("No contacts." + ("" if args.tenant
+                                        else " Add one: warroom contacts add acme \"Jane Doe\" +254700000001"))
     return 0
 
 

@@ -72,7 +72,8 @@ class BriefService:
     async def remove_contact(self, *, phone: str, tenant: str | None = None) -> int:
         phone = normalize_phone(phone)
         async with self._uow() as uow:
-            removed = await uow.customers.remove_contact(phone=phone, tenant=normalize_tenant(tenant) if tenant else None,
+            removed = await uow.customers.remove_contact(phone=phone,
+                                                         tenant=normalize_tenant(tenant) if tenant else None,
                                                          now=self._clock.now())
             await uow.commit()
         return removed
@@ -191,7 +192,8 @@ class BriefService:
         if brief.eta_minutes and queued:
             incident.promise_customer_update(by=now + timedelta(minutes=brief.eta_minutes))
         incident.add_note(by=by, now=now, text=f"brief #{brief.id} ({brief.kind}) to {brief.target}: "
-                                              f"{len(queued)} recipient(s){f', {skipped} skipped (opted out)' if skipped else ''}"
+                                              f"{len(queued)} recipient(s)"
+                                              f"{f', {skipped} skipped (opted out)' if skipped else ''}"
                                               f" — “{brief.text}”")
         return Message(text=f"Customer brief #{brief.id} ({brief.kind}) going to {brief.target}: {len(queued)} "
                             f"recipient(s){f', {skipped} opted out' if skipped else ''}. “{brief.text}”",
@@ -262,7 +264,8 @@ class BriefService:
             if incident is not None and recipient is not None:
                 who = recipient.label
                 if status == "sent":
-                    incident.record_brief_sent(by=BOT_AUTHOR, now=now, text=f"brief ({payload.get('kind')}) sent to {who} via {via}")
+                    incident.record_brief_sent(by=BOT_AUTHOR, now=now,
+                                               text=f"brief ({payload.get('kind')}) sent to {who} via {via}")
                     if fell_back:
                         await self._queue(uow, incident, Message(
                             text=f"{who} is outside WhatsApp's 24-hour window, so the approved template "
@@ -299,12 +302,14 @@ class BriefService:
             await uow.customers.set_opt_out(phone=event.phone, at=event.at if opting_out else None)
             reply = ("You will no longer get incident updates from us. Reply START to get them again."
                      if opting_out else "You will get incident updates from us again. Reply STOP to stop them.")
-            await uow.outbox.enqueue(Outbound(platform=PLATFORM, operation="customer_message", message=Message(text=reply),
+            await uow.outbox.enqueue(Outbound(platform=PLATFORM, operation="customer_message",
+                                              message=Message(text=reply),
                                               dedupe_key=f"optinout:{event.message_id}",
                                               customer={"phone": event.phone, "via": "text", "text": reply}), event.at)
             if incident is not None:
                 incident.add_note(by=BOT_AUTHOR, now=self._clock.now(),
-                                  text=f"{name} ({event.phone}) opted {'out of' if opting_out else 'back in to'} briefs")
+                                  text=f"{name} ({event.phone}) opted "
+                                       f"{'out of' if opting_out else 'back in to'} briefs")
             return incident, None
         if incident is None:
             return None, None
@@ -326,7 +331,8 @@ class BriefService:
         if recipient.status == "failed" and event.status != "failed":
             return None, None  # a late 'sent'/'delivered' never undoes a failure
         order = ["queued", "sent", "delivered", "read"]
-        if event.status in order and recipient.status in order and order.index(event.status) <= order.index(recipient.status):
+        if (event.status in order and recipient.status in order
+                and order.index(event.status) <= order.index(recipient.status)):
             return None, None  # WhatsApp may report out of order; never step back
         error = f"{event.error_code}: {event.error_title}" if event.error_code else None
         await uow.customers.update_recipient(recipient.id, now=event.at, status=event.status, error=error)

@@ -111,8 +111,9 @@ class CodeHostDelivery(Protocol):
 
 class OutboxHints:
     """What the side that queues messages tells the side that sends them, in memory, so that sending needs no
-    database read: where an incident's room is, what opening a new room needs, and that new rows were committed. Shared by the Notifier
-    (which writes) and the OutboxSender (which reads); after a restart the sender reads the database instead."""
+    database read: where an incident's room is, what opening a new room needs, and that new rows were committed.
+    Shared by the Notifier (which writes) and the OutboxSender (which reads); after a restart the sender reads the
+    database instead."""
 
     def __init__(self) -> None:
         self.rooms: OrderedDict[int, _Where] = OrderedDict()  # incident number → its room, most recent last
@@ -211,7 +212,7 @@ class OutboxSender:
             tasks = [asyncio.ensure_future(self._deliver_chain(chain)) for chain in chains]
             done, slow = await asyncio.wait(tasks, timeout=self.round_wait)  # None: wait for every incident
             if slow:  # stalled incidents: they record themselves when done (together); the others go on
-                self._detach({task: chain for chain, task in zip(chains, tasks) if task in slow})
+                self._detach({task: chain for chain, task in zip(chains, tasks, strict=True) if task in slow})
             outcomes = [outcome for task in done for outcome in task.result()]
             await self._record(outcomes)
             sent = sum(1 for outcome in outcomes if outcome.delivered)

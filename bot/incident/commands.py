@@ -39,8 +39,10 @@ USAGE: dict[str, str] = {
     "follow": "follow [INC-n]",
     "unfollow": "unfollow [INC-n]",
     "use": "use INC-n",
-    "brief": "brief <tenant[,tenant]|all-affected> [template] [area=<what>] [eta=<minutes>] [--send]   |   brief send <id>",
-    "public": 'public [investigating|identified|monitoring|resolved] "<text for customers>" [areas=<a,b>]   |   public brief <id>',
+    "brief": ("brief <tenant[,tenant]|all-affected> [template] [area=<what>] [eta=<minutes>] [--send]   |   "
+              "brief send <id>"),
+    "public": ('public [investigating|identified|monitoring|resolved] "<text for customers>" [areas=<a,b>]   |   '
+               'public brief <id>'),
     "web": "web  (a one-time sign-in link to the web pages, sent to you privately)",
     "page": 'page <role|@person> "<reason>"',
     "escalate": 'escalate ["<reason>"]',
@@ -63,7 +65,8 @@ HELP_SUMMARY = {
     "snooze": "postpone the next update nudge once",
     "playbook": "post a scenario playbook's steps (no name: list them)",
     "freeze": "turn the deploy freeze on or off",
-    "action": "add a follow-up action item (--issue: also as a GitHub issue), mark one done, or open issues for all (sync)",
+    "action": ("add a follow-up action item (--issue: also as a GitHub issue), mark one done, "
+               "or open issues for all (sync)"),
     "mitigate": "impact stopped, fix not yet verified",
     "resolve": "fix verified; starts the post-mortem clock",
     "close": "close a resolved incident",

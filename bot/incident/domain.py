@@ -335,7 +335,8 @@ class Incident:
         )
         self.actions.append(item)
         details = ", ".join(part for part in (f"owner {owner}" if owner else "", f"due {due}" if due else "") if part)
-        self._record(EventKind.ACTION_ADDED, by, now, f"action {item.number}: {text}" + (f" ({details})" if details else ""))
+        self._record(EventKind.ACTION_ADDED, by, now,
+                     f"action {item.number}: {text}" + (f" ({details})" if details else ""))
         return item
 
     def complete_action(self, *, by: str, number: int, now: datetime) -> ActionItem:

@@ -38,7 +38,8 @@ def incident_card(incident: Incident, level: SeverityLevel, tz: tzinfo) -> Messa
     buttons: tuple[Button, ...] = ()
     if incident.status.is_open:
         ack = () if incident.acknowledged_at else (Button("ack", "Acknowledge", incident.key, "primary"),)
-        buttons = (*ack, Button("update", "Post update", incident.key), Button("resolve", "Resolve", incident.key, "danger"))
+        buttons = (*ack, Button("update", "Post update", incident.key),
+                   Button("resolve", "Resolve", incident.key, "danger"))
     return Message(
         title=f"{incident.key} · {level.name} · {incident.title}",
         fields=tuple(fields),

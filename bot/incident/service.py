@@ -237,7 +237,8 @@ class IncidentService:
                                           ok=ok)
 
     async def press_button(self, ctx: Context, *, action: str, value: str) -> Reply | None:
-        """Card and nudge buttons: Acknowledge, Resolve, Snooze, Send brief (Post update opens a form in the adapter)."""
+        """Card and nudge buttons: Acknowledge, Resolve, Snooze, Send brief (Post update opens a form in the
+        adapter)."""
         if action == "brief_send":
             if not value.isdigit():
                 return _error(f"Unknown brief {value!r}.")
@@ -480,7 +481,8 @@ class IncidentService:
     def _severity(self, ctx: Context, incident: Incident, command: cmd.ChangeSeverity, now: datetime) -> _Change:
         level = self.level(command.level)
         previous = incident.change_severity(by=ctx.actor.name, to=level.name, now=now)
-        cadence = f"updates every {format_duration(level.update_cadence)}" if level.update_cadence else "no update nudges"
+        cadence = (f"updates every {format_duration(level.update_cadence)}" if level.update_cadence
+                   else "no update nudges")
         return _Change(Message(
             text=(f"Severity {previous} → {level.name} ({level.label}) by {ctx.actor.name}. Targets now: respond "
                   f"{render.target_text(level.response_target)}, resolve "
@@ -678,7 +680,8 @@ class IncidentService:
             room = self._room_of(incident)
             own_chat = room is not None and (room.platform, room.channel) == (ctx.room.platform, ctx.room.channel)
             await self._notify.queue(uow, incident, Message(text=f"💬 {ctx.actor.name} (WhatsApp): {text}",
-                                                     incident_key=incident.key, kind="info"), to_room=not own_chat, originator=ctx.origin)
+                                                     incident_key=incident.key, kind="info"),
+                                     to_room=not own_chat, originator=ctx.origin)
             await uow.commit()
         await self._notify.deliver()
         return None
@@ -1020,7 +1023,8 @@ class IncidentService:
             name = getattr(command, "name", "command")
             usage = cmd.USAGE.get(_COMMAND_WORDS.get(type(command), ""), "")
             raise DomainError(f"This needs an incident: run it inside an incident's thread, or name one, e.g. "
-                              f"/incident {usage.split(' ', 1)[0] or name} INC-7 {usage.split(' ', 1)[1] if ' ' in usage else ''}".rstrip())
+                              f"/incident {usage.split(' ', 1)[0] or name} INC-7 "
+                              f"{usage.split(' ', 1)[1] if ' ' in usage else ''}".rstrip())
         return incident  # type: ignore[return-value]
 
     async def _unknown_incident(self, uow: UnitOfWork, number: int) -> str:
@@ -1046,7 +1050,8 @@ class IncidentService:
 _COMMAND_WORDS = {
     cmd.Acknowledge: "ack", cmd.PostStatus: "status", cmd.ChangeSeverity: "sev", cmd.AssignRole: "role",
     cmd.AddNote: "note", cmd.TickChecklist: "check", cmd.Snooze: "snooze", cmd.SetFreeze: "freeze",
-    cmd.AddAction: "action", cmd.CompleteAction: "action", cmd.SyncActions: "action", cmd.Mitigate: "mitigate", cmd.Resolve: "resolve",
+    cmd.AddAction: "action", cmd.CompleteAction: "action", cmd.SyncActions: "action", cmd.Mitigate: "mitigate",
+    cmd.Resolve: "resolve",
     cmd.Close: "close", cmd.Reopen: "reopen", cmd.CompilePostmortem: "postmortem", cmd.ShowIncident: "show",
     cmd.ShowPlaybook: "playbook",
 }

@@ -128,7 +128,8 @@ class Paging:
             if routes:
                 for pager, address in routes:
                     await self._queue_page(uow, incident, person=candidate, pager=pager, address=address,
-                                           action="trigger", key=f"page:{incident.number}:hand:{key}:{candidate}:{pager}")
+                                           action="trigger",
+                                           key=f"page:{incident.number}:hand:{key}:{candidate}:{pager}")
                 record = await uow.escalations.get(incident.number)
                 if record is not None:
                     await uow.escalations.save(record, record.state, paged=[(candidate, p, a) for p, a in routes])

@@ -111,7 +111,8 @@ def build_digest(incidents: Sequence[Incident], ladder: Ladder, *, now: datetime
                     if i.severity in ladder.level_names else 99, i.number)):
         last = i.last_update_at or i.declared_at
         freeze = " · deploy freeze ON" if i.frozen else ""
-        open_lines.append(f"{i.key} {i.severity} [{i.status.value}] {i.title} — open {format_duration(now - i.declared_at)}, "
+        open_lines.append(f"{i.key} {i.severity} [{i.status.value}] {i.title} — "
+                          f"open {format_duration(now - i.declared_at)}, "
                           f"last update {_when(last, now, tz)} ({format_duration(now - last)} ago){freeze}")
 
     missed = [line for i in incidents for line in missed_targets(i, ladder, start=now - WINDOW, now=now)]

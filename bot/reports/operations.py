@@ -53,7 +53,8 @@ class FreezeStatus:
         return min((entry.since for entry in self.incidents), default=None)
 
     def as_json(self) -> dict[str, object]:
-        body: dict[str, object] = {"frozen": self.frozen, "incidents": [key_of(e.incident_number) for e in self.incidents]}
+        body: dict[str, object] = {"frozen": self.frozen,
+                                   "incidents": [key_of(e.incident_number) for e in self.incidents]}
         if self.frozen:
             body["since"] = self.since.isoformat()  # type: ignore[union-attr]
             body["details"] = [{"incident": key_of(e.incident_number), "severity": e.severity, "title": e.title,
