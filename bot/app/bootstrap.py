@@ -8,11 +8,11 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
-from datetime import timedelta
-from typing import TYPE_CHECKING, Any
+from datetime import datetime, timedelta
+from typing import Any, Protocol
 
 from bot.alerts.intake import AlertIntake
 from bot.app.settings import Settings
@@ -34,9 +34,6 @@ from bot.reports.operations import Operations
 from bot.web.signin import SignIn
 from bot.web.views import WebViews
 from playbooks.loader import PlaybookError, Playbooks, load_playbooks
-
-if TYPE_CHECKING:
-    from storage.unit_of_work import SqlUnitOfWork
 
 log = logging.getLogger("warroom")
 
@@ -464,7 +461,44 @@ async def upgrade_database(settings: Settings) -> None:
     await engine.dispose()
 
 
-async def outbox_report(settings: Settings, *, include_delivered: bool) -> tuple[list[Any], dict[str, int]]:
+class OutboxEntry(Protocol):
+    """An outbox row as `warroom outbox list` shows it (storage's OutboxEntry)."""
+
+    @property
+    def id(self) -> int: ...
+    @property
+    def status(self) -> str: ...
+    @property
+    def platform(self) -> str: ...
+    @property
+    def operation(self) -> str: ...
+    @property
+    def incident_number(self) -> int | None: ...
+    @property
+    def attempts(self) -> int: ...
+    @property
+    def next_attempt_at(self) -> datetime: ...
+    @property
+    def last_error(self) -> str | None: ...
+    @property
+    def summary(self) -> str: ...
+
+
+class _OutboxAdmin(Protocol):
+    """What `warroom outbox` does to the outbox beyond sending (storage's SqlOutboxRepository)."""
+
+    async def entries(self, statuses: tuple[str, ...]) -> Sequence[OutboxEntry]: ...
+    async def counts(self) -> dict[str, int]: ...
+    async def requeue_failed(self, now: datetime, ids: list[int] | None = None) -> int: ...
+
+
+class _OutboxStore(Protocol):
+    @property
+    def outbox(self) -> _OutboxAdmin: ...
+    async def commit(self) -> None: ...
+
+
+async def outbox_report(settings: Settings, *, include_delivered: bool) -> tuple[Sequence[OutboxEntry], dict[str, int]]:
     """`warroom outbox list`: the messages not yet delivered (and delivered ones if asked), and counts."""
     statuses = ("pending", "sending", "failed", "delivered") if include_delivered else ("pending", "sending",
                                                                                           "failed")
@@ -481,7 +515,7 @@ async def requeue_failed(settings: Settings, ids: list[int] | None) -> int:
 
 
 @asynccontextmanager
-async def _outbox_store(settings: Settings) -> AsyncIterator[SqlUnitOfWork]:
+async def _outbox_store(settings: Settings) -> AsyncIterator[_OutboxStore]:
     from storage.engine import open_database
     from storage.unit_of_work import SqlUnitOfWorkFactory
 
