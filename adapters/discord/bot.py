@@ -23,7 +23,7 @@ for good (4004 bad token, 4014 MESSAGE CONTENT intent not enabled, …) is logge
 import asyncio
 import logging
 import re
-from collections import OrderedDict, deque
+from collections import OrderedDict
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager, suppress
 from dataclasses import dataclass, field
@@ -232,7 +232,6 @@ class DiscordInbound:
         self.client: WarroomClient = client
         self.guild_id = guild_id
         self.incidents_channel_id = incidents_channel_id
-        self.failures: deque[str] = deque(maxlen=100)  # the latest failures, for tests and debugging
         self._handled: OrderedDict[str, int] = OrderedDict()  # bounded: a long-running bot sees many events
         self._changed = asyncio.Condition()
         self._in_flight: set[asyncio.Task] = set()
@@ -258,9 +257,8 @@ class DiscordInbound:
             self._in_flight.add(task)
         try:
             yield
-        except Exception as problem:
+        except Exception:
             log.exception("discord %s (%s) failed", what, key)
-            self.failures.append(f"{what} {key}: {problem!r}")
             if interaction is not None:
                 await self._say_sorry(interaction)
         finally:
@@ -299,7 +297,6 @@ class DiscordInbound:
 
     async def _on_tree_error(self, interaction: discord.Interaction, error: app_commands.AppCommandError) -> None:
         log.error("/incident failed before reaching warroom: %s", error, exc_info=error)
-        self.failures.append(f"tree {interaction.id}: {error!r}")
         await self._say_sorry(interaction)
         await self._done(str(interaction.id))
 

@@ -25,7 +25,7 @@ import re
 import time
 import unicodedata
 from collections import OrderedDict
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import datetime, timedelta
 from typing import Any, Literal
@@ -444,25 +444,6 @@ class SlackChat:
         thread = messages[0].get("thread_ts") if messages else None
         self.remember_thread(channel=channel, ts=ts, thread=thread)
         return thread
-
-    async def fetch_thread(self, *, room: Room, page_size: int = 200) -> AsyncIterator[dict]:
-        """Every message of a room, oldest first: a thread through conversations.replies, a channel through
-        conversations.history, following `response_metadata.next_cursor` page by page."""
-        cursor: str | None = None
-        while True:
-            if room.thread is not None:
-                response = await self.client.conversations_replies(channel=room.channel, ts=room.thread,
-                                                                   limit=page_size, cursor=cursor)
-                messages = response.get("messages") or []
-            else:
-                response = await self.client.conversations_history(channel=room.channel, limit=page_size,
-                                                                   cursor=cursor)
-                messages = list(reversed(response.get("messages") or []))
-            for message in messages:
-                yield message
-            cursor = (response.get("response_metadata") or {}).get("next_cursor") or None
-            if not cursor:
-                return
 
     # -- internals -----------------------------------------------------------------------------------
 

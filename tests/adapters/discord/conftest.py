@@ -38,6 +38,14 @@ from bot.app.settings import Settings
 from bot.ports import ManualClock, Room
 
 START = datetime(2026, 11, 24, 6, 50, tzinfo=UTC)
+# How DiscordInbound logs a handler that failed (a listener raised, or the command tree refused an interaction).
+_HANDLER_FAILED = ("discord %s (%s) failed", "/incident failed before reaching warroom: %s")
+
+
+def handler_failures(caplog: pytest.LogCaptureFixture) -> list[str]:
+    """Every handler failure DiscordInbound logged in this test so far (setup, call and teardown)."""
+    return [record.getMessage() for when in ("setup", "call", "teardown") for record in caplog.get_records(when)
+            if record.name == "warroom.discord" and record.msg in _HANDLER_FAILED]
 OPTION_TYPES = {str: 3, int: 4, bool: 5}
 USER_OPTION = 6
 
@@ -294,10 +302,11 @@ def _person(fake: FakeDiscord, username: str, name: str, nick: str | None) -> tu
 
 
 @pytest.fixture
-async def guild(fake: FakeDiscord, tmp_path: Path, database_url: str) -> AsyncIterator[DiscordGuild]:
+async def guild(fake: FakeDiscord, tmp_path: Path, database_url: str,
+                caplog: pytest.LogCaptureFixture) -> AsyncIterator[DiscordGuild]:
     world = await start_guild(fake, tmp_path, database_url=database_url)
     yield world
     await world.runtime.stop()
     await world.app.close()
     if not world.errors_expected:
-        assert not world.inbound.failures, world.inbound.failures
+        assert not (failures := handler_failures(caplog)), failures

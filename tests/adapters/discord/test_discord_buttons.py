@@ -4,8 +4,10 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import pytest
+
 from adapters.discord.bot import WarroomClient, start_discord
-from tests.adapters.discord.conftest import DiscordGuild, followup_text, start_guild
+from tests.adapters.discord.conftest import DiscordGuild, followup_text, handler_failures, start_guild
 
 MODAL = 9
 DEFERRED_CHANNEL_MESSAGE = 5
@@ -61,7 +63,8 @@ async def test_resolve_button_resolves_and_removes_the_buttons(guild: DiscordGui
     assert guild.fake.messages[card["id"]]["components"] == []
 
 
-async def test_card_buttons_still_work_after_a_restart(guild: DiscordGuild, tmp_path: Path) -> None:
+async def test_card_buttons_still_work_after_a_restart(guild: DiscordGuild, tmp_path: Path,
+                                                      caplog: pytest.LogCaptureFixture) -> None:
     """A new process (new client, new view store) handles a click on a card the old one posted."""
     card, thread = await guild.declare()
     await guild.runtime.stop()
@@ -77,11 +80,11 @@ async def test_card_buttons_still_work_after_a_restart(guild: DiscordGuild, tmp_
         assert (await guild.incident(1)).status.value == "acknowledged"
     finally:
         await restarted.stop()
-        assert not restarted.inbound.failures, restarted.inbound.failures
+        assert not (failures := handler_failures(caplog)), failures
 
 
-async def test_a_new_warroom_on_the_same_database_answers_old_cards(fake, tmp_path: Path,
-                                                                    database_url: str) -> None:
+async def test_a_new_warroom_on_the_same_database_answers_old_cards(fake, tmp_path: Path, database_url: str,
+                                                                    caplog: pytest.LogCaptureFixture) -> None:
     first = await start_guild(fake, tmp_path, database_url=database_url)
     card, thread = await first.declare()
     await first.runtime.stop()
@@ -97,7 +100,7 @@ async def test_a_new_warroom_on_the_same_database_answers_old_cards(fake, tmp_pa
     finally:
         await second.runtime.stop()
         await second.app.close()
-    assert not second.inbound.failures, second.inbound.failures
+    assert not (failures := handler_failures(caplog)), failures
 
 
 async def test_snooze_on_a_nudge_postpones_the_next_one(guild: DiscordGuild) -> None:

@@ -2,7 +2,15 @@
 
 from __future__ import annotations
 
-from tests.adapters.discord.conftest import DiscordGuild, followup_text, message_text, start_guild
+import pytest
+
+from tests.adapters.discord.conftest import (
+    DiscordGuild,
+    followup_text,
+    handler_failures,
+    message_text,
+    start_guild,
+)
 
 EPHEMERAL = 64
 DEFERRED_CHANNEL_MESSAGE = 5
@@ -171,7 +179,7 @@ async def test_postmortem_attaches_the_markdown_file_in_the_thread(guild: Discor
 
 
 async def test_with_background_delivery_the_answer_comes_first_and_the_thread_follows(
-        fake, tmp_path, database_url: str) -> None:
+        fake, tmp_path, database_url: str, caplog: pytest.LogCaptureFixture) -> None:
     """`warroom serve` delivers from the outbox behind the answer: nothing is lost, only reordered."""
     guild = await start_guild(fake, tmp_path, database_url=database_url, deliver_inline=False)
     try:
@@ -185,4 +193,4 @@ async def test_with_background_delivery_the_answer_comes_first_and_the_thread_fo
     finally:
         await guild.runtime.stop()
         await guild.app.close()
-    assert not guild.inbound.failures, guild.inbound.failures
+    assert not (failures := handler_failures(caplog)), failures

@@ -9,7 +9,6 @@ import time
 from slack_sdk.http_retry.builtin_async_handlers import AsyncConnectionErrorRetryHandler
 
 from adapters.slack.chat import SAFE_TO_REPEAT, make_web_client
-from bot.ports import Room
 from tests.adapters.slack.slack_team import INCIDENTS, SECRET
 
 
@@ -111,18 +110,6 @@ async def test_retry_handlers_cover_rate_limits_and_repeat_only_calls_that_are_s
     assert client.base_url == "http://127.0.0.1:1/api/"
     assert not {"chat.postMessage", "chat.postEphemeral", "files.completeUploadExternal", "conversations.create",
                 "views.open"} & SAFE_TO_REPEAT
-
-
-async def test_reading_a_long_thread_pages_through_conversations_replies(slack):
-    slack.fake.page_size = 2
-    parent = slack.fake.add_message(INCIDENTS, text="parent", user="U0BOB0002")
-    for n in range(4):
-        slack.fake.add_message(INCIDENTS, text=f"reply {n}", user="U0BOB0002", thread_ts=parent)
-
-    texts = [m["text"] async for m in slack.chat.fetch_thread(room=Room("slack", INCIDENTS, parent))]
-
-    assert texts == ["parent", "reply 0", "reply 1", "reply 2", "reply 3"]
-    assert [c.params.get("cursor") for c in slack.fake.of("conversations.replies")] == [None, "2", "4"]
 
 
 async def test_a_failed_upload_is_retried_whole_and_the_postmortem_arrives_once(slack):
