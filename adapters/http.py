@@ -39,7 +39,7 @@ class BodySizeLimit:
         self.app = app
         self.limit = limit
 
-    async def __call__(self, scope: dict, receive: Any, send: Any) -> None:
+    async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
@@ -53,7 +53,7 @@ class BodySizeLimit:
         seen = 0
         started = False
 
-        async def limited_receive() -> dict:
+        async def limited_receive() -> dict[str, Any]:
             nonlocal seen
             message = await receive()
             if message["type"] == "http.request":
@@ -62,7 +62,7 @@ class BodySizeLimit:
                     raise _TooLarge
             return message
 
-        async def tracking_send(message: dict) -> None:
+        async def tracking_send(message: dict[str, Any]) -> None:
             nonlocal started
             started = started or message["type"] == "http.response.start"
             await send(message)

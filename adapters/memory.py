@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import itertools
 from dataclasses import dataclass, field
+from typing import Any
 
 from bot.ports import Capabilities, Delivery, Message, Posted, Room
 
@@ -105,7 +106,7 @@ class MemoryWhatsApp:
     """A CustomerMessenger that records what it would have sent; `fail(phone, error)` makes a number fail."""
 
     def __init__(self) -> None:
-        self.sent: list[dict] = []
+        self.sent: list[dict[str, Any]] = []
         self._failures: dict[str, list[Exception]] = {}
         self._ids = itertools.count(1)
 

@@ -82,7 +82,7 @@ def _str(value: Any) -> str | None:
     return value if isinstance(value, str) and value else None
 
 
-def _json_object(text: Any) -> dict:
+def _json_object(text: Any) -> dict[str, Any]:
     try:
         value = json.loads(text) if isinstance(text, str) and text else {}
     except ValueError:
@@ -90,7 +90,7 @@ def _json_object(text: Any) -> dict:
     return value if isinstance(value, dict) else {}
 
 
-def _delivery(body: dict) -> str | None:
+def _delivery(body: dict[str, Any]) -> str | None:
     event_id = body.get("event_id")
     return f"slack:{event_id}" if event_id else None
 
@@ -221,7 +221,7 @@ class SlackInbound:
             self.chat.expect_declare(channel=ctx.room.channel, title=command.title, user=ctx.actor.id)
         return await self.service.execute(ctx, command)
 
-    def _message_room(self, body: dict) -> Room | None:
+    def _message_room(self, body: dict[str, Any]) -> Room | None:
         container = found if isinstance(found := body.get("container"), dict) else {}
         channel = _id_of(body.get("channel")) or _str(container.get("channel_id"))
         if channel is None:
@@ -232,7 +232,7 @@ class SlackInbound:
 
     # -- slash command ---------------------------------------------------------------------------------
 
-    async def _on_command(self, ack: Any, command: dict) -> None:
+    async def _on_command(self, ack: Any, command: dict[str, Any]) -> None:
         text = _str(command.get("text")) or ""
         user, channel = _str(command.get("user_id")), _str(command.get("channel_id"))
         trigger = _str(command.get("trigger_id")) or ""
@@ -263,7 +263,7 @@ class SlackInbound:
 
     # -- events ----------------------------------------------------------------------------------------
 
-    async def _on_mention(self, event: dict, body: dict, context: Any) -> None:
+    async def _on_mention(self, event: dict[str, Any], body: dict[str, Any], context: Any) -> None:
         user, channel = _str(event.get("user")), _str(event.get("channel"))
         key = _str(body.get("event_id")) or _str(event.get("ts")) or ""
         if channel is None:
@@ -286,7 +286,7 @@ class SlackInbound:
             if reply is not None:
                 later(lambda: self.chat.reply_privately(room=room, user=user, message=reply.message))
 
-    async def _on_message(self, event: dict, body: dict, context: Any) -> None:
+    async def _on_message(self, event: dict[str, Any], body: dict[str, Any], context: Any) -> None:
         subtype = event.get("subtype")
         key = body.get("event_id") or event.get("ts", "")
         async with self._work(key, f"message {subtype or ''}".strip(),
@@ -300,7 +300,7 @@ class SlackInbound:
             elif subtype in _CAPTURED_SUBTYPES:
                 await self._posted(event, body, context, later)
 
-    async def _posted(self, event: dict, body: dict, context: Any, later: _Later) -> None:
+    async def _posted(self, event: dict[str, Any], body: dict[str, Any], context: Any, later: _Later) -> None:
         user, channel, ts = event.get("user"), event.get("channel"), event.get("ts")
         if event.get("bot_id") or not user or not channel or not ts:
             return  # bots (ours included) are recorded by what they do, not by what they post
@@ -316,7 +316,7 @@ class SlackInbound:
                                            actor=self._actor(user, later), text=text, message_id=ts,
                                            delivery_id=_delivery(body), at=_slack_time(ts))
 
-    async def _edited(self, event: dict, body: dict) -> None:
+    async def _edited(self, event: dict[str, Any], body: dict[str, Any]) -> None:
         message, previous = event.get("message"), event.get("previous_message")
         message = message if isinstance(message, dict) else {}
         previous = previous if isinstance(previous, dict) else {}
@@ -333,7 +333,7 @@ class SlackInbound:
                                           text=from_slack(_str(message.get("text")) or ""),
                                           delivery_id=_delivery(body))
 
-    async def _deleted(self, event: dict, body: dict) -> None:
+    async def _deleted(self, event: dict[str, Any], body: dict[str, Any]) -> None:
         previous = event.get("previous_message")
         previous = previous if isinstance(previous, dict) else {}
         if previous.get("bot_id"):
@@ -345,7 +345,7 @@ class SlackInbound:
         await self.service.revise_message(room=self.room(channel, thread), message_id=ts, deleted=True,
                                           delivery_id=_delivery(body))
 
-    async def _on_reaction(self, event: dict, body: dict) -> None:
+    async def _on_reaction(self, event: dict[str, Any], body: dict[str, Any]) -> None:
         item = found if isinstance(found := event.get("item"), dict) else {}
         async with self._work(body.get("event_id") or event.get("event_ts", ""), "reaction_added",
                               redeliver=bool(body.get("event_id"))):
@@ -361,7 +361,7 @@ class SlackInbound:
 
     # -- buttons and forms -----------------------------------------------------------------------------
 
-    async def _on_button(self, ack: Any, body: dict, action: dict) -> None:
+    async def _on_button(self, ack: Any, body: dict[str, Any], action: dict[str, Any]) -> None:
         await ack()
         user, room, trigger = _id_of(body.get("user")), self._message_room(body), _str(body.get("trigger_id")) or ""
         if user is None or room is None:
@@ -375,7 +375,7 @@ class SlackInbound:
             if reply is not None:
                 later(lambda: self.chat.reply_privately(room=room, user=user, message=reply.message))
 
-    async def _on_update_button(self, ack: Any, body: dict, action: dict) -> None:
+    async def _on_update_button(self, ack: Any, body: dict[str, Any], action: dict[str, Any]) -> None:
         await ack()
         user, room, trigger = _id_of(body.get("user")), self._message_room(body), _str(body.get("trigger_id")) or ""
         if user is None or room is None:
@@ -387,14 +387,14 @@ class SlackInbound:
                 incident_key=_str(action.get("value")) or "", channel=room.channel, thread=room.thread)))
 
     @staticmethod
-    def _form_value(view: dict, block: str, action: str, key: str = "value") -> Any:
+    def _form_value(view: dict[str, Any], block: str, action: str, key: str = "value") -> Any:
         """One input's value from a submitted view, None when Slack left any part of the path out."""
         node: Any = view.get("state")
         for step in ("values", block, action, key):
             node = node.get(step) if isinstance(node, dict) else None
         return node
 
-    async def _on_declare_submitted(self, ack: Any, body: dict, view: dict) -> None:
+    async def _on_declare_submitted(self, ack: Any, body: dict[str, Any], view: dict[str, Any]) -> None:
         user, meta = _id_of(body.get("user")), _json_object(view.get("private_metadata"))
         key = _str(body.get("trigger_id")) or _str(view.get("id")) or ""
         channel = _str(meta.get("channel"))
@@ -419,7 +419,7 @@ class SlackInbound:
             if reply is not None:
                 later(lambda: self.chat.reply_privately(room=room, user=user, message=reply.message))
 
-    async def _on_update_submitted(self, ack: Any, body: dict, view: dict) -> None:
+    async def _on_update_submitted(self, ack: Any, body: dict[str, Any], view: dict[str, Any]) -> None:
         user, meta = _id_of(body.get("user")), _json_object(view.get("private_metadata"))
         key = _str(body.get("trigger_id")) or _str(view.get("id")) or ""
         channel, match = _str(meta.get("channel")), _INCIDENT_KEY.match(_str(meta.get("incident")) or "")
@@ -440,7 +440,7 @@ class SlackInbound:
             if reply is not None:
                 later(lambda: self.chat.reply_privately(room=room, user=user, message=reply.message))
 
-    async def _on_error(self, error: Exception, body: dict) -> None:
+    async def _on_error(self, error: Exception, body: dict[str, Any]) -> None:
         log.error("slack listener error for %s: %r", body.get("type") or body.get("command"), error,
                   exc_info=error)
 

@@ -20,6 +20,7 @@ import json
 import re
 from collections.abc import Mapping
 from datetime import UTC, datetime
+from typing import Any
 
 from bot.ports import Message
 
@@ -126,7 +127,7 @@ def slack_date(moment: datetime, fmt: str = "{date_short_pretty} at {time}") -> 
 # -- Block Kit ----------------------------------------------------------------------------------------
 
 
-def _mrkdwn(text: str) -> dict:
+def _mrkdwn(text: str) -> dict[str, Any]:
     # verbatim: Slack does no automatic parsing of plain words (no @channel, no #channel guessing); the
     # manual markup escape() produced (mentions, links, dates) still renders.
     return {"type": "mrkdwn", "text": text, "verbatim": True}
@@ -154,7 +155,7 @@ def _chunks(text: str, limit: int) -> list[str]:
     return [piece for piece in pieces if piece.strip()]
 
 
-def _sections(mrkdwn: str) -> list[dict]:
+def _sections(mrkdwn: str) -> list[dict[str, Any]]:
     return [{"type": "section", "text": _mrkdwn(piece)} for piece in _chunks(mrkdwn, MAX_SECTION)]
 
 
@@ -162,7 +163,7 @@ def _cut(text: str, limit: int) -> str:
     return text if len(text) <= limit else text[: limit - 1] + "…"
 
 
-def _button(button) -> dict:
+def _button(button) -> dict[str, Any]:
     element = {"type": "button", "text": {"type": "plain_text", "text": _cut(button.label, 75), "emoji": True},
                "action_id": f"{ACTION_PREFIX}{button.action}", "value": button.value}
     if button.style in ("primary", "danger"):
@@ -209,12 +210,12 @@ def _escaper(message: Message, names: Mapping[str, str] | None):
 
 
 def render(message: Message, *, now: datetime | None = None,
-           names: Mapping[str, str] | None = None) -> tuple[str, list[dict]]:
+           names: Mapping[str, str] | None = None) -> tuple[str, list[dict[str, Any]]]:
     """A neutral message → (fallback text, Block Kit blocks). A card gets a header, fields, buttons and a
     context line with the refresh time in the reader's timezone. `names`: user id → name for `<@U…>` shown as
     text (see escape)."""
     escape = _escaper(message, names)
-    blocks: list[dict] = []
+    blocks: list[dict[str, Any]] = []
     icon = _ICONS.get(message.kind)
     text = message.text
     if message.title and message.kind == "card":
@@ -250,11 +251,11 @@ def render(message: Message, *, now: datetime | None = None,
 # -- modals -------------------------------------------------------------------------------------------
 
 
-def _plain(text: str) -> dict:
+def _plain(text: str) -> dict[str, Any]:
     return {"type": "plain_text", "text": text, "emoji": True}
 
 
-def declare_modal(*, levels: list[tuple[str, str]], default: str, channel: str) -> dict:
+def declare_modal(*, levels: list[tuple[str, str]], default: str, channel: str) -> dict[str, Any]:
     """The `/incident` (no text) form: severity, title, impact. `levels` are (name, label) pairs."""
     options = [{"text": _plain(_cut(f"{name} — {label}", 75)), "value": name} for name, label in levels]
     initial = next((option for option in options if option["value"] == default), options[0])
@@ -279,7 +280,7 @@ def declare_modal(*, levels: list[tuple[str, str]], default: str, channel: str) 
     }
 
 
-def update_modal(*, incident_key: str, channel: str, thread: str | None) -> dict:
+def update_modal(*, incident_key: str, channel: str, thread: str | None) -> dict[str, Any]:
     """The "Post update" form behind the card's and the nudge's button."""
     return {
         "type": "modal",
