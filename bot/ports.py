@@ -342,16 +342,20 @@ class CodeHost(Protocol):
 # -- paging ---------------------------------------------------------------------------------------------
 
 
+PageAction = Literal["trigger", "acknowledge", "resolve"]
+PageSeverity = Literal["critical", "error", "warning", "info"]
+
+
 @dataclass(frozen=True)
 class PageRequest:
     """One page to one person through one pager. `incident_key` (INC-7) is the dedup key the pager groups by, so
     a retry after a lost answer does not page twice and `acknowledge`/`resolve` find the page."""
 
-    action: Literal["trigger", "acknowledge", "resolve"]
+    action: PageAction
     incident_key: str
     address: str  # where on that pager: a PagerDuty routing (integration) key
     summary: str
-    severity: Literal["critical", "error", "warning", "info"] = "critical"
+    severity: PageSeverity = "critical"
     person: str = ""
 
 

@@ -113,8 +113,8 @@ class AlertIntake:
             incident = None
             if group is not None and group.incident_number is not None:
                 incident = await uow.incidents.get(group.incident_number)
-            if incident is not None and incident.status.is_open:
-                await self._update_incident(uow, batch, group, incident, local)  # type: ignore[arg-type]
+            if group is not None and incident is not None and incident.status.is_open:
+                await self._update_incident(uow, batch, group, incident, local)
             elif batch.status == "resolved":
                 await self._note_resolved(uow, batch, group, incident, local)
             elif group is not None and not await self._news(uow, group, batch):
@@ -150,7 +150,7 @@ class AlertIntake:
             before = known.get(alert.fingerprint)
             if alert.status == "firing" and before is None:
                 changes.append(("firing", alert))
-            elif alert.status == "firing" and before.status == "resolved":  # type: ignore[union-attr]
+            elif alert.status == "firing" and before is not None and before.status == "resolved":
                 changes.append(("firing again", alert))
             elif alert.status == "resolved" and (before is None or before.status == "firing"):
                 changes.append(("resolved", alert))

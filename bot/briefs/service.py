@@ -247,7 +247,8 @@ class BriefService:
             await uow.commit()
 
     async def _send_template(self, payload: JsonObject) -> str:
-        return await self.messenger.send_template(  # type: ignore[union-attr]
+        assert self.messenger is not None  # deliver() refuses every send without a messenger
+        return await self.messenger.send_template(
             to=payload["phone"], template=payload["template"], language=payload["language"],
             parameters=payload["parameters"])
 

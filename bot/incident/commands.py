@@ -88,7 +88,8 @@ HELP_SUMMARY = {
     "help": "this help, or one command's usage",
 }
 
-ROLE_NAMES = {"ic": "ic", "commander": "ic", "ops": "ops", "comms": "comms", "scribe": "scribe"}
+ROLE_NAMES: dict[str, Literal["ic", "ops", "comms", "scribe"]] = {
+    "ic": "ic", "commander": "ic", "ops": "ops", "comms": "comms", "scribe": "scribe"}
 NOTE_TAGS = ("rootcause", "contributing", "wentwell")
 _SEVERITY_TOKEN = re.compile(r"^[A-Za-z]{0,4}[0-9]{1,2}$")
 _DURATION = re.compile(r"^([0-9]{1,3})\s*(m|min|h)$", re.IGNORECASE)
@@ -635,7 +636,7 @@ def _parse_role(tokens: list[_Token], ref: int | None) -> AssignRole:
     user = _user(tokens[1].text.strip())
     if not user or user == "@":
         raise _Bad("Say who takes the role, e.g. @alice.", usage)
-    return AssignRole(incident=ref, role=role, user=user)  # type: ignore[arg-type]
+    return AssignRole(incident=ref, role=role, user=user)
 
 
 def _parse_check(tokens: list[_Token], ref: int | None) -> TickChecklist:
@@ -669,7 +670,8 @@ def _parse_postmortem(tokens: list[_Token], ref: int | None) -> CompilePostmorte
         raise _Bad(f"Unknown post-mortem format '{value}'; use md, json or pr.", USAGE["postmortem"])
     if pull_request and value != "md":
         raise _Bad("The pull request carries the Markdown post-mortem; use `postmortem pr`.", USAGE["postmortem"])
-    return CompilePostmortem(incident=ref, format=value, pull_request=pull_request)  # type: ignore[arg-type]
+    fmt: Literal["md", "json"] = "json" if value == "json" else "md"
+    return CompilePostmortem(incident=ref, format=fmt, pull_request=pull_request)
 
 
 def _parse_show(tokens: list[_Token], ref: int | None) -> ShowIncident:

@@ -21,12 +21,22 @@ from bot.incident.domain import Incident, Status
 from bot.oncall.escalation import Escalation, Page, Wait, acknowledge, advance, escalate_now, resolve
 from bot.oncall.roster import Person
 from bot.oncall.rotation import Override, Rotation, on_call
-from bot.ports import Clock, Message, Outbound, Pager, PageRequest, UnitOfWork, UnitOfWorkFactory
+from bot.ports import (
+    Clock,
+    Message,
+    Outbound,
+    PageAction,
+    Pager,
+    PageRequest,
+    PageSeverity,
+    UnitOfWork,
+    UnitOfWorkFactory,
+)
 from playbooks.schema import EscalationPolicy, Ladder, OnCallPlan
 
 log = logging.getLogger("warroom.paging")
 BATCH = 200
-_SEVERITY = {0: "critical", 1: "critical", 2: "error", 3: "warning"}
+_SEVERITY: dict[int, PageSeverity] = {0: "critical", 1: "critical", 2: "error", 3: "warning"}
 
 
 class Paging:
@@ -71,7 +81,7 @@ class Paging:
         if not await uow.escalations.save(record, resolve(state) if resolved else acknowledge(state)):
             return  # a concurrent change moved it; that change runs this again
         cancelled = await uow.escalations.cancel_pages(incident.number)
-        action = "resolve" if resolved else "acknowledge"
+        action: PageAction = "resolve" if resolved else "acknowledge"
         for person, pager, address in record.paged:
             target = self._pagers.get(pager)
             if target is not None and target.capabilities.acknowledge:
@@ -224,11 +234,11 @@ class Paging:
         return routes
 
     async def _queue_page(self, uow: UnitOfWork, incident: Incident, *, person: str, pager: str, address: str,
-                          action: str, key: str) -> None:
+                          action: PageAction, key: str) -> None:
         rank = next((i for i, name in enumerate(self._ladder.level_names) if name == incident.severity), 0)
-        request = PageRequest(action=action, incident_key=incident.key, address=address,  # type: ignore[arg-type]
+        request = PageRequest(action=action, incident_key=incident.key, address=address,
                               summary=f"{incident.key} [{incident.severity}] {incident.title}",
-                              severity=_SEVERITY.get(rank, "warning"), person=person)  # type: ignore[arg-type]
+                              severity=_SEVERITY.get(rank, "warning"), person=person)
         await uow.outbox.enqueue(Outbound(
             platform=pager, operation="page", message=Message(text=request.summary, kind="escalation"),
             dedupe_key=key, page={"action": request.action, "incident_key": request.incident_key,

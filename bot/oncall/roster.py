@@ -176,8 +176,8 @@ class Roster:
         repo = uow.oncall
         return await repo.person(token.lower()) or await repo.person_by_address(token)
 
-    async def _unknown_person(self, uow: object, raw: str) -> str:
-        known = [p.name for p in await uow.oncall.people()]  # type: ignore[attr-defined]
+    async def _unknown_person(self, uow: UnitOfWork, raw: str) -> str:
+        known = [p.name for p in await uow.oncall.people()]
         listed = ", ".join(known) if known else "nobody yet (warroom oncall person add alice --slack U…)"
         return f"unknown person {raw!r}; people: {listed}"
 

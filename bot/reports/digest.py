@@ -139,10 +139,11 @@ def build_digest(incidents: Sequence[Incident], ladder: Ladder, *, now: datetime
                            f"({days} day{'s' if days != 1 else ''} overdue{owner})")
 
     resolved_lines = []
-    for i in sorted((i for i in incidents if i.resolved_at is not None and i.resolved_at >= start_of_yesterday
-                     and i.status in (Status.RESOLVED, Status.CLOSED)), key=lambda i: i.resolved_at):  # type: ignore[arg-type, return-value]
-        took = format_duration(i.resolved_at - i.declared_at)  # type: ignore[operator]
-        resolved_lines.append(f"{i.key} {i.severity} {i.title} — resolved {_when(i.resolved_at, now, tz)} "  # type: ignore[arg-type]
+    resolved = [(i.resolved_at, i) for i in incidents if i.resolved_at is not None
+                and i.resolved_at >= start_of_yesterday and i.status in (Status.RESOLVED, Status.CLOSED)]
+    for resolved_at, i in sorted(resolved, key=lambda pair: pair[0]):
+        took = format_duration(resolved_at - i.declared_at)
+        resolved_lines.append(f"{i.key} {i.severity} {i.title} — resolved {_when(resolved_at, now, tz)} "
                               f"after {took}" + (f" ({i.status.value})" if i.status is Status.CLOSED else ""))
 
     sections = [

@@ -55,8 +55,9 @@ class FreezeStatus:
     def as_json(self) -> dict[str, object]:
         body: dict[str, object] = {"frozen": self.frozen,
                                    "incidents": [key_of(e.incident_number) for e in self.incidents]}
-        if self.frozen:
-            body["since"] = self.since.isoformat()  # type: ignore[union-attr]
+        since = self.since  # None exactly when nothing is frozen
+        if self.frozen and since is not None:
+            body["since"] = since.isoformat()
             body["details"] = [{"incident": key_of(e.incident_number), "severity": e.severity, "title": e.title,
                                 "since": e.since.isoformat()} for e in self.incidents]
         return body

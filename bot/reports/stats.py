@@ -68,9 +68,9 @@ class Durations:
         return cls(count=len(values), median=percentile(values, 0.5), p90=percentile(values, 0.9))
 
     def text(self, what: str) -> str:
-        if not self.count:
+        if not self.count or self.median is None or self.p90 is None:  # no values: no quantiles either
             return f"none {what} yet"
-        return f"median {format_duration(self.median)}, p90 {format_duration(self.p90)} ({self.count} {what})"  # type: ignore[arg-type]
+        return f"median {format_duration(self.median)}, p90 {format_duration(self.p90)} ({self.count} {what})"
 
 
 @dataclass(frozen=True)
