@@ -15,8 +15,8 @@ from __future__ import annotations
 import asyncio
 import re
 import sys
-from collections.abc import AsyncIterator, Iterable
-from datetime import timedelta
+from collections.abc import AsyncIterator, Callable, Iterable
+from datetime import datetime, timedelta
 from typing import TextIO
 
 from adapters.memory import MemoryChat, Sent
@@ -67,7 +67,7 @@ class ConsoleSession:
     """One operator at a terminal (or a script): tracks the room and the speaker, routes each line."""
 
     def __init__(self, *, service: IncidentService, chat: ConsoleChat, out: TextIO, user: str = "operator",
-                 channel: str = "#incidents", advance=None) -> None:
+                 channel: str = "#incidents", advance: Callable[[timedelta], datetime] | None = None) -> None:
         self._service = service
         self._chat = chat
         self._out = out

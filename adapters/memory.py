@@ -7,6 +7,7 @@ so tests exercise the same port calls a real adapter receives.
 from __future__ import annotations
 
 import itertools
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -117,7 +118,7 @@ class MemoryWhatsApp:
         if self._failures.get(phone):
             raise self._failures[phone].pop(0)
 
-    async def send_template(self, *, to: str, template: str, language: str, parameters) -> str:
+    async def send_template(self, *, to: str, template: str, language: str, parameters: Sequence[str]) -> str:
         self._maybe_fail(to)
         message_id = f"wamid.{next(self._ids)}"
         self.sent.append({"to": to, "type": "template", "template": template, "language": language,

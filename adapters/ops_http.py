@@ -21,7 +21,7 @@ import bisect
 import hmac
 import json
 from collections import Counter
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from typing import TYPE_CHECKING, Any
 
 from bot.ports import MetricsSnapshot
@@ -63,6 +63,8 @@ class PrometheusMetrics:
         from prometheus_client.core import CounterMetricFamily, HistogramMetricFamily
         from prometheus_client.utils import floatToGoString
 
+        go_float: Callable[[float], str] = floatToGoString  # prometheus_client leaves it unannotated
+
         rejects = CounterMetricFamily("warroom_webhook_rejects", "Webhook requests refused, by endpoint and reason",
                                       labels=["endpoint", "reason"])
         for labels, value in sorted(self.webhook_rejects.items()):
@@ -80,7 +82,7 @@ class PrometheusMetrics:
             cumulative, running = [], 0
             for bound, n in zip((*COMMAND_BUCKETS, float("inf")), buckets, strict=True):
                 running += n
-                cumulative.append((floatToGoString(bound), running))
+                cumulative.append((go_float(bound), running))
             commands.add_metric(list(labels), cumulative, sum_value=total)
         yield commands
 

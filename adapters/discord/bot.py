@@ -234,7 +234,7 @@ class DiscordInbound:
         self.incidents_channel_id = incidents_channel_id
         self._handled: OrderedDict[str, int] = OrderedDict()  # bounded: a long-running bot sees many events
         self._changed = asyncio.Condition()
-        self._in_flight: set[asyncio.Task] = set()
+        self._in_flight: set[asyncio.Task[Any]] = set()
         client.warroom = self
         self.group = incident_group(self, level_names=tuple(service.ladder.level_names))
         self._guild = discord.Object(guild_id) if guild_id else None
@@ -631,7 +631,7 @@ class DiscordRuntime:
     chat: DiscordChat
     inbound: DiscordInbound
     synced: list[app_commands.AppCommand] = field(default_factory=list)
-    gateway: asyncio.Task | None = None
+    gateway: asyncio.Task[Any] | None = None
 
     @property
     def state(self) -> GatewayState:

@@ -250,7 +250,8 @@ class DiscordChat:
     async def _send_once(self, target: Any, rendered: Rendered, delivery: Delivery | None, *, what: str) -> int:
         """Send, or find the copy an earlier attempt of the same outbox message left; the message id."""
         if delivery is None:
-            return (await delivering(what, lambda: target.send(**rendered.send_kwargs()))).id
+            sent_id: int = (await delivering(what, lambda: target.send(**rendered.send_kwargs()))).id
+            return sent_id
         nonce = delivery_nonce(delivery.key)
         if delivery.maybe_sent:
             earlier = await self._earlier_copy(target, nonce, rendered)
@@ -260,8 +261,9 @@ class DiscordChat:
                 return earlier
         # discord.py sets enforce_nonce with our nonce: within Discord's window a repeat answers the earlier one.
         sent = await delivering(what, lambda: target.send(nonce=nonce, **rendered.send_kwargs()))
-        self.remember_landed(nonce=nonce, message_id=sent.id)
-        return sent.id
+        sent_id = sent.id
+        self.remember_landed(nonce=nonce, message_id=sent_id)
+        return sent_id
 
     async def _earlier_copy(self, target: Any, nonce: str, rendered: Rendered) -> int | None:
         """The id of our message an earlier attempt left: a nonce we saw land, else the bot's own message with
@@ -274,7 +276,8 @@ class DiscordChat:
         try:
             async for earlier in target.history(limit=RECENT_MESSAGES):
                 if me is not None and earlier.author.id == me.id and _fingerprint(earlier) == wanted:
-                    return earlier.id
+                    earlier_id: int = earlier.id
+                    return earlier_id
         except (discord.HTTPException, aiohttp.ClientError, TimeoutError) as problem:
             log.warning("looking for an earlier copy in %s failed (%r); sending with the nonce", target.id, problem)
         return None
@@ -325,14 +328,14 @@ class DiscordChat:
         user = self.client.get_user(user_id) or await self.client.fetch_user(user_id)
         return user.display_name
 
-    def _remember(self, cache: OrderedDict, key: Any, value: Any) -> None:
+    def _remember(self, cache: OrderedDict[Any, Any], key: Any, value: Any) -> None:
         cache[key] = value
         cache.move_to_end(key)
         while len(cache) > self._cache_size:
             cache.popitem(last=False)
 
 
-def _fingerprint(message: discord.Message) -> tuple:
+def _fingerprint(message: discord.Message) -> tuple[Any, ...]:
     """What a message shows: its words, embeds, attachment names and buttons."""
     return (message.content or "", tuple((e.title, e.description) for e in message.embeds),
             tuple(a.filename for a in message.attachments),
@@ -340,7 +343,7 @@ def _fingerprint(message: discord.Message) -> tuple:
                   for c in getattr(row, "children", ())))
 
 
-def _fingerprint_of_rendered(rendered: Rendered) -> tuple:
+def _fingerprint_of_rendered(rendered: Rendered) -> tuple[Any, ...]:
     view = rendered.view
     buttons = tuple(getattr(item, "custom_id", None) for item in view.children) if view is not None else ()
     return (rendered.content or "", tuple((e.title, e.description) for e in rendered.embeds),

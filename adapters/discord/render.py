@@ -101,7 +101,7 @@ def custom_id(button: Button) -> str:
     return f"warroom:{button.action}:{button.value}"
 
 
-class CardButton(discord.ui.DynamicItem[discord.ui.Button], template=CUSTOM_ID):
+class CardButton(discord.ui.DynamicItem[discord.ui.Button[Any]], template=CUSTOM_ID):
     """Acknowledge / Post update / Resolve / Snooze, for any incident, across restarts.
 
     discord.py rebuilds it from the clicked `custom_id` and calls `callback`, which hands the click to the
@@ -115,7 +115,7 @@ class CardButton(discord.ui.DynamicItem[discord.ui.Button], template=CUSTOM_ID):
         self.key = key
 
     @classmethod
-    async def from_custom_id(cls, interaction: discord.Interaction, item: discord.ui.Button,  # type: ignore[override]
+    async def from_custom_id(cls, interaction: discord.Interaction, item: discord.ui.Button[Any],  # type: ignore[override]
                              match: re.Match[str], /) -> CardButton:
         action = match["action"] or match["action2"] or match["action3"]
         key = match["key"] or match["key2"] or match["key3"]

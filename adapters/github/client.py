@@ -175,7 +175,8 @@ class GitHubCodeHost:
         if response.status_code in (403, 429) and headers.get("retry-after", "").strip().isdigit():
             return float(headers["retry-after"])
         if headers.get("x-ratelimit-remaining") == "0" and headers.get("x-ratelimit-reset", "").isdigit():
-            return max(1.0, float(headers["x-ratelimit-reset"]) - self._now())
+            wait: float = max(1.0, float(headers["x-ratelimit-reset"]) - self._now())
+            return wait
         if response.status_code == 429:
             return 60.0  # a secondary limit without a Retry-After: GitHub asks for at least a minute
         return None

@@ -105,7 +105,7 @@ class SlackInbound:
         self.app = AsyncApp(client=chat.client, signing_secret=signing_secret or "", process_before_response=True,
                             logger=logging.getLogger("warroom.slack.bolt"), name="warroom")
         self._socket_mode: Any = None
-        self._in_flight: set[asyncio.Task] = set()
+        self._in_flight: set[asyncio.Task[Any]] = set()
         self._handled: OrderedDict[str, int] = OrderedDict()  # recent keys only: a server runs for months
         self._changed = asyncio.Condition()
         app = self.app

@@ -18,11 +18,11 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from datetime import UTC, datetime
 from typing import Any
 
-from bot.ports import Message
+from bot.ports import Button, Message
 
 MAX_SECTION = 3000  # Block Kit: a section's text
 MAX_FIELD = 2000  # Block Kit: one section field
@@ -163,7 +163,7 @@ def _cut(text: str, limit: int) -> str:
     return text if len(text) <= limit else text[: limit - 1] + "…"
 
 
-def _button(button) -> dict[str, Any]:
+def _button(button: Button) -> dict[str, Any]:
     element = {"type": "button", "text": {"type": "plain_text", "text": _cut(button.label, 75), "emoji": True},
                "action_id": f"{ACTION_PREFIX}{button.action}", "value": button.value}
     if button.style in ("primary", "danger"):
@@ -204,7 +204,7 @@ def as_mrkdwn(message: Message, *, names: Mapping[str, str] | None = None) -> st
     return _cut("\n".join(lines) or "warroom", MAX_FALLBACK)
 
 
-def _escaper(message: Message, names: Mapping[str, str] | None):
+def _escaper(message: Message, names: Mapping[str, str] | None) -> Callable[[str], str]:
     live = mentions_live(message)
     return lambda text: _escape(text, mentions=live, names=names)
 

@@ -137,7 +137,7 @@ SAFE_TO_REPEAT = frozenset({
 })
 
 
-def _method_of(request) -> str:
+def _method_of(request: HttpRequest) -> str:
     return str(getattr(request, "url", "")).split("?", 1)[0].rstrip("/").rsplit("/", 1)[-1]
 
 
@@ -145,7 +145,8 @@ class _ServerErrorRetry(AsyncServerErrorRetryHandler):
     """5xx (slack-sdk knows 500 and 503; gateways also answer 502 and 504) — only for calls safe to repeat:
     a 5xx on a write can come after Slack stored it."""
 
-    async def _can_retry_async(self, *, state, request, response=None, error=None) -> bool:
+    async def _can_retry_async(self, *, state: RetryState, request: HttpRequest,
+                               response: HttpResponse | None = None, error: Exception | None = None) -> bool:
         return (response is not None and response.status_code in (500, 502, 503, 504)
                 and _method_of(request) in SAFE_TO_REPEAT)
 
@@ -154,7 +155,8 @@ class _ConnectionErrorRetry(AsyncConnectionErrorRetryHandler):
     """A dropped connection or a timeout — only for calls safe to repeat (slack-sdk's default handler re-sends
     any call, writes included, which posted the same card three times when an answer was lost)."""
 
-    async def _can_retry_async(self, *, state, request, response=None, error=None) -> bool:
+    async def _can_retry_async(self, *, state: RetryState, request: HttpRequest,
+                               response: HttpResponse | None = None, error: Exception | None = None) -> bool:
         return (_method_of(request) in SAFE_TO_REPEAT
                 and await super()._can_retry_async(state=state, request=request, response=response, error=error))
 
@@ -581,7 +583,7 @@ class SlackChat:
             if not cursor:
                 return None
 
-    def _remember(self, cache: OrderedDict, key: Any, value: Any) -> None:
+    def _remember(self, cache: OrderedDict[Any, Any], key: Any, value: Any) -> None:
         cache[key] = value
         cache.move_to_end(key)
         while len(cache) > self._cache_size:

@@ -199,7 +199,9 @@ def postmortem_page(*, number: int, key: str, document: str, user: str, csrf: st
 
 def stats_page(page: StatsPage, *, user: str, csrf: str) -> str:
     report = page.report
-    minutes = lambda d: None if d is None else d.total_seconds() / 60
+    def minutes(d: timedelta | None) -> float | None:
+        return None if d is None else d.total_seconds() / 60
+
     mtta = [(s.severity, minutes(s.acknowledge.median)) for s in report.severities]
     mttr = [(s.severity, minutes(s.resolve.median)) for s in report.severities]
     within = [(s.severity, s.within_response.percent) for s in report.severities]
