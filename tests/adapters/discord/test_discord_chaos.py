@@ -81,7 +81,7 @@ async def _step(guild: DiscordGuild, script: Script, index: int) -> None:
     if live:
         choices += ["edit", "delete"]
     what = rng.choice(choices)
-    mode = _chaos(guild, script)
+    _chaos(guild, script)
     person = rng.choice((guild.alice, guild.bob))
     if what == "declare":
         script.incidents += 1

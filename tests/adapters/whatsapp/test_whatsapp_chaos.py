@@ -28,7 +28,7 @@ from tests.support import Harness
 SECRET, VERIFY = "app-secret", "verify-me"
 PHONES = {"Jane": "+254700000001", "John": "+254700000002", "Mary": "+254700000003"}
 SEEDS = [7, 1311, 90210]
-STEPS = 30
+STEPS = 20
 
 
 @dataclass
@@ -189,11 +189,11 @@ async def test_a_seeded_burst_of_briefs_under_a_flaky_graph_api_reaches_each_cus
         briefed: Counter[str] = Counter()
         async with team.service._uow() as uow:
             for number in range(1, script.incidents + 1):
-                for _, recipients in await uow.customers.briefs_of(number):
+                for _, recipients in await uow.customers.brief_deliveries(number):
                     for recipient in recipients:
                         assert recipient.status in ("sent", "delivered", "read"), (recipient, trail)
                         briefed[recipient.phone.lstrip("+")] += 1
-        assert sum(briefed.values()) == script.briefs * len(PHONES), (briefed, script.briefs, trail)
+        assert script.briefs and sum(briefed.values()) == script.briefs * len(PHONES), (briefed, trail)
         assert kept == briefed, (kept, briefed, trail)
 
         for room, token in script.statuses:
