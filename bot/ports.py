@@ -556,7 +556,7 @@ class OutboxRepository(Protocol):
 
 
 class CustomerRepository(Protocol):
-    """Contacts by tenant, briefs and their recipients (see storage.repository.SqlCustomerRepository)."""
+    """Contacts by tenant, briefs and their recipients (see storage.repositories.customers.SqlCustomerRepository)."""
 
     async def tenants(self) -> list[str]: ...
     async def add_contact(self, *, tenant: str, name: str, phone: str, now: datetime) -> Contact: ...
@@ -591,7 +591,7 @@ class CustomerRepository(Protocol):
 
 
 class OperatorRepository(Protocol):
-    """WhatsApp operators and incident followers (see storage.repository.SqlOperatorRepository)."""
+    """WhatsApp operators and incident followers (see storage.repositories.operators.SqlOperatorRepository)."""
 
     async def add(self, *, phone: str, name: str, now: datetime, source: str = "cli") -> bool: ...
     async def remove(self, phone: str) -> bool: ...
@@ -768,7 +768,8 @@ class WebRepository(Protocol):
 
 
 class OnCallRepository(Protocol):
-    """People who can be on call, rotations (rules) and overrides (see storage.repository.SqlOnCallRepository)."""
+    """People who can be on call, rotations (rules) and overrides
+    (see storage.repositories.oncall.SqlOnCallRepository)."""
 
     async def save_person(self, person: Person, *, now: datetime, replace: bool) -> bool:
         """Add a person (or replace their contact points when `replace`); False when they exist and not `replace`."""

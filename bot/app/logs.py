@@ -13,7 +13,7 @@ import json
 import logging
 import sys
 from datetime import UTC, datetime
-from typing import Literal
+from typing import Literal, TextIO
 
 # Record attributes copied into a JSON line when present (passed with `extra=`).
 CONTEXT_FIELDS = ("incident", "platform", "request_id")
@@ -38,10 +38,10 @@ class JsonFormatter(logging.Formatter):
 
 
 def configure_logging(*, level: str = "INFO", fmt: Literal["text", "json"] = "text",
-                      stream: object = None) -> logging.Handler:
+                      stream: TextIO | None = None) -> logging.Handler:
     """One handler on the root logger; every library logger (uvicorn, slack_bolt, discord, httpx, sqlalchemy)
     propagates to it. Returns the handler (a process that stops can remove it)."""
-    handler = logging.StreamHandler(stream or sys.stderr)  # type: ignore[arg-type]
+    handler = logging.StreamHandler(stream or sys.stderr)
     handler.setFormatter(JsonFormatter() if fmt == "json" else logging.Formatter(TEXT_FORMAT))
     root = logging.getLogger()
     for old in list(root.handlers):

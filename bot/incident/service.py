@@ -889,7 +889,7 @@ class IncidentService:
 
     async def _playbook(self, ctx: Context, command: cmd.ShowPlaybook) -> Reply | None:
         async with self._uow() as uow:
-            incident = await self._incident_for(uow, ctx, command, required=False)
+            incident = await self._incident_if_any(uow, ctx, command)
             suggested = incident.suggested_playbook if incident else None
             if command.playbook is None:
                 return Reply(render.playbook_list(list(self._playbooks.scenarios.values()), suggested))
@@ -1008,8 +1008,19 @@ class IncidentService:
 
     # -- helpers ------------------------------------------------------------------------------------
 
-    async def _incident_for(self, uow: UnitOfWork, ctx: Context, command: cmd.Command,
-                            required: bool = True) -> Incident:
+    async def _incident_for(self, uow: UnitOfWork, ctx: Context, command: cmd.Command) -> Incident:
+        incident = await self._incident_if_any(uow, ctx, command)
+        if incident is None:
+            name = getattr(command, "name", "command")
+            usage = cmd.USAGE.get(_COMMAND_WORDS.get(type(command), ""), "")
+            raise DomainError(f"This needs an incident: run it inside an incident's thread, or name one, e.g. "
+                              f"/incident {usage.split(' ', 1)[0] or name} INC-7 "
+                              f"{usage.split(' ', 1)[1] if ' ' in usage else ''}".rstrip())
+        return incident
+
+    async def _incident_if_any(self, uow: UnitOfWork, ctx: Context, command: cmd.Command) -> Incident | None:
+        """The incident the command names, else the room's, else the context's default; an unknown number is an
+        error, no incident at all is None."""
         number = command.incident
         incident = None
         if number is None:
@@ -1019,13 +1030,7 @@ class IncidentService:
             incident = await uow.incidents.get(number)
             if incident is None:
                 raise DomainError(await self._unknown_incident(uow, number))
-        if incident is None and required:
-            name = getattr(command, "name", "command")
-            usage = cmd.USAGE.get(_COMMAND_WORDS.get(type(command), ""), "")
-            raise DomainError(f"This needs an incident: run it inside an incident's thread, or name one, e.g. "
-                              f"/incident {usage.split(' ', 1)[0] or name} INC-7 "
-                              f"{usage.split(' ', 1)[1] if ' ' in usage else ''}".rstrip())
-        return incident  # type: ignore[return-value]
+        return incident
 
     async def _unknown_incident(self, uow: UnitOfWork, number: int) -> str:
         open_keys = [i.key for i in await uow.incidents.list(open_only=True)]
