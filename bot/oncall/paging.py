@@ -246,9 +246,4 @@ class Paging:
                                   "severity": request.severity, "person": person}), self._clock.now())
 
 
-def page_request(data: Mapping[str, object]) -> PageRequest:
-    return PageRequest(**{k: data[k] for k in ("action", "incident_key", "address", "summary", "severity",
-                                                "person") if k in data})  # type: ignore[arg-type]
-
-
-__all__: Sequence[str] = ("Paging", "page_request")
+__all__: Sequence[str] = ("Paging",)

@@ -100,11 +100,11 @@ def parse_when(text: str, tz: tzinfo, *, end: bool) -> datetime:
     try:
         if "T" in value.upper():
             day_text, clock_text = value.upper().split("T", 1)
-            return local_instant(date.fromisoformat(day_text), clock_time(clock_text), tz)  # type: ignore[arg-type]
+            return local_instant(date.fromisoformat(day_text), clock_time(clock_text), tz)
         day = date.fromisoformat(value)
     except ValueError:
         raise RosterError(f"{text!r} is not a date: use YYYY-MM-DD or YYYY-MM-DDTHH:MM, e.g. 2026-12-24") from None
-    return local_instant(day + timedelta(days=1) if end else day, time(0), tz)  # type: ignore[arg-type]
+    return local_instant(day + timedelta(days=1) if end else day, time(0), tz)
 
 
 class Roster:

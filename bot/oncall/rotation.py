@@ -14,7 +14,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import UTC, date, datetime, time, timedelta
+from datetime import UTC, date, datetime, time, timedelta, tzinfo
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 WEEKDAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
@@ -47,7 +47,7 @@ def clock_time(text: str) -> time:
         raise ValueError(f"expected a time as HH:MM on a 24-hour clock (e.g. 09:00), got {text!r}") from None
 
 
-def local_instant(day: date, at: time, tz: ZoneInfo) -> datetime:
+def local_instant(day: date, at: time, tz: tzinfo) -> datetime:
     """`day` at wall-clock `at` in `tz`, as aware UTC. A wall time the clocks skip (01:30 on a spring-forward
     night) is read with the offset before the change, i.e. it lands one hour later in real time; a time that
     happens twice (autumn) is its first occurrence."""
