@@ -90,7 +90,8 @@ HELP_SUMMARY = {
 
 ROLE_NAMES: dict[str, Literal["ic", "ops", "comms", "scribe"]] = {
     "ic": "ic", "commander": "ic", "ops": "ops", "comms": "comms", "scribe": "scribe"}
-NOTE_TAGS = ("rootcause", "contributing", "wentwell")
+NoteTag = Literal["rootcause", "contributing", "wentwell"]
+NOTE_TAGS: tuple[NoteTag, ...] = ("rootcause", "contributing", "wentwell")
 _SEVERITY_TOKEN = re.compile(r"^[A-Za-z]{0,4}[0-9]{1,2}$")
 _DURATION = re.compile(r"^([0-9]{1,3})\s*(m|min|h)$", re.IGNORECASE)
 _PERIOD = re.compile(r"^([0-9]{1,4})\s*(h|d|w)$", re.IGNORECASE)
@@ -201,7 +202,7 @@ class AssignRole(Command):
 @dataclass(frozen=True, kw_only=True)
 class AddNote(Command):
     text: str
-    tag: Literal["rootcause", "contributing", "wentwell"] | None = None
+    tag: NoteTag | None = None
     at: time | None = None
 
 
@@ -551,12 +552,13 @@ def _parse_public(tokens: list[_Token], ref: int | None) -> PublishUpdate:
 
 def _parse_note(tokens: list[_Token], ref: int | None) -> AddNote:
     usage = USAGE["note"]
-    tag = None
+    tag: NoteTag | None = None
     at = None
     while tokens and not tokens[0].quoted:
         head = tokens[0].text.lower()
-        if head in NOTE_TAGS and tag is None:
-            tag = head
+        named = next((known for known in NOTE_TAGS if known == head), None)
+        if named is not None and tag is None:
+            tag = named
             tokens.pop(0)
         elif head == "--at":
             tokens.pop(0)
@@ -570,7 +572,7 @@ def _parse_note(tokens: list[_Token], ref: int | None) -> AddNote:
         else:
             break
     text = _required_text(tokens, "note text", usage)
-    return AddNote(incident=ref, text=text, tag=tag, at=at)  # type: ignore[arg-type]
+    return AddNote(incident=ref, text=text, tag=tag, at=at)
 
 
 def _parse_action(tokens: list[_Token], ref: int | None) -> AddAction | CompleteAction | SyncActions:
