@@ -32,6 +32,7 @@ from bot.ports import (
     PageRequest,
     Posted,
     Room,
+    UnitOfWork,
     UnitOfWorkFactory,
 )
 
@@ -418,7 +419,7 @@ class OutboxSender:
                 return Posted(card_room, where.card_message)
         return await chat.post(room=room, message=out.message, delivery=item.delivery)
 
-    async def _mark(self, uow: Any, outcome: _Outcome, now: datetime) -> str | None:
+    async def _mark(self, uow: UnitOfWork, outcome: _Outcome, now: datetime) -> str | None:
         """Retry later, or give up; returns the reason when a customer message was given up on after retries
         (its recipient's status is updated once this transaction has committed) or a code host job was given
         up on (said in the incident's thread)."""
