@@ -37,6 +37,9 @@ MAX_BUTTON_LABEL = 80
 
 # Users may be pinged (an assignee named in `/incident role ic @alice`); @everyone, @here and roles never are.
 SAFE_MENTIONS = discord.AllowedMentions(everyone=False, users=True, roles=False, replied_user=False)
+# Text that did not come from a Discord user writing in Discord (a customer's reply, a phone, an alert, the bot's
+# own words) pings nobody, whatever `<@…>` it contains.
+NO_MENTIONS = discord.AllowedMentions.none()
 
 # Card buttons name an incident (INC-7); an alert proposal's Declare names the alert group; a brief's Send its id.
 CUSTOM_ID = re.compile(r"warroom:(?:(?P<action>ack|update|resolve|snooze):(?P<key>INC-[0-9]{1,9})"
@@ -153,6 +156,7 @@ class Rendered:
     embeds: list[discord.Embed] = field(default_factory=list)
     view: discord.ui.View | None = None
     attachment: Attachment | None = None
+    mentions: discord.AllowedMentions = NO_MENTIONS
 
     def file(self) -> discord.File | None:
         # A discord.File is a one-shot stream: make a fresh one for every request.
@@ -162,7 +166,7 @@ class Rendered:
                             description=self.attachment.title)
 
     def send_kwargs(self) -> dict[str, Any]:
-        kwargs: dict[str, Any] = {"content": self.content, "embeds": self.embeds, "allowed_mentions": SAFE_MENTIONS}
+        kwargs: dict[str, Any] = {"content": self.content, "embeds": self.embeds, "allowed_mentions": self.mentions}
         if self.view is not None:
             kwargs["view"] = self.view
         file = self.file()
@@ -172,7 +176,7 @@ class Rendered:
 
     def edit_kwargs(self) -> dict[str, Any]:
         # `view=None` removes the buttons (a resolved incident's card has none).
-        return {"content": self.content, "embeds": self.embeds, "view": self.view, "allowed_mentions": SAFE_MENTIONS}
+        return {"content": self.content, "embeds": self.embeds, "view": self.view, "allowed_mentions": self.mentions}
 
 
 def _is_card(message: Message) -> bool:
@@ -216,4 +220,5 @@ def render(message: Message) -> Rendered:
         text += "\n" + escape(message.footer)
     if len(text) > MAX_CONTENT:
         return Rendered(embeds=[embed_for(message)], view=view, attachment=message.attachment)
-    return Rendered(content=text or None, view=view, attachment=message.attachment)
+    mentions = SAFE_MENTIONS if message.mentions_from == "discord" else NO_MENTIONS
+    return Rendered(content=text or None, view=view, attachment=message.attachment, mentions=mentions)

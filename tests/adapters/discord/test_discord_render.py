@@ -154,3 +154,16 @@ async def test_starting_without_a_token_says_which_variable_is_missing(guild: Di
     monkeypatch.delenv("DISCORD_BOT_TOKEN", raising=False)
     with pytest.raises(ValueError, match="DISCORD_BOT_TOKEN"):
         await start_discord(guild.service, DiscordSettings(_env_file=None), connect=False)  # type: ignore[call-arg]
+
+
+def test_text_that_no_discord_user_wrote_pings_nobody() -> None:
+    """A customer's reply, an operator's phone or an alert carrying `<@…>` reaches the thread as text: Discord is
+    told to ping nobody. A Discord member's own mention in their status still pings (users only)."""
+    from adapters.discord.render import render
+    from bot.ports import Message
+
+    foreign = render(Message(text="<@123456789012345678> please call me", kind="update"))
+    assert foreign.send_kwargs()["allowed_mentions"].to_dict() == {"parse": []}
+    assert foreign.edit_kwargs()["allowed_mentions"].to_dict() == {"parse": []}
+    own = render(Message(text="<@123456789012345678> take the lead", kind="update", mentions_from="discord"))
+    assert own.send_kwargs()["allowed_mentions"].to_dict() == {"parse": ["users"]}
