@@ -4,10 +4,10 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from datetime import datetime
-from typing import Any
+from typing import Any, cast
 
 import sqlalchemy as sa
-from sqlmodel import select
+from sqlmodel import SQLModel, col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from bot.incident.domain import (
@@ -38,6 +38,18 @@ _SCALARS = (
     "snoozed_until", "escalations_sent", "resolution_escalated", "postmortem_at", "postmortem_reminded_at",
     "customer_update_due_at", "platform", "channel", "thread", "card_message",
 )
+
+
+def table_of(model: type[SQLModel]) -> sa.Table:
+    """The Core table of a table model: SQLModel declares `__table__` only at runtime."""
+    return cast(sa.Table, model.__table__)  # type: ignore[attr-defined]
+
+
+def dialect_of(session: AsyncSession) -> str:
+    """The name of the dialect the session is bound to ("sqlite", "postgresql")."""
+    bind = session.bind
+    assert bind is not None, "repository session without a bind"
+    return bind.dialect.name
 
 
 def _dt(value: datetime | str | None) -> datetime | None:
@@ -94,17 +106,18 @@ def _timeline_values(number: int, event: TimelineEvent) -> dict[str, Any]:
 
 
 # Built once: statements compiled per call would cost more than the work they do on the hot paths.
-_INSERT_TIMELINE = sa.insert(TimelineRow.__table__)
+_INSERT_TIMELINE = sa.insert(table_of(TimelineRow))
 _NUMBER_OF_THREAD = sa.select(sa.func.max(IncidentRow.number)).where(
-    IncidentRow.platform == sa.bindparam("platform"), IncidentRow.channel == sa.bindparam("channel"),
-    IncidentRow.thread == sa.bindparam("thread"))
+    col(IncidentRow.platform) == sa.bindparam("platform"), col(IncidentRow.channel) == sa.bindparam("channel"),
+    col(IncidentRow.thread) == sa.bindparam("thread"))
 _NUMBER_OF_CHANNEL = sa.select(sa.func.max(IncidentRow.number)).where(
-    IncidentRow.platform == sa.bindparam("platform"), IncidentRow.channel == sa.bindparam("channel"),
-    IncidentRow.thread.is_(None))  # type: ignore[union-attr]
+    col(IncidentRow.platform) == sa.bindparam("platform"), col(IncidentRow.channel) == sa.bindparam("channel"),
+    col(IncidentRow.thread).is_(None))
 
-_INCIDENT = IncidentRow.__table__
-_NEXT_NUMBER = (sa.update(CounterRow.__table__).where(CounterRow.__table__.c.name == _INCIDENT_COUNTER)
-                .values(value=CounterRow.__table__.c.value + 1).returning(CounterRow.__table__.c.value))
+_INCIDENT = table_of(IncidentRow)
+_COUNTER = table_of(CounterRow)
+_NEXT_NUMBER = (sa.update(_COUNTER).where(_COUNTER.c.name == _INCIDENT_COUNTER)
+                .values(value=_COUNTER.c.value + 1).returning(_COUNTER.c.value))
 _INSERT_INCIDENT = sa.insert(_INCIDENT)
 # The SET clause comes from the parameters' keys (every scalar column), the row from `incident_key`.
 _UPDATE_INCIDENT = sa.update(_INCIDENT).where(_INCIDENT.c.number == sa.bindparam("incident_key"))
@@ -112,15 +125,15 @@ _ATTACH_ROOM = (sa.update(_INCIDENT).where(_INCIDENT.c.number == sa.bindparam("i
                                           _INCIDENT.c.channel.is_(None))
                 .values(platform=sa.bindparam("to_platform"), channel=sa.bindparam("to_channel"),
                         thread=sa.bindparam("to_thread"), card_message=sa.bindparam("to_card")))
-_ACTIONS_OF = select(ActionRow).where(ActionRow.incident_number == sa.bindparam("number"))
-_TENANTS_OF = select(IncidentTenantRow.tenant).where(IncidentTenantRow.incident_number == sa.bindparam("number"))
-_REMINDER = ReminderRow.__table__
+_ACTIONS_OF = select(ActionRow).where(col(ActionRow.incident_number) == sa.bindparam("number"))
+_TENANTS_OF = select(IncidentTenantRow.tenant).where(col(IncidentTenantRow.incident_number) == sa.bindparam("number"))
+_REMINDER = table_of(ReminderRow)
 _PENDING_REMINDERS = sa.select(_REMINDER.c.id, _REMINDER.c.kind, _REMINDER.c.subject, _REMINDER.c.due_at).where(
     _REMINDER.c.incident_number == sa.bindparam("number"), _REMINDER.c.status == "pending")
 _DELETE_REMINDERS = sa.delete(_REMINDER).where(_REMINDER.c.id.in_(sa.bindparam("ids", expanding=True)))
 _INSERT_REMINDERS = sa.insert(_REMINDER)
-_TIMELINE = TimelineRow.__table__
-_PENDING_REVISION = PendingRevisionRow.__table__
+_TIMELINE = table_of(TimelineRow)
+_PENDING_REVISION = table_of(PendingRevisionRow)
 _HELD_REVISIONS = (sa.select(_PENDING_REVISION)
                    .where(_PENDING_REVISION.c.incident_number.in_(sa.bindparam("numbers", expanding=True)),
                           _PENDING_REVISION.c.message_ref.in_(sa.bindparam("refs", expanding=True)))
@@ -130,7 +143,7 @@ _TIMELINE_OF = (sa.select(_TIMELINE).where(_TIMELINE.c.incident_number == sa.bin
                 .order_by(_TIMELINE.c.occurred_at, _TIMELINE.c.id))
 _NEXT_DUE = sa.select(sa.func.min(_REMINDER.c.due_at)).where(_REMINDER.c.status == "pending")
 _FOLLOWERS_OF = (select(FollowerRow.platform, FollowerRow.address)
-                 .where(FollowerRow.incident_number == sa.bindparam("number")).order_by(FollowerRow.since))
+                 .where(col(FollowerRow.incident_number) == sa.bindparam("number")).order_by(col(FollowerRow.since)))
 
 _NEW_ROWS: dict[tuple[str, str, bool], Any] = {}
 
@@ -161,14 +174,15 @@ def _insert_new(session: AsyncSession, table: sa.Table, key: str, *, returning: 
     """`INSERT … ON CONFLICT (key) DO NOTHING RETURNING key` for the session's dialect (SQLite and PostgreSQL):
     one statement instead of a savepoint around an insert that may fail, built once and executed with
     parameters. A row comes back only when it was inserted."""
-    dialect = session.bind.dialect.name
+    dialect = dialect_of(session)
     statement = _NEW_ROWS.get((dialect, table.name, returning))
     if statement is None:
         if dialect == "postgresql":
-            from sqlalchemy.dialects.postgresql import insert
+            from sqlalchemy.dialects.postgresql import insert as pg_insert
+            statement = pg_insert(table).on_conflict_do_nothing(index_elements=[key])
         else:
-            from sqlalchemy.dialects.sqlite import insert
-        statement = insert(table).on_conflict_do_nothing(index_elements=[key])
+            from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+            statement = sqlite_insert(table).on_conflict_do_nothing(index_elements=[key])
         if returning:
             statement = statement.returning(table.c[key])
         _NEW_ROWS[(dialect, table.name, returning)] = statement

@@ -7,7 +7,7 @@ from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy.exc import IntegrityError
-from sqlmodel import select
+from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from bot.briefs.templates import Brief, Contact, Recipient
@@ -17,6 +17,7 @@ from bot.incident.domain import (
 from bot.ports import (
     CustomerMessageStatus,
 )
+from storage.repositories._shared import dialect_of
 from storage.tables import (
     BriefRecipientRow,
     BriefRow,
@@ -63,13 +64,13 @@ class SqlCustomerRepository:
     async def remove_contact(self, *, phone: str, tenant: str | None, now: datetime) -> int:
         """Remove a number. One that already received briefs is kept, opted out, because the incident
         timeline and delivery records point at it."""
-        query = select(ContactRow).where(ContactRow.phone == phone)
+        query = select(ContactRow).where(col(ContactRow.phone) == phone)
         if tenant:
-            query = query.where(ContactRow.tenant == tenant)
+            query = query.where(col(ContactRow.tenant) == tenant)
         removed = 0
         for row in (await self._session.exec(query)).all():
             used = (await self._session.exec(select(BriefRecipientRow.id).where(
-                BriefRecipientRow.contact_id == row.id).limit(1))).first()
+                col(BriefRecipientRow.contact_id) == row.id).limit(1))).first()
             if used is None:
                 await self._session.delete(row)
             else:
@@ -80,16 +81,17 @@ class SqlCustomerRepository:
         return removed
 
     async def contacts(self, tenant: str | None = None) -> list[Contact]:
-        query = select(ContactRow).order_by(ContactRow.tenant, ContactRow.name, ContactRow.id)  # type: ignore[arg-type]
+        query = select(ContactRow).order_by(col(ContactRow.tenant), col(ContactRow.name), col(ContactRow.id))
         if tenant:
-            query = query.where(ContactRow.tenant == tenant)
+            query = query.where(col(ContactRow.tenant) == tenant)
         return [_contact(r) for r in (await self._session.exec(query)).all()]
 
     async def tenants(self) -> list[str]:
-        return list((await self._session.exec(select(ContactRow.tenant).distinct().order_by(ContactRow.tenant))).all())
+        return list((await self._session.exec(
+            select(ContactRow.tenant).distinct().order_by(col(ContactRow.tenant)))).all())
 
     async def contacts_by_phone(self, phone: str) -> list[Contact]:
-        rows = (await self._session.exec(select(ContactRow).where(ContactRow.phone == phone))).all()
+        rows = (await self._session.exec(select(ContactRow).where(col(ContactRow.phone) == phone))).all()
         return [_contact(r) for r in rows]
 
     async def contact(self, contact_id: int) -> Contact | None:
@@ -97,15 +99,15 @@ class SqlCustomerRepository:
         return _contact(row) if row else None
 
     async def mark_inbound(self, *, phone: str, at: datetime) -> int:
-        result = await self._session.exec(sa.update(ContactRow).where(ContactRow.phone == phone)
+        result = await self._session.exec(sa.update(ContactRow).where(col(ContactRow.phone) == phone)
                                           .values(last_inbound_at=at))
         return result.rowcount
 
     async def close_window(self, *, phone: str, at: datetime) -> int:
         """The platform refused free text to `phone` at `at`: templates only until the customer writes again."""
         result = await self._session.exec(sa.update(ContactRow).where(
-            ContactRow.phone == phone,
-            sa.or_(ContactRow.window_closed_at.is_(None), ContactRow.window_closed_at < at))  # type: ignore[union-attr,operator]
+            col(ContactRow.phone) == phone,
+            sa.or_(col(ContactRow.window_closed_at).is_(None), col(ContactRow.window_closed_at) < at))
             .values(window_closed_at=at))
         return result.rowcount
 
@@ -120,28 +122,28 @@ class SqlCustomerRepository:
     async def take_early_statuses(self, message_id: str | None = None) -> list[CustomerMessageStatus]:
         """Remove and return the kept statuses of `message_id`, or (None) of every message id a send has
         recorded by now (a brief's recipient or a delivered outbox row), oldest first."""
-        query = select(EarlyStatusRow).order_by(EarlyStatusRow.id)  # type: ignore[arg-type]
+        query = select(EarlyStatusRow).order_by(col(EarlyStatusRow.id))
         if message_id is not None:
-            query = query.where(EarlyStatusRow.message_id == message_id)
+            query = query.where(col(EarlyStatusRow.message_id) == message_id)
         else:
             known = sa.or_(
-                sa.exists().where(BriefRecipientRow.message_id == EarlyStatusRow.message_id),
-                sa.exists().where(OutboxRow.platform_message_id == EarlyStatusRow.message_id,
-                                  OutboxRow.status == "delivered"))
+                sa.exists().where(col(BriefRecipientRow.message_id) == EarlyStatusRow.message_id),
+                sa.exists().where(col(OutboxRow.platform_message_id) == EarlyStatusRow.message_id,
+                                  col(OutboxRow.status) == "delivered"))
             query = query.where(known)
-        if self._session.bind.dialect.name == "postgresql":
+        if dialect_of(self._session) == "postgresql":
             query = query.with_for_update(skip_locked=True)  # replicas sweeping at once take disjoint rows
         rows = (await self._session.exec(query)).all()
         if not rows:
             return []
         await self._session.exec(sa.delete(EarlyStatusRow).where(
-            EarlyStatusRow.id.in_([r.id for r in rows])))  # type: ignore[union-attr]
+            col(EarlyStatusRow.id).in_([r.id for r in rows])))
         return [CustomerMessageStatus(message_id=r.message_id, status=r.status, at=r.at, phone=r.phone,
                                       error_code=r.error_code, error_title=r.error_title,
                                       window_closed=r.window_closed) for r in rows]
 
     async def set_opt_out(self, *, phone: str, at: datetime | None) -> int:
-        result = await self._session.exec(sa.update(ContactRow).where(ContactRow.phone == phone)
+        result = await self._session.exec(sa.update(ContactRow).where(col(ContactRow.phone) == phone)
                                           .values(opted_out_at=at))
         return result.rowcount
 
@@ -172,20 +174,21 @@ class SqlCustomerRepository:
 
     async def mark_brief_sent(self, brief_id: int, now: datetime) -> bool:
         """Preview → sent, once: a double-clicked Send button sends one brief."""
-        result = await self._session.exec(sa.update(BriefRow).where(BriefRow.id == brief_id,
-                                                                    BriefRow.status == "preview")
+        result = await self._session.exec(sa.update(BriefRow).where(col(BriefRow.id) == brief_id,
+                                                                    col(BriefRow.status) == "preview")
                                           .values(status="sent", sent_at=now))
         return result.rowcount == 1
 
     async def recipients(self, brief_id: int) -> list[Recipient]:
-        rows = (await self._session.exec(select(BriefRecipientRow).where(BriefRecipientRow.brief_id == brief_id)
-                                         .order_by(BriefRecipientRow.id))).all()  # type: ignore[arg-type]
+        rows = (await self._session.exec(select(BriefRecipientRow).where(col(BriefRecipientRow.brief_id) == brief_id)
+                                         .order_by(col(BriefRecipientRow.id)))).all()
         return [_recipient(r) for r in rows]
 
     async def brief_deliveries(self, incident_number: int) -> list[tuple[Brief, list[Recipient]]]:
         """The incident's sent briefs (previews left out), each with its recipients' delivery state."""
         briefs = (await self._session.exec(select(BriefRow).where(
-            BriefRow.incident_number == incident_number, BriefRow.status == "sent").order_by(BriefRow.id))).all()  # type: ignore[arg-type]
+            col(BriefRow.incident_number) == incident_number, col(BriefRow.status) == "sent")
+            .order_by(col(BriefRow.id)))).all()
         return [(self._brief(row), await self.recipients(row.id)) for row in briefs]  # type: ignore[arg-type]
 
     async def recipient(self, recipient_id: int) -> Recipient | None:
@@ -194,7 +197,7 @@ class SqlCustomerRepository:
 
     async def recipient_by_message(self, message_id: str) -> Recipient | None:
         row = (await self._session.exec(select(BriefRecipientRow).where(
-            BriefRecipientRow.message_id == message_id))).first()
+            col(BriefRecipientRow.message_id) == message_id))).first()
         return _recipient(row) if row else None
 
     async def update_recipient(self, recipient_id: int, *, now: datetime, status: str,
@@ -205,7 +208,7 @@ class SqlCustomerRepository:
             values["message_id"] = message_id
         if via is not None:
             values["via"] = via
-        await self._session.exec(sa.update(BriefRecipientRow).where(BriefRecipientRow.id == recipient_id)
+        await self._session.exec(sa.update(BriefRecipientRow).where(col(BriefRecipientRow.id) == recipient_id)
                                  .values(**values))
 
     async def latest_open_incident_for(self, tenants: list[str]) -> int | None:
@@ -213,7 +216,8 @@ class SqlCustomerRepository:
             return None
         open_statuses = [s.value for s in Status if s.is_open]
         row = (await self._session.exec(
-            select(IncidentRow.number).join(IncidentTenantRow, IncidentTenantRow.incident_number == IncidentRow.number)
-            .where(IncidentTenantRow.tenant.in_(tenants), IncidentRow.status.in_(open_statuses))  # type: ignore[attr-defined]
-            .order_by(IncidentRow.number.desc()).limit(1))).first()  # type: ignore[union-attr]
+            select(IncidentRow.number)
+            .join(IncidentTenantRow, col(IncidentTenantRow.incident_number) == IncidentRow.number)
+            .where(col(IncidentTenantRow.tenant).in_(tenants), col(IncidentRow.status).in_(open_statuses))
+            .order_by(col(IncidentRow.number).desc()).limit(1))).first()
         return row

@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+import builtins
 from collections.abc import Collection, Sequence
 from datetime import datetime
 from typing import Any
 
 import sqlalchemy as sa
-from sqlmodel import select
+from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from bot.incident.domain import (
@@ -62,7 +63,7 @@ class SqlIncidentRepository:
     async def next_number(self) -> int:
         # A row-locked increment in the declaring transaction: numbers stay unique and gapless, because a
         # rolled-back declare rolls its increment back too.
-        value = await _run(self._session, _NEXT_NUMBER, fetch="scalar")
+        value: int | None = await _run(self._session, _NEXT_NUMBER, fetch="scalar")
         if value is None:
             raise RuntimeError("incident counter row missing: run `warroom db upgrade`")
         return value
@@ -88,11 +89,12 @@ class SqlIncidentRepository:
             linked, existing = known[1], known[2]
         else:
             linked = set((await self._session.exec(
-                select(IncidentTenantRow.tenant).where(IncidentTenantRow.incident_number == incident.number))).all())
+                select(IncidentTenantRow.tenant)
+                .where(col(IncidentTenantRow.incident_number) == incident.number))).all())
             existing = {
                 row.number: row
                 for row in (await self._session.exec(
-                    select(ActionRow).where(ActionRow.incident_number == incident.number))).all()
+                    select(ActionRow).where(col(ActionRow.incident_number) == incident.number))).all()
             }
         added = False
         for tenant in incident.tenants:
@@ -129,7 +131,7 @@ class SqlIncidentRepository:
     async def number_of_issue(self, issue: int) -> int | None:
         """The incident whose action item is code host issue `issue`, if any."""
         return (await self._session.exec(select(ActionRow.incident_number).where(
-            ActionRow.issue_number == issue).limit(1))).first()
+            col(ActionRow.issue_number) == issue).limit(1))).first()
 
     async def get(self, number: int) -> Incident | None:
         return await self._load(await self._session.get(IncidentRow, number))
@@ -176,41 +178,42 @@ class SqlIncidentRepository:
         found: dict[int, Incident] = {}
         unique = sorted(set(numbers))
         for start in range(0, len(unique), 500):
-            query = select(IncidentRow).where(IncidentRow.number.in_(unique[start:start + 500]))  # type: ignore[attr-defined]
+            query = select(IncidentRow).where(col(IncidentRow.number).in_(unique[start:start + 500]))
             found.update((incident.number, incident) for incident in await self.load_many(query))
         return found
 
-    async def list(self, *, open_only: bool) -> list[Incident]:
-        query = select(IncidentRow).order_by(IncidentRow.number)
+    async def list(self, *, open_only: bool) -> builtins.list[Incident]:
+        query = select(IncidentRow).order_by(col(IncidentRow.number))
         if open_only:
-            query = query.where(IncidentRow.status.in_([s.value for s in Status if s.is_open]))  # type: ignore[attr-defined]
+            query = query.where(col(IncidentRow.status).in_([s.value for s in Status if s.is_open]))
         return await self.load_many(query)
 
-    async def load_many(self, query: Any) -> list[Incident]:
+    async def load_many(self, query: Any) -> builtins.list[Incident]:
         """Incidents for a select of IncidentRow, with their action items and tenants in two more queries."""
         rows = (await self._session.exec(query)).all()
         numbers = [row.number for row in rows]
-        actions: dict[int, list[ActionRow]] = {n: [] for n in numbers}
-        tenants: dict[int, list[str]] = {n: [] for n in numbers}
+        actions: dict[int, builtins.list[ActionRow]] = {n: [] for n in numbers}
+        tenants: dict[int, builtins.list[str]] = {n: [] for n in numbers}
         if numbers:
             for action in (await self._session.exec(
-                    select(ActionRow).where(ActionRow.incident_number.in_(numbers)))).all():  # type: ignore[attr-defined]
+                    select(ActionRow).where(col(ActionRow.incident_number).in_(numbers)))).all():
                 actions[action.incident_number].append(action)
             for link in (await self._session.exec(select(IncidentTenantRow).where(
-                    IncidentTenantRow.incident_number.in_(numbers)))).all():  # type: ignore[attr-defined]
+                    col(IncidentTenantRow.incident_number).in_(numbers)))).all():
                 tenants[link.incident_number].append(link.tenant)
         return [self._remember(_to_incident(row, actions[row.number], tenants[row.number]), actions[row.number],
                                tenants[row.number]) for row in rows]
 
-    async def timeline(self, number: int) -> list[TimelineEvent]:
+    async def timeline(self, number: int) -> builtins.list[TimelineEvent]:
         # Plain rows, not ORM objects: a post-mortem reads thousands of them.
         rows = await _run(self._session, _TIMELINE_OF, {"number": number}, fetch="all")
         return [_to_event(row) for row in rows]
 
     async def find_message(self, number: int, message_ref: str) -> TimelineEvent | None:
         row = (await self._session.exec(
-            select(TimelineRow).where(TimelineRow.incident_number == number, TimelineRow.message_ref == message_ref)
-            .order_by(TimelineRow.id).limit(1)  # type: ignore[arg-type]
+            select(TimelineRow)
+            .where(col(TimelineRow.incident_number) == number, col(TimelineRow.message_ref) == message_ref)
+            .order_by(col(TimelineRow.id)).limit(1)
         )).first()
         return _to_event(row) if row else None
 
@@ -218,7 +221,7 @@ class SqlIncidentRepository:
                            pinned: bool | None = None) -> None:
         values = {k: v for k, v in (("text", text), ("deleted", deleted), ("pinned", pinned)) if v is not None}
         if values:
-            await self._session.exec(sa.update(TimelineRow).where(TimelineRow.id == event_id).values(**values))
+            await self._session.exec(sa.update(TimelineRow).where(col(TimelineRow.id) == event_id).values(**values))
 
     async def revise_message(self, number: int, message_ref: str, revision: MessageRevision) -> bool:
         """Apply an edit/delete/pin to the message's timeline entry; False when it is not captured (yet)."""

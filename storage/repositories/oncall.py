@@ -7,7 +7,7 @@ from datetime import datetime, time
 
 import sqlalchemy as sa
 from sqlalchemy.exc import IntegrityError
-from sqlmodel import select
+from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from bot.oncall.escalation import Escalation
@@ -17,6 +17,7 @@ from bot.ports import (
     ConcurrentChange,
     EscalationRecord,
 )
+from storage.repositories._shared import dialect_of, table_of
 from storage.tables import (
     EscalationRow,
     OnCallOverrideRow,
@@ -68,23 +69,29 @@ class SqlOnCallRepository:
 
     async def person_by_address(self, address: str) -> Person | None:
         rows = await self._session.exec(select(OnCallPersonRow).where(sa.or_(
-            OnCallPersonRow.slack == address, OnCallPersonRow.discord == address,
-            OnCallPersonRow.whatsapp == address)).limit(1))
+            col(OnCallPersonRow.slack) == address, col(OnCallPersonRow.discord) == address,
+            col(OnCallPersonRow.whatsapp) == address)).limit(1))
         row = rows.first()
         return _person(row) if row else None
 
     async def people(self) -> list[Person]:
-        rows = await self._session.exec(select(OnCallPersonRow).order_by(OnCallPersonRow.name))
+        rows = await self._session.exec(select(OnCallPersonRow).order_by(col(OnCallPersonRow.name)))
         return [_person(r) for r in rows.all()]
 
     async def remove_person(self, name: str) -> None:
-        await self._session.exec(sa.delete(OnCallOverrideRow).where(OnCallOverrideRow.person == name))
-        await self._session.exec(sa.delete(OnCallPersonRow).where(OnCallPersonRow.name == name))
+        await self._session.exec(sa.delete(OnCallOverrideRow).where(col(OnCallOverrideRow.person) == name))
+        await self._session.exec(sa.delete(OnCallPersonRow).where(col(OnCallPersonRow.name) == name))
 
     async def save_rotation(self, rotation: Rotation, *, now: datetime) -> None:
-        row = await self._session.get(OnCallRotationRow, rotation.role) or OnCallRotationRow(role=rotation.role)
-        row.people, row.weekday, row.handoff_time = list(rotation.people), rotation.weekday, f"{rotation.at:%H:%M}"
-        row.timezone, row.starts_at, row.updated_at = rotation.timezone, rotation.starts_at, now
+        people, handoff_time = list(rotation.people), f"{rotation.at:%H:%M}"
+        row = await self._session.get(OnCallRotationRow, rotation.role)
+        if row is None:
+            row = OnCallRotationRow(role=rotation.role, people=people, weekday=rotation.weekday,
+                                    handoff_time=handoff_time, timezone=rotation.timezone,
+                                    starts_at=rotation.starts_at, updated_at=now)
+        else:
+            row.people, row.weekday, row.handoff_time = people, rotation.weekday, handoff_time
+            row.timezone, row.starts_at, row.updated_at = rotation.timezone, rotation.starts_at, now
         self._session.add(row)
         await self._session.flush()
 
@@ -93,7 +100,7 @@ class SqlOnCallRepository:
         return _rotation(row) if row else None
 
     async def rotations(self) -> list[Rotation]:
-        rows = await self._session.exec(select(OnCallRotationRow).order_by(OnCallRotationRow.role))
+        rows = await self._session.exec(select(OnCallRotationRow).order_by(col(OnCallRotationRow.role)))
         return [_rotation(r) for r in rows.all()]
 
     async def add_override(self, override: Override, *, now: datetime) -> int:
@@ -105,14 +112,14 @@ class SqlOnCallRepository:
         return row.id
 
     async def overrides(self, *, ending_after: datetime, role: str | None = None) -> list[Override]:
-        query = select(OnCallOverrideRow).where(OnCallOverrideRow.ends_at > ending_after)
+        query = select(OnCallOverrideRow).where(col(OnCallOverrideRow.ends_at) > ending_after)
         if role is not None:
-            query = query.where(OnCallOverrideRow.role == role)
-        rows = await self._session.exec(query.order_by(OnCallOverrideRow.starts_at))
+            query = query.where(col(OnCallOverrideRow.role) == role)
+        rows = await self._session.exec(query.order_by(col(OnCallOverrideRow.starts_at)))
         return [_override(r) for r in rows.all()]
 
     async def remove_override(self, override_id: int) -> bool:
-        result = await self._session.exec(sa.delete(OnCallOverrideRow).where(OnCallOverrideRow.id == override_id))
+        result = await self._session.exec(sa.delete(OnCallOverrideRow).where(col(OnCallOverrideRow.id) == override_id))
         return result.rowcount > 0
 
 
@@ -120,7 +127,7 @@ def _escalation(row: EscalationRow) -> EscalationRecord:
     state = Escalation(severity=row.severity, level=row.level, attempt=row.attempt, level_since=row.level_since,
                        due_at=row.due_at, state=row.state, waiting_until=row.waiting_until)  # type: ignore[arg-type]
     return EscalationRecord(incident_number=row.incident_number, state=state, version=row.version,
-                            paged=tuple(tuple(p) for p in row.paged or ()))  # type: ignore[misc]
+                            paged=tuple(tuple(p) for p in row.paged or ()))
 
 
 class SqlEscalationRepository:
@@ -131,7 +138,7 @@ class SqlEscalationRepository:
     def __init__(self, session: AsyncSession) -> None:
         self._session = session
 
-    async def start(self, incident_number: int, state: Escalation, *, now: datetime) -> None:  # type: ignore[override]
+    async def start(self, incident_number: int, state: Escalation, *, now: datetime) -> None:
         self._session.add(EscalationRow(incident_number=incident_number, severity=state.severity, level=state.level,
                                         attempt=state.attempt, level_since=state.level_since, due_at=state.due_at,
                                         state=state.state, waiting_until=state.waiting_until, paged=[], version=0,
@@ -144,9 +151,9 @@ class SqlEscalationRepository:
 
     async def due(self, now: datetime, limit: int) -> list[EscalationRecord]:
         query = select(EscalationRow).where(
-            EscalationRow.state == "paging", EscalationRow.due_at <= now)  # type: ignore[operator]
-        query = query.order_by(EscalationRow.due_at).limit(limit)  # type: ignore[arg-type]
-        if self._session.bind.dialect.name == "postgresql":
+            col(EscalationRow.state) == "paging", col(EscalationRow.due_at) <= now)
+        query = query.order_by(col(EscalationRow.due_at)).limit(limit)
+        if dialect_of(self._session) == "postgresql":
             # replicas take disjoint due steps (and never wait on each other's row locks: no deadlock)
             query = query.with_for_update(skip_locked=True)
         rows = await self._session.exec(query)
@@ -154,12 +161,12 @@ class SqlEscalationRepository:
 
     async def next_due(self) -> datetime | None:
         return (await self._session.exec(select(sa.func.min(EscalationRow.due_at)).where(
-            EscalationRow.state == "paging"))).one()
+            col(EscalationRow.state) == "paging"))).one()
 
-    async def save(self, record: EscalationRecord, state: Escalation, *,  # type: ignore[override]
+    async def save(self, record: EscalationRecord, state: Escalation, *,
                    paged: Sequence[tuple[str, str, str]] = ()) -> bool:
         merged = list(record.paged) + [p for p in paged if p not in record.paged]
-        table = EscalationRow.__table__
+        table = table_of(EscalationRow)
         result = await self._session.exec(
             sa.update(table).where(table.c.incident_number == record.incident_number,
                                    table.c.version == record.version)
@@ -172,7 +179,7 @@ class SqlEscalationRepository:
 
     async def cancel_pages(self, incident_number: int) -> int:
         result = await self._session.exec(
-            sa.update(OutboxRow).where(OutboxRow.dedupe_key.like(f"page:{incident_number}:%"),  # type: ignore[attr-defined]
-                                       OutboxRow.status.in_(("pending", "failed")))  # type: ignore[attr-defined]
+            sa.update(OutboxRow).where(col(OutboxRow.dedupe_key).like(f"page:{incident_number}:%"),
+                                       col(OutboxRow.status).in_(("pending", "failed")))
             .values(status="cancelled", last_error="acknowledged"))
         return result.rowcount

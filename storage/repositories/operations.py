@@ -8,7 +8,7 @@ from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy.exc import IntegrityError
-from sqlmodel import select
+from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from bot.incident.domain import (
@@ -57,7 +57,7 @@ class SqlAlertRepository:
         self._session = session
 
     async def group(self, key: str) -> AlertGroupRecord | None:
-        row = (await self._session.exec(select(AlertGroupRow).where(AlertGroupRow.key == key))).first()
+        row = (await self._session.exec(select(AlertGroupRow).where(col(AlertGroupRow.key) == key))).first()
         return _group(row) if row else None
 
     async def group_by_id(self, group_id: int) -> AlertGroupRecord | None:
@@ -66,7 +66,7 @@ class SqlAlertRepository:
 
     async def add_group(self, *, key: str, source: str, state: str, status: str, title: str,
                         incident_number: int | None, rule: str | None, severity: str | None, auto_resolve: bool,
-                        labels: dict, now: datetime) -> AlertGroupRecord:
+                        labels: dict[str, str], now: datetime) -> AlertGroupRecord:
         row = AlertGroupRow(key=key, source=source, state=state, status=status, title=title,
                             incident_number=incident_number, rule=rule, severity=severity, auto_resolve=auto_resolve,
                             labels=labels, created_at=now, updated_at=now,
@@ -81,23 +81,23 @@ class SqlAlertRepository:
 
     async def update_group(self, group_id: int, *, expected_incident: int | None, now: datetime,
                            **values: object) -> None:
-        incident_is = (AlertGroupRow.incident_number.is_(None) if expected_incident is None  # type: ignore[union-attr]
-                       else AlertGroupRow.incident_number == expected_incident)
-        result = await self._session.exec(sa.update(AlertGroupRow).where(AlertGroupRow.id == group_id, incident_is)
+        incident_is = (col(AlertGroupRow.incident_number).is_(None) if expected_incident is None
+                       else col(AlertGroupRow.incident_number) == expected_incident)
+        result = await self._session.exec(sa.update(AlertGroupRow).where(col(AlertGroupRow.id) == group_id, incident_is)
                                           .values(updated_at=now, **values))
         if result.rowcount != 1:
             raise ConcurrentChange(f"alert group {group_id} changed under this request")
 
     async def alerts(self, group_id: int) -> dict[str, AlertRecord]:
-        rows = (await self._session.exec(select(AlertRow).where(AlertRow.group_id == group_id))).all()
+        rows = (await self._session.exec(select(AlertRow).where(col(AlertRow.group_id) == group_id))).all()
         return {row.fingerprint: AlertRecord(fingerprint=row.fingerprint, status=row.status, title=row.title,
                                              first_seen_at=row.first_seen_at, last_seen_at=row.last_seen_at,
                                              notifications=row.notifications) for row in rows}
 
-    async def record_alert(self, group_id: int, *, fingerprint: str, status: str, title: str, labels: dict,
+    async def record_alert(self, group_id: int, *, fingerprint: str, status: str, title: str, labels: dict[str, str],
                            now: datetime) -> None:
-        row = (await self._session.exec(select(AlertRow).where(AlertRow.group_id == group_id,
-                                                               AlertRow.fingerprint == fingerprint))).first()
+        row = (await self._session.exec(select(AlertRow).where(col(AlertRow.group_id) == group_id,
+                                                               col(AlertRow.fingerprint) == fingerprint))).first()
         if row is None:
             row = AlertRow(group_id=group_id, fingerprint=fingerprint, status=status, title=title, labels=labels,
                            first_seen_at=now, last_seen_at=now, notifications=1)
@@ -108,7 +108,7 @@ class SqlAlertRepository:
         await self._session.flush()
 
     async def forget_alerts(self, group_id: int) -> None:
-        await self._session.exec(sa.delete(AlertRow).where(AlertRow.group_id == group_id))
+        await self._session.exec(sa.delete(AlertRow).where(col(AlertRow.group_id) == group_id))
 
 
 class SqlScheduleRepository:
@@ -134,8 +134,8 @@ class SqlScheduleRepository:
             values["last_run_at"] = ran_at
         # The conditional UPDATE is the claim: on PostgreSQL a second replica blocks on the row and then finds
         # due_at changed; on SQLite the write lock (BEGIN IMMEDIATE) serialises the two.
-        result = await self._session.exec(sa.update(ScheduleRow).where(ScheduleRow.name == name,
-                                                                       ScheduleRow.due_at == seen_due)
+        result = await self._session.exec(sa.update(ScheduleRow).where(col(ScheduleRow.name) == name,
+                                                                       col(ScheduleRow.due_at) == seen_due)
                                           .values(**values))
         return result.rowcount == 1
 
@@ -150,7 +150,7 @@ class SqlReportRepository:
 
     async def declared_since(self, since: datetime) -> list[Incident]:
         return await self._incidents.load_many(
-            select(IncidentRow).where(IncidentRow.declared_at >= since).order_by(IncidentRow.number))
+            select(IncidentRow).where(col(IncidentRow.declared_at) >= since).order_by(col(IncidentRow.number)))
 
     async def severity_changes(self, numbers: Sequence[int]) -> dict[int, list[TimelineEvent]]:
         """The severity-change timeline events of these incidents, in time order."""
@@ -165,26 +165,29 @@ class SqlReportRepository:
         return found
 
     async def for_digest(self, *, since: datetime, postmortem_severities: Sequence[str]) -> list[Incident]:
-        dated_actions = sa.exists().where(ActionRow.incident_number == IncidentRow.number, ActionRow.done_at.is_(None),  # type: ignore[union-attr]
-                                          ActionRow.due.is_not(None))  # type: ignore[union-attr]
+        dated_actions = sa.exists().where(col(ActionRow.incident_number) == IncidentRow.number,
+                                          col(ActionRow.done_at).is_(None), col(ActionRow.due).is_not(None))
         conditions = [
-            IncidentRow.status.in_(_OPEN),  # type: ignore[attr-defined]
-            IncidentRow.declared_at >= since,
-            IncidentRow.resolved_at >= since,  # type: ignore[operator]
+            col(IncidentRow.status).in_(_OPEN),
+            col(IncidentRow.declared_at) >= since,
+            col(IncidentRow.resolved_at) >= since,
             dated_actions,
         ]
         if postmortem_severities:
-            conditions.append(sa.and_(IncidentRow.resolved_at.is_not(None), IncidentRow.postmortem_at.is_(None),  # type: ignore[union-attr]
-                                      IncidentRow.severity.in_(list(postmortem_severities))))  # type: ignore[attr-defined]
+            conditions.append(sa.and_(col(IncidentRow.resolved_at).is_not(None),
+                                      col(IncidentRow.postmortem_at).is_(None),
+                                      col(IncidentRow.severity).in_(list(postmortem_severities))))
         return await self._incidents.load_many(select(IncidentRow).where(sa.or_(*conditions))
-                                               .order_by(IncidentRow.number))
+                                               .order_by(col(IncidentRow.number)))
 
     async def frozen(self) -> list[FreezeEntry]:
-        rows = (await self._session.exec(
-            select(IncidentRow.number, IncidentRow.title, IncidentRow.severity, IncidentRow.frozen_at,
-                   IncidentRow.declared_at)
-            .where(IncidentRow.frozen == sa.true(), IncidentRow.status.in_(_OPEN))  # type: ignore[attr-defined]
-            .order_by(IncidentRow.number))).all()
+        # Five columns: more than sqlmodel's `select` overloads type, so SQLAlchemy's select (the same rows).
+        query: Any = (
+            sa.select(col(IncidentRow.number), col(IncidentRow.title), col(IncidentRow.severity),
+                      col(IncidentRow.frozen_at), col(IncidentRow.declared_at))
+            .where(col(IncidentRow.frozen) == sa.true(), col(IncidentRow.status).in_(_OPEN))
+            .order_by(col(IncidentRow.number)))
+        rows = (await self._session.exec(query)).all()
         return [FreezeEntry(incident_number=number, title=title, severity=severity, since=frozen_at or declared_at)
                 for number, title, severity, frozen_at, declared_at in rows]
 
@@ -199,13 +202,13 @@ class SqlReportRepository:
             return int((await self._session.exec(query)).one())
 
         return MetricsSnapshot(
-            open_by_severity=await grouped(IncidentRow.severity, IncidentRow.status.in_(_OPEN)),  # type: ignore[attr-defined]
+            open_by_severity=await grouped(IncidentRow.severity, col(IncidentRow.status).in_(_OPEN)),
             declared_total=await count(select(sa.func.count()).select_from(IncidentRow)),
-            reminders_fired=await grouped(ReminderRow.kind, ReminderRow.status == "fired"),
+            reminders_fired=await grouped(ReminderRow.kind, col(ReminderRow.status) == "fired"),
             escalations_total=await count(select(sa.func.count()).select_from(TimelineRow)
-                                          .where(TimelineRow.kind == EventKind.ESCALATION.value)),
-            outbox=await grouped(OutboxRow.status, OutboxRow.status != "delivered"),
+                                          .where(col(TimelineRow.kind) == EventKind.ESCALATION.value)),
+            outbox=await grouped(OutboxRow.status, col(OutboxRow.status) != "delivered"),
             frozen=await count(select(sa.func.count()).select_from(IncidentRow).where(
-                IncidentRow.frozen == sa.true(), IncidentRow.status.in_(_OPEN))),  # type: ignore[attr-defined]
+                col(IncidentRow.frozen) == sa.true(), col(IncidentRow.status).in_(_OPEN))),
             alert_groups=await grouped(AlertGroupRow.state),
         )

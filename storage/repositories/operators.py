@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import datetime
 
 import sqlalchemy as sa
-from sqlmodel import select
+from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from bot.operators.roster import Operator
@@ -47,22 +47,22 @@ class SqlOperatorRepository:
 
     async def remove(self, phone: str) -> bool:
         """Withdraw a number: it stops following incidents and what is still queued for it is not sent."""
-        result = await self._session.exec(sa.delete(OperatorRow).where(OperatorRow.phone == phone))
+        result = await self._session.exec(sa.delete(OperatorRow).where(col(OperatorRow.phone) == phone))
         if result.rowcount == 0:
             return False
-        await self._session.exec(sa.delete(FollowerRow).where(FollowerRow.platform == "whatsapp",
-                                                              FollowerRow.address == phone))
+        await self._session.exec(sa.delete(FollowerRow).where(col(FollowerRow.platform) == "whatsapp",
+                                                              col(FollowerRow.address) == phone))
         await self._session.exec(
             sa.update(OutboxRow)
-            .where(OutboxRow.platform == "whatsapp", OutboxRow.room_channel == phone,
-                   OutboxRow.status.in_(("pending", "failed")))
+            .where(col(OutboxRow.platform) == "whatsapp", col(OutboxRow.room_channel) == phone,
+                   col(OutboxRow.status).in_(("pending", "failed")))
             .values(status="cancelled", last_error="operator removed"))
         self._followers.clear()
         return True
 
     async def listed_elsewhere(self, listed: set[str]) -> list[str]:
         """Numbers that came from the environment's list but are no longer in it."""
-        rows = await self._session.exec(select(OperatorRow.phone).where(OperatorRow.source == "env"))
+        rows = await self._session.exec(select(OperatorRow.phone).where(col(OperatorRow.source) == "env"))
         return [phone for phone in rows.all() if phone not in listed]
 
     async def get(self, phone: str) -> Operator | None:
@@ -70,11 +70,11 @@ class SqlOperatorRepository:
         return _operator(row) if row else None
 
     async def all(self) -> list[Operator]:
-        rows = (await self._session.exec(select(OperatorRow).order_by(OperatorRow.name))).all()
+        rows = (await self._session.exec(select(OperatorRow).order_by(col(OperatorRow.name)))).all()
         return [_operator(r) for r in rows]
 
     async def set_current(self, phone: str, number: int) -> None:
-        await self._session.exec(sa.update(OperatorRow).where(OperatorRow.phone == phone)
+        await self._session.exec(sa.update(OperatorRow).where(col(OperatorRow.phone) == phone)
                                  .values(current_incident=number))
 
     async def follow(self, *, number: int, platform: str, address: str, now: datetime) -> bool:
@@ -89,7 +89,8 @@ class SqlOperatorRepository:
     async def unfollow(self, *, number: int, platform: str, address: str) -> bool:
         self._followers.pop(number, None)
         result = await self._session.exec(sa.delete(FollowerRow).where(
-            FollowerRow.incident_number == number, FollowerRow.platform == platform, FollowerRow.address == address))
+            col(FollowerRow.incident_number) == number, col(FollowerRow.platform) == platform,
+            col(FollowerRow.address) == address))
         return result.rowcount > 0
 
     async def followers(self, number: int) -> list[tuple[str, str]]:

@@ -9,7 +9,7 @@ from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy.orm import aliased
-from sqlmodel import select
+from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from bot.delivery.outbox import message_from_json, message_to_json
@@ -22,6 +22,8 @@ from storage.repositories._shared import (
     _insert_new,
     _insert_quietly,
     _run,
+    dialect_of,
+    table_of,
 )
 from storage.tables import (
     DeliveryRow,
@@ -41,7 +43,7 @@ class SqlDeliveryLog:
         wanted = {delivery_id[:200]: delivery_id for delivery_id in delivery_ids}
         if not wanted:
             return set()
-        inserted = await _run(self._session, _insert_new(self._session, DeliveryRow.__table__, "delivery_id"),
+        inserted = await _run(self._session, _insert_new(self._session, table_of(DeliveryRow), "delivery_id"),
                               [{"delivery_id": key, "received_at": now} for key in wanted], fetch="scalars")
         return {wanted[key] for key in inserted}
 
@@ -66,37 +68,37 @@ _NO_SYNC = {"synchronize_session": False}  # no outbox rows are loaded in the se
 # The claim's statements are built once (parameters: now, limit, ids, until): building them is most of a
 # claim's cost, and the outbox is claimed after every change.
 _READY = sa.or_(
-    sa.and_(OutboxRow.status == "pending", OutboxRow.next_attempt_at <= sa.bindparam("now")),
+    sa.and_(col(OutboxRow.status) == "pending", col(OutboxRow.next_attempt_at) <= sa.bindparam("now")),
     # A sender that crashed mid-delivery leaves 'sending' rows; once their lease ends they are retried.
-    sa.and_(OutboxRow.status == "sending", OutboxRow.claimed_until < sa.bindparam("now")),  # type: ignore[operator]
+    sa.and_(col(OutboxRow.status) == "sending", col(OutboxRow.claimed_until) < sa.bindparam("now")),
 )
 _EARLIER = aliased(OutboxRow)
 # Per incident only the oldest waiting message is deliverable, so a thread reads in the order things
 # happened (and posts wait for the room they go into).
-_BLOCKED = sa.exists().where(_EARLIER.incident_number == OutboxRow.incident_number, _EARLIER.id < OutboxRow.id,
-                             _EARLIER.status.in_(("pending", "sending")))
+_BLOCKED = sa.exists().where(col(_EARLIER.incident_number) == col(OutboxRow.incident_number),
+                             col(_EARLIER.id) < col(OutboxRow.id), col(_EARLIER.status).in_(("pending", "sending")))
 _CLAIMABLE = (
-    select(OutboxRow.id, OutboxRow.status, OutboxRow.incident_number)
-    .where(_READY, sa.or_(OutboxRow.incident_number.is_(None), ~_BLOCKED))  # type: ignore[union-attr]
-    .order_by(OutboxRow.id).limit(sa.bindparam("limit"))  # type: ignore[arg-type]
+    select(col(OutboxRow.id), col(OutboxRow.status), col(OutboxRow.incident_number))
+    .where(_READY, sa.or_(col(OutboxRow.incident_number).is_(None), ~_BLOCKED))
+    .order_by(col(OutboxRow.id)).limit(sa.bindparam("limit"))
 )
 _CLAIMABLE_LOCKED = _CLAIMABLE.with_for_update(skip_locked=True, of=OutboxRow)  # replicas claim disjoint rows
+_OUTBOX = table_of(OutboxRow)
 _CLAIM = (
-    sa.update(OutboxRow.__table__).where(OutboxRow.__table__.c.id.in_(sa.bindparam("ids", expanding=True)), _READY)
+    sa.update(_OUTBOX).where(_OUTBOX.c.id.in_(sa.bindparam("ids", expanding=True)), _READY)
     .values(status="sending", claimed_until=sa.bindparam("until"), claimed_by=sa.bindparam("by"))
-    .returning(*OutboxRow.__table__.columns)
+    .returning(*_OUTBOX.columns)
 )
 # The waiting messages of the incidents whose oldest one was claimed: the ready ones right behind it go with it.
 _WAITING_BEHIND = (
-    select(OutboxRow.id, OutboxRow.incident_number, OutboxRow.status, OutboxRow.next_attempt_at,
-           OutboxRow.claimed_until)
-    .where(OutboxRow.incident_number.in_(sa.bindparam("numbers", expanding=True)),  # type: ignore[union-attr]
-           OutboxRow.status.in_(("pending", "sending")))  # type: ignore[attr-defined]
-    .order_by(OutboxRow.incident_number, OutboxRow.id)  # type: ignore[arg-type]
+    sa.select(col(OutboxRow.id), col(OutboxRow.incident_number), col(OutboxRow.status),
+              col(OutboxRow.next_attempt_at), col(OutboxRow.claimed_until))
+    .where(col(OutboxRow.incident_number).in_(sa.bindparam("numbers", expanding=True)),
+           col(OutboxRow.status).in_(("pending", "sending")))
+    .order_by(col(OutboxRow.incident_number), col(OutboxRow.id))
 )
 _WAITING_BEHIND_LOCKED = _WAITING_BEHIND.with_for_update(of=OutboxRow)
 _CHAIN_LIMIT = 50
-_OUTBOX = OutboxRow.__table__
 # Core statements on the table (not the ORM entity): executed with a list of parameter sets they are one
 # executemany, which the ORM would turn into a bulk update by primary key.
 _DELIVERED = (
@@ -169,7 +171,7 @@ class SqlOutboxRepository:
             return 0
         queued, self._queued = self._queued, []
         # Same dedupe key already queued: one message, not two.
-        await _run(self._session, _insert_quietly(self._session, OutboxRow.__table__, "dedupe_key"), queued)
+        await _run(self._session, _insert_quietly(self._session, _OUTBOX, "dedupe_key"), queued)
         return len(queued)
 
     async def claim(self, now: datetime, limit: int, lease: timedelta, *, by: str | None = None
@@ -178,7 +180,7 @@ class SqlOutboxRepository:
         behind it (up to the first that is not ready), so the sender can send them in order in one round;
         messages without an incident on their own. Claimed rows are 'sending' until their lease ends."""
         await self.flush()
-        postgres = self._session.bind.dialect.name == "postgresql"
+        postgres = dialect_of(self._session) == "postgresql"
         # The claim's three statements in one call into SQLAlchemy's synchronous core (one greenlet switch,
         # not one per statement): the outbox is claimed after every change.
         rows, reclaimed = await self._session.run_sync(
@@ -190,8 +192,8 @@ class SqlOutboxRepository:
         """The message that was delivered as `platform_message_id` (to act on a later failure report)."""
         await self.flush()
         row = (await self._session.exec(select(OutboxRow).where(
-            OutboxRow.platform == platform, OutboxRow.platform_message_id == platform_message_id,
-            OutboxRow.status == "delivered").limit(1))).first()
+            col(OutboxRow.platform) == platform, col(OutboxRow.platform_message_id) == platform_message_id,
+            col(OutboxRow.status) == "delivered").limit(1))).first()
         return self._item(row).outbound if row else None
 
     async def release_claims(self, now: datetime, *, by: str | None = None) -> int:
@@ -199,9 +201,9 @@ class SqlOutboxRepository:
         alive, SQLite's single scheduler at start-up), or those claimed by instance `by` (a replica restarting
         under the same instance id: what its previous incarnation claimed has no live sender)."""
         await self.flush()
-        query = sa.update(OutboxRow).where(OutboxRow.status == "sending")
+        query = sa.update(OutboxRow).where(col(OutboxRow.status) == "sending")
         if by is not None:
-            query = query.where(OutboxRow.claimed_by == by)
+            query = query.where(col(OutboxRow.claimed_by) == by)
         result = await self._session.exec(query.values(claimed_until=now - timedelta(seconds=1)))
         return result.rowcount
 
@@ -209,10 +211,10 @@ class SqlOutboxRepository:
     def _item(row: Any, reclaimed: bool = False) -> OutboxItem:
         """An OutboxItem from an outbox row (ORM object or Core row: the same attribute names)."""
         room = Room(row.platform, row.room_channel, row.room_thread) if row.room_channel else None
-        outbound = Outbound(platform=row.platform, operation=row.operation, message=message_from_json(row.message),  # type: ignore[arg-type]
+        outbound = Outbound(platform=row.platform, operation=row.operation, message=message_from_json(row.message),
                             dedupe_key=row.dedupe_key, incident_number=row.incident_number, room=room,
                             customer=row.customer, work=row.work, page=row.page)
-        return OutboxItem(id=row.id, outbound=outbound, attempts=row.attempts, reclaimed=reclaimed)  # type: ignore[arg-type]
+        return OutboxItem(id=row.id, outbound=outbound, attempts=row.attempts, reclaimed=reclaimed)
 
     async def delivered_many(self, sent: Sequence[tuple[int, str | None]], now: datetime) -> None:
         """Mark messages delivered: (outbox id, the platform's id for the message)."""
@@ -226,19 +228,19 @@ class SqlOutboxRepository:
             await _run(self._session, _RELEASE, {"ids": list(ids)})
 
     async def retry_later(self, item_id: int, at: datetime, error: str, *, count_attempt: bool = True) -> None:
-        await self._session.exec(sa.update(OutboxRow).where(OutboxRow.id == item_id).execution_options(
+        await self._session.exec(sa.update(OutboxRow).where(col(OutboxRow.id) == item_id).execution_options(
             **_NO_SYNC).values(status="pending", next_attempt_at=at, last_error=error[:1000], claimed_until=None,
             attempts=OutboxRow.attempts + (1 if count_attempt else 0)))
 
     async def give_up(self, item_id: int, now: datetime, error: str) -> None:
-        await self._session.exec(sa.update(OutboxRow).where(OutboxRow.id == item_id).execution_options(
+        await self._session.exec(sa.update(OutboxRow).where(col(OutboxRow.id) == item_id).execution_options(
             **_NO_SYNC).values(status="failed", last_error=error[:1000], claimed_until=None,
                                attempts=OutboxRow.attempts + 1))
 
     async def entries(self, statuses: tuple[str, ...]) -> list[OutboxEntry]:
         await self.flush()
         rows = (await self._session.exec(
-            select(OutboxRow).where(OutboxRow.status.in_(statuses)).order_by(OutboxRow.id))).all()  # type: ignore[attr-defined]
+            select(OutboxRow).where(col(OutboxRow.status).in_(statuses)).order_by(col(OutboxRow.id)))).all()
         return [OutboxEntry(id=r.id, status=r.status, platform=r.platform, operation=r.operation,  # type: ignore[arg-type]
                             incident_number=r.incident_number, attempts=r.attempts,
                             next_attempt_at=r.next_attempt_at, last_error=r.last_error, created_at=r.created_at,
@@ -247,9 +249,9 @@ class SqlOutboxRepository:
 
     async def requeue_failed(self, now: datetime, ids: list[int] | None = None) -> int:
         await self.flush()
-        query = sa.update(OutboxRow).where(OutboxRow.status == "failed")
+        query = sa.update(OutboxRow).where(col(OutboxRow.status) == "failed")
         if ids:
-            query = query.where(OutboxRow.id.in_(ids))  # type: ignore[union-attr]
+            query = query.where(col(OutboxRow.id).in_(ids))
         result = await self._session.exec(query.values(status="pending", attempts=0, next_attempt_at=now,
                                                        last_error=None))
         return result.rowcount

@@ -6,7 +6,7 @@ from collections.abc import Sequence
 from datetime import datetime
 
 import sqlalchemy as sa
-from sqlmodel import select
+from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from bot.ports import (
@@ -19,6 +19,7 @@ from storage.repositories._shared import (
     _NEXT_DUE,
     _PENDING_REMINDERS,
     _run,
+    dialect_of,
 )
 from storage.tables import (
     ReminderRow,
@@ -54,32 +55,33 @@ class SqlReminderRepository:
         makes a reminder fire once; on PostgreSQL SKIP LOCKED also lets replicas claim disjoint batches."""
         candidates = (
             select(ReminderRow.id)
-            .where(ReminderRow.status == "pending", ReminderRow.due_at <= now)
-            .order_by(ReminderRow.due_at, ReminderRow.id)  # type: ignore[arg-type]
+            .where(col(ReminderRow.status) == "pending", col(ReminderRow.due_at) <= now)
+            .order_by(col(ReminderRow.due_at), col(ReminderRow.id))
             .limit(limit)
         )
-        if self._session.bind.dialect.name == "postgresql":
+        if dialect_of(self._session) == "postgresql":
             candidates = candidates.with_for_update(skip_locked=True)
         ids = list((await self._session.exec(candidates)).all())
         if not ids:
             return []
         result = await self._session.exec(
             sa.update(ReminderRow)
-            .where(ReminderRow.id.in_(ids), ReminderRow.status == "pending")  # type: ignore[union-attr]
+            .where(col(ReminderRow.id).in_(ids), col(ReminderRow.status) == "pending")
             .values(status="fired", fired_at=now)
-            .returning(ReminderRow.id, ReminderRow.incident_number, ReminderRow.kind, ReminderRow.due_at,
-                       ReminderRow.subject)
+            .returning(col(ReminderRow.id), col(ReminderRow.incident_number), col(ReminderRow.kind),
+                       col(ReminderRow.due_at), col(ReminderRow.subject))
         )
         claimed = [DueReminder(id=r[0], incident_number=r[1], kind=r[2], due_at=r[3], subject=r[4]) for r in result]
         return sorted(claimed, key=lambda r: (r.due_at, r.id))
 
     async def next_due(self) -> datetime | None:
         """When the earliest pending reminder is due (None when none is pending)."""
-        return await _run(self._session, _NEXT_DUE, fetch="scalar")
+        due: datetime | None = await _run(self._session, _NEXT_DUE, fetch="scalar")
+        return due
 
     async def pending(self, incident_number: int | None = None) -> list[ReminderPlan]:
-        query = select(ReminderRow).where(ReminderRow.status == "pending")
+        query = select(ReminderRow).where(col(ReminderRow.status) == "pending")
         if incident_number is not None:
-            query = query.where(ReminderRow.incident_number == incident_number)
-        rows = (await self._session.exec(query.order_by(ReminderRow.due_at))).all()  # type: ignore[arg-type]
+            query = query.where(col(ReminderRow.incident_number) == incident_number)
+        rows = (await self._session.exec(query.order_by(col(ReminderRow.due_at)))).all()
         return [ReminderPlan(kind=row.kind, due_at=row.due_at, subject=row.subject) for row in rows]  # type: ignore[arg-type]

@@ -6,7 +6,7 @@ from collections.abc import Collection, Sequence
 from datetime import datetime, timedelta
 
 import sqlalchemy as sa
-from sqlmodel import select
+from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from bot.briefs.templates import Brief, Recipient
@@ -22,6 +22,7 @@ from storage.repositories._shared import (
     _TIMELINE_OF,
     _run,
     _to_event,
+    table_of,
 )
 from storage.repositories.customers import SqlCustomerRepository
 from storage.repositories.reminders import SqlReminderRepository
@@ -50,7 +51,7 @@ class SqlWebRepository:
 
     async def public_updates(self, *, since: datetime) -> list[PublicUpdate]:
         """Updates published since `since`, and every update of incidents whose latest one is not 'resolved'."""
-        rows = (await self._session.exec(select(PublicUpdateRow).order_by(PublicUpdateRow.id))).all()  # type: ignore[arg-type]
+        rows = (await self._session.exec(select(PublicUpdateRow).order_by(col(PublicUpdateRow.id)))).all()
         latest: dict[int, PublicUpdateRow] = {}
         for row in rows:
             latest[row.incident_number] = row
@@ -60,7 +61,7 @@ class SqlWebRepository:
 
     async def last_public_state(self, incident_number: int) -> str | None:
         row = (await self._session.exec(select(PublicUpdateRow.status).where(
-            PublicUpdateRow.incident_number == incident_number).order_by(PublicUpdateRow.id.desc()).limit(1)  # type: ignore[union-attr]
+            col(PublicUpdateRow.incident_number) == incident_number).order_by(col(PublicUpdateRow.id).desc()).limit(1)
         )).first()
         return row
 
@@ -70,7 +71,7 @@ class SqlWebRepository:
 
     async def incidents_of_tenant(self, tenant: str) -> set[int]:
         return set((await self._session.exec(select(IncidentTenantRow.incident_number).where(
-            IncidentTenantRow.tenant == tenant))).all())
+            col(IncidentTenantRow.tenant) == tenant))).all())
 
     async def add_token(self, *, digest: str, kind: str, name: str, csrf: str | None, now: datetime,
                         expires_at: datetime) -> None:
@@ -87,10 +88,11 @@ class SqlWebRepository:
         return "expired" if row.expires_at <= now else "ok"
 
     async def use_link(self, digest: str, now: datetime) -> str | None:
-        table = WebTokenRow.__table__
-        return await _run(self._session, sa.update(table).where(
+        table = table_of(WebTokenRow)
+        name: str | None = await _run(self._session, sa.update(table).where(
             table.c.digest == digest, table.c.kind == "link", table.c.used_at.is_(None),
             table.c.expires_at > now).values(used_at=now).returning(table.c.name), fetch="scalar")
+        return name
 
     async def session(self, digest: str, now: datetime) -> tuple[str, str] | None:
         row = await self._session.get(WebTokenRow, digest)
@@ -99,7 +101,7 @@ class SqlWebRepository:
         return row.name, row.csrf or ""
 
     async def end_session(self, digest: str, now: datetime) -> None:
-        table = WebTokenRow.__table__
+        table = table_of(WebTokenRow)
         await _run(self._session, sa.update(table).where(table.c.digest == digest, table.c.kind == "session")
                    .values(used_at=now))
         # forget links and sessions that ended more than a day ago
@@ -145,7 +147,7 @@ class SqlWebRepository:
         return await self._reminders.pending(incident_number)
 
     async def briefs_of(self, incident_number: int) -> list[tuple[Brief, list[Recipient]]]:
-        rows = (await self._session.exec(select(BriefRow).where(BriefRow.incident_number == incident_number)
-                                         .order_by(BriefRow.id))).all()  # type: ignore[arg-type]
+        rows = (await self._session.exec(select(BriefRow).where(col(BriefRow.incident_number) == incident_number)
+                                         .order_by(col(BriefRow.id)))).all()
         return [(SqlCustomerRepository._brief(row), await self._customers.recipients(row.id))  # type: ignore[arg-type]
                 for row in rows]
