@@ -296,7 +296,7 @@ async def build_server(settings: Settings, *, host: str | None = None, port: int
                                         fallback_language=fallback.language if fallback else "en")
     if not chat:
         log.warning("no chat platform configured (set SLACK_BOT_TOKEN with SLACK_SIGNING_SECRET or "
-                    "SLACK_APP_TOKEN, or DISCORD_BOT_TOKEN); serving /health only.")
+                    "SLACK_APP_TOKEN, or DISCORD_BOT_TOKEN); serving the HTTP endpoints without chat.")
     # Background delivery: a request is answered once its change is committed; the outbox talks to chat
     # platforms afterwards, so a slow or failing chat API never delays an acknowledgement.
     code_host = github_code_host(settings)

@@ -143,8 +143,15 @@ async def _serve(args: argparse.Namespace, settings: Settings) -> int:
 def _playbooks_check(args: argparse.Namespace, settings: Settings) -> int:
     from playbooks.loader import PlaybookError, load_playbooks
 
+    folder = Path(args.directory) if args.directory else None
+    sections = ("severities", "scenarios", "briefs", "postmortem", "alerts", "oncall")
+    if folder is not None and folder.is_dir() and not any((folder / name).is_dir() for name in sections):
+        # Checking a folder with none of the layout's sections would only check the bundled playbooks.
+        print(f"warroom: {folder} holds no playbooks: expected one of {', '.join(s + '/' for s in sections)}",
+              file=sys.stderr)
+        return 1
     try:
-        playbooks = load_playbooks(Path(args.directory) if args.directory else None)
+        playbooks = load_playbooks(folder)
         # Alert rules name levels: check them against the ladder in use (--ladder, else WARROOM_LADDER), or
         # against every ladder when neither says which.
         ladder_name = args.ladder or (settings.ladder if "ladder" in settings.model_fields_set else None)

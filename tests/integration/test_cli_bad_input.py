@@ -36,6 +36,7 @@ CASES = [
     (["operators", "add", "abc"], "E.164"),
     (["operators", "remove", "+254700000001"], "is not an operator"),
     (["playbooks", "check", "/nonexistent/playbooks"], "does not exist"),
+    (["playbooks", "check", "."], "holds no playbooks"),
 ]
 
 
