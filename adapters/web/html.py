@@ -3,6 +3,7 @@ renderer, which escapes first); the markup carries no inline script or style, so
 
 from __future__ import annotations
 
+import re
 from collections.abc import Sequence
 from datetime import datetime, timedelta, tzinfo
 from html import escape
@@ -15,6 +16,21 @@ from bot.web.public import StatusPage
 from bot.web.views import REMINDER_LABELS, IncidentFilter, IncidentPage, IncidentRow, StatsPage
 
 STATIC = "/static/web"
+
+
+_HTTPS_URL = re.compile(r"https://[^\s<>\"']+")
+
+
+def linked(text: str) -> str:
+    """Escaped text whose https:// addresses (a pull request, an issue) are links; nothing else becomes markup."""
+    parts, last = [], 0
+    for match in _HTTPS_URL.finditer(text):
+        parts.append(h(text[last:match.start()]))
+        url = h(match.group(0))
+        parts.append(f'<a href="{url}" rel="noopener noreferrer">{url}</a>')
+        last = match.end()
+    parts.append(h(text[last:]))
+    return "".join(parts)
 
 
 def h(value: object) -> str:
@@ -154,10 +170,15 @@ def incident_page(page: IncidentPage, *, tz: tzinfo, user: str, csrf: str) -> st
             '<table><caption>Delivery per recipient</caption><thead><tr><th scope="col">Name</th>'
             '<th scope="col">Tenant</th><th scope="col">Number</th><th scope="col">State</th>'
             f'<th scope="col">Error</th></tr></thead><tbody>{recipients}</tbody></table></section>')
+    issues = {a.number: a.issue_url for a in i.actions if a.issue_url}
     actions = "".join(
         f'<li class="{"done" if a.is_done else "todo"}">{a.number}. {h(a.text)}'
         f'{f" — owner {h(a.owner)}" if a.owner else ""}{f", due {h(a.due)}" if a.due else ""}'
-        f'{" (done)" if a.is_done else ""}</li>' for a in i.actions) or "<li>none</li>"
+        f'{" (done)" if a.is_done else ""}'
+        f'{f" — {linked(issues[a.number])}" if a.number in issues else ""}</li>' for a in i.actions) \
+        or "<li>none</li>"
+    trail = "".join(f"<li>{when(e.occurred_at, tz)} {linked(e.text)}</li>" for e in page.followups) \
+        or "<li>no pull request or issue yet (/incident postmortem pr)</li>"
     public = "".join(f"<li>{when(u.published_at, tz)} <strong>{h(u.label)}</strong>: {h(u.text)}</li>"
                      for u in page.public) or "<li>nothing published; /incident public \"…\" publishes</li>"
     body = (
@@ -182,7 +203,8 @@ def incident_page(page: IncidentPage, *, tz: tzinfo, user: str, csrf: str) -> st
         f'<section aria-labelledby="pub-h"><h2 id="pub-h">Public updates</h2><ul>{public}</ul></section>'
         f'<section aria-labelledby="briefs-h"><h2 id="briefs-h">Customer briefs</h2>'
         f'{"".join(briefs) or "<p>No briefs.</p>"}</section>'
-        f'<section aria-labelledby="act-h"><h2 id="act-h">Action items</h2><ul>{actions}</ul></section>')
+        f'<section aria-labelledby="act-h"><h2 id="act-h">Action items</h2><ul>{actions}</ul></section>'
+        f'<section aria-labelledby="trail-h"><h2 id="trail-h">Pull request and issues</h2><ul>{trail}</ul></section>')
     return layout(title=f"{i.key}: {i.title} — warroom", body=body, user=user, csrf=csrf, script=True)
 
 

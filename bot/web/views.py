@@ -88,6 +88,7 @@ class IncidentPage:
     chart: TimelineChart
     now: datetime
     last_event_id: int = 0
+    followups: tuple[TimelineEvent, ...] = ()  # where the paper trail went: the post-mortem pull request, issues
     total_events: int = 0  # the page shows the newest TIMELINE_SHOWN (and every pinned one) unless asked for all
 
     @property
@@ -174,12 +175,13 @@ class WebViews:
             reminders = await uow.web.pending_reminders(number)
             briefs = await uow.web.briefs_of(number)
             public = [u for u in await uow.web.public_updates(since=now - HISTORY) if u.incident_number == number]
+            followups = await uow.web.timeline_of_kinds(number, [EventKind.FOLLOWUP.value])
         return IncidentPage(
             incident=incident, level=self.ladder.level(incident.severity), timeline=tuple(timeline),
             reminders=tuple(reminders), briefs=tuple(BriefView(b, tuple(r)) for b, r in briefs),
             public=tuple(public), chart=timeline_chart(incident, charted, now, last_at=timeline[-1].occurred_at
                                                        if timeline else None),
-            now=now, last_event_id=last, total_events=total)
+            now=now, last_event_id=last, total_events=total, followups=tuple(followups))
 
     async def exists(self, number: int) -> bool:
         async with self._uow() as uow:

@@ -386,3 +386,22 @@ async def test_a_long_timeline_shows_the_newest_entries_and_every_pinned_one(web
     assert "line 0" in page and "Show all 7" in page  # pinned, though old
     everything = (await client.get("/web/incidents/1", params={"all": "1"})).text
     assert all(f"line {n}" in everything for n in range(6)) and "Show all" not in everything
+
+
+async def test_the_incident_page_links_its_pull_request_and_issues_and_nothing_else(web) -> None:
+    team, _, client = web
+    await team.ok('declare P1 "Payments down"')
+    async with team.app.service._uow() as uow:  # what the GitHub follow-up records, via the aggregate
+        incident = await uow.incidents.get(1)
+        assert incident is not None
+        incident.record_followup(now=team.clock.now(),
+                                 text="post-mortem pull request: https://github.com/acme/runbooks/pull/7")
+        incident.record_followup(now=team.clock.now(), text='<script>x</script> javascript:alert(1) "quoted"')
+        await uow.incidents.save(incident)
+        await uow.commit()
+    await sign_in(team, client)
+    page = (await client.get("/web/incidents/1")).text
+    assert ('<a href="https://github.com/acme/runbooks/pull/7" rel="noopener noreferrer">'
+            "https://github.com/acme/runbooks/pull/7</a>") in page
+    assert "<script>x</script>" not in page and "&lt;script&gt;x&lt;/script&gt;" in page
+    assert 'href="javascript:' not in page
