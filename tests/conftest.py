@@ -18,6 +18,7 @@ from tests.support import (
     START,
     Harness,
     create_postgres_database,
+    drop_migrated_template,
     drop_postgres_database,
     make_settings,
     start_harness,
@@ -116,9 +117,10 @@ def clock() -> ManualClock:
 
 
 @pytest.fixture
-async def database_url(tmp_path: Path) -> AsyncIterator[str]:
+async def database_url(tmp_path: Path, request: pytest.FixtureRequest) -> AsyncIterator[str]:
     if BACKEND == "postgres":
-        url = await create_postgres_database()
+        # Migrated already (a copy of a template), unless the test is about migrating an empty database.
+        url = await create_postgres_database(migrated=request.node.get_closest_marker("empty_database") is None)
         yield url
         await drop_postgres_database(url)
     else:
@@ -135,3 +137,10 @@ async def team(settings: Settings, clock: ManualClock) -> AsyncIterator[Harness]
     harness = await start_harness(settings, clock)
     yield harness
     await harness.app.close()
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _drop_the_migrated_template() -> Iterator[None]:
+    yield
+    if BACKEND == "postgres":
+        asyncio.run(drop_migrated_template())

@@ -160,6 +160,7 @@ async def test_freeze_is_423_while_an_open_incident_has_it_on_and_200_otherwise(
     assert after.status_code == 200 and after.json() == {"frozen": False, "incidents": []}
 
 
+@pytest.mark.empty_database
 async def test_a_freeze_on_before_the_upgrade_keeps_when_it_went_on(tmp_path, database_url, clock):
     import sqlalchemy as sa
 

@@ -43,6 +43,7 @@ def test_postgres_has_no_single_scheduler_rule():
     assert SchedulerLock("postgresql://u@h/db").acquire()
 
 
+@pytest.mark.empty_database
 async def test_an_old_database_with_data_migrates_to_head(settings, clock):
     engine = create_engine(settings.database_url)
     await upgrade(engine, "0001")
