@@ -125,14 +125,15 @@ def alert_room(settings: Settings, chat: Mapping[str, ChatAdapter]) -> Room:
 
 async def build(settings: Settings, *, chat: Mapping[str, ChatAdapter], clock: Clock | None = None,
                 migrate: bool = True, deliver_inline: bool = True, messenger: Any = None,
-                code_host: CodeHost | None = None, pagers: Mapping[str, Pager] | None = None) -> Warroom:
+                code_host: CodeHost | None = None, pagers: Mapping[str, Pager] | None = None,
+                playbooks: Playbooks | None = None) -> Warroom:
     """The core. `code_host`: where post-mortem pull requests go (`build_server` and the console make a GitHub
     one from WARROOM_GITHUB_*; tests hand in one on a fake). `pagers`: who pages people
-    (PagerDuty in `build_server`)."""
+    (PagerDuty in `build_server`). `playbooks`: already loaded and checked (`build_server` needs them earlier)."""
     from storage.engine import SchedulerLock, open_database
     from storage.unit_of_work import SqlUnitOfWorkFactory
 
-    playbooks = load_configured_playbooks(settings)
+    playbooks = playbooks or load_configured_playbooks(settings)
     engine = await open_database(settings.database_url, migrate=migrate, sqlite_driver=settings.sqlite_driver)
     from adapters.ops_http import PrometheusMetrics
 
@@ -175,7 +176,7 @@ async def build(settings: Settings, *, chat: Mapping[str, ChatAdapter], clock: C
                      session_ttl=timedelta(hours=web.session_hours))
     service = IncidentService(
         uow=uow, chat=chat, playbooks=playbooks, ladder=ladder, clock=clock, tz=settings.tz,
-        postmortem_dir=settings.postmortem_dir, postmortem_template=settings.postmortem_template,
+        postmortem_dir=settings.postmortem_dir, compiler=compiler,
         notifier=notifier, declarer=declarer, briefs=briefs, alerts=alerts, metrics=metrics, sign_in=sign_in,
         followups=followups, oncall=roster,
         paging=paging,
@@ -266,6 +267,7 @@ async def build_server(settings: Settings, *, host: str | None = None, port: int
     from adapters.http import build_http_app
     from adapters.ops_http import ops_routes
 
+    playbooks = load_configured_playbooks(settings)  # once: the WhatsApp adapter and the core both read them
     chat: dict[str, ChatAdapter] = {}
     start_steps: list[Callable[[], Awaitable[None]]] = []
     stop_steps: list[Callable[[], Awaitable[None]]] = []
@@ -289,8 +291,7 @@ async def build_server(settings: Settings, *, host: str | None = None, port: int
         messenger = WhatsAppCloud.from_settings(settings.whatsapp)
         close_last.append(messenger.aclose)
         # The same number is the operators' room: their nudges fall back to this template outside 24 hours.
-        fallback = next((t for t in load_configured_playbooks(settings).briefs.values() if t.kind == "operator"),
-                        None)
+        fallback = next((t for t in playbooks.briefs.values() if t.kind == "operator"), None)
         chat["whatsapp"] = WhatsAppChat(messenger, fallback_template=fallback.whatsapp_template if fallback
                                         else "warroom_operator_update",
                                         fallback_language=fallback.language if fallback else "en")
@@ -308,7 +309,7 @@ async def build_server(settings: Settings, *, host: str | None = None, port: int
     pagerduty = PagerDutyEvents(url=settings.pagerduty.events_url)
     close_last.append(pagerduty.aclose)
     app = await build(settings, chat=chat, messenger=messenger, deliver_inline=False, code_host=code_host,
-                      pagers={"pagerduty": pagerduty})
+                      pagers={"pagerduty": pagerduty}, playbooks=playbooks)
     routes: list[Any] = []
     verify_token, app_secret = settings.whatsapp.verify_token, settings.whatsapp.app_secret
     if settings.whatsapp.webhook_configured and verify_token is not None and app_secret is not None:

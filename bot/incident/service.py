@@ -137,7 +137,7 @@ class IncidentService:
     def __init__(self, *, uow: UnitOfWorkFactory, chat: Mapping[str, ChatAdapter], playbooks: Playbooks,
                  ladder: Ladder, clock: Clock, tz: tzinfo, postmortem_dir: Path, notifier: Notifier,
                  declarer: Declarer, briefs: BriefService, oncall: Roster, paging: Paging,
-                 alerts: AlertProposals | None = None, postmortem_template: str = "blameless",
+                 compiler: PostmortemCompiler, alerts: AlertProposals | None = None,
                  metrics: Metrics | None = None, sign_in: SignInLinks | None = None,
                  followups: FollowupService | None = None) -> None:
         self._uow = uow
@@ -147,7 +147,7 @@ class IncidentService:
         self._clock = clock
         self._tz = tz
         self._postmortem_dir = postmortem_dir
-        self._compiler = PostmortemCompiler(tz=tz, template=playbooks.postmortem_template(postmortem_template))
+        self._compiler = compiler  # shared with the pull-request follow-ups: one template, one compiler
         self._notify = notifier
         self._declarer = declarer
         self.briefs = briefs
