@@ -8,32 +8,18 @@ import hashlib
 import hmac
 import json
 import time
-from pathlib import Path
 from urllib.parse import urlencode
 
-import httpx
-import sqlalchemy as sa
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from slack_sdk.signature import SignatureVerifier
 
-from adapters.http import MAX_BODY_BYTES, build_http_app, slack_routes
-from adapters.memory import MemoryWhatsApp
-from adapters.slack.app import SlackInbound
-from adapters.slack.chat import SlackChat, make_web_client
-from adapters.slack.settings import SlackSettings
-from adapters.whatsapp.routes import whatsapp_routes
-from bot.app.bootstrap import build
-from bot.app.settings import Settings
-from bot.ports import ManualClock
-from tests.fakes.slack_api import FakeSlackApi
-from tests.support import START
+from adapters.http import MAX_BODY_BYTES
+from tests.adapters.http.surface import SLACK_SECRET, TABLES, WA_SECRET, Server
 
-SLACK_SECRET, WA_SECRET = "fuzz-slack-secret", "fuzz-wa-secret"
 PATHS = ["/slack/events", "/whatsapp/webhook", "/health", "/nope"]
 CONTENT_TYPES = ["application/json", "application/x-www-form-urlencoded", "text/plain", "multipart/form-data",
                  "application/json; charset=latin-1", "", "application/xml"]
-TABLES = ["incident", "timeline_event", "inbound_delivery", "outbox", "contact", "brief"]
 
 json_values = st.recursive(st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False) | st.text(),
                            lambda inner: st.lists(inner, max_size=4) | st.dictionaries(st.text(max_size=12), inner,
@@ -57,35 +43,6 @@ bodies = st.one_of(
     forms.map(lambda f: urlencode(f).encode()),
     forms.map(lambda f: urlencode({"payload": json.dumps(f)}).encode()),
 )
-
-
-class Server:
-    async def start(self, tmp_path: Path) -> Server:
-        self.fake = await FakeSlackApi().start()
-        settings = Settings(_env_file=None, database_url=f"sqlite:///{tmp_path / 'fuzz.db'}", ladder="P1-P3",
-                            postmortem_dir=tmp_path / "pm",
-                            slack=SlackSettings(_env_file=None, bot_token="xoxb-test", signing_secret=SLACK_SECRET,
-                                                api_url=self.fake.url))
-        clock = ManualClock(START)
-        chat = SlackChat(client=make_web_client(token="xoxb-test", base_url=self.fake.url, backoff=0.01, jitter=0.01),
-                         incident_mode="thread", announce_channel=None, clock=clock)
-        self.app = await build(settings, chat={"slack": chat}, clock=clock, messenger=MemoryWhatsApp())
-        self.inbound = SlackInbound(service=self.app.service, chat=chat, signing_secret=SLACK_SECRET)
-        routes = [*slack_routes(self.inbound.app),
-                  *whatsapp_routes(verify_token="v", app_secret=WA_SECRET, on_event=self.app.operators.customer_event)]
-        self.http = httpx.AsyncClient(transport=httpx.ASGITransport(app=build_http_app(routes)),
-                                      base_url="http://warroom.test")
-        return self
-
-    async def stored_rows(self) -> dict[str, int]:
-        async with self.app.engine.connect() as conn:
-            return {t: (await conn.execute(sa.text(f"SELECT count(*) FROM {t}"))).scalar() for t in TABLES}
-
-    async def stop(self) -> None:
-        await self.inbound.close()
-        await self.http.aclose()
-        await self.app.close()
-        await self.fake.close()
 
 
 def _headers(path: str, body: bytes, content_type: str, sign: bool) -> dict[str, str]:
